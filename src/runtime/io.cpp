@@ -1,0 +1,254 @@
+// The I/O poller and TCP sockets.
+#include "athanor/runtime/io.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <system_error>
+
+#include "runtime/internal.h"
+#include "runtime/services.h"
+
+namespace athanor {
+namespace detail {
+
+namespace {
+constexpr std::uint64_t kEventFdTag = ~std::uint64_t(0);
+
+// epoll's 64-bit cookie: index (28 bits) | generation (20 bits) | token (16 bits).
+std::uint64_t encode(pid p, std::uint32_t token) {
+  return (std::uint64_t(p.index()) << 36) | (std::uint64_t(p.generation()) << 16) | (token & 0xFFFF);
+}
+}  // namespace
+
+netpoll::netpoll() {
+  epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  eventfd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (epfd_ < 0 || eventfd_ < 0) throw std::system_error(errno, std::generic_category(), "athanor: epoll/eventfd");
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kEventFdTag;
+  ::epoll_ctl(epfd_, EPOLL_CTL_ADD, eventfd_, &ev);
+}
+
+netpoll::~netpoll() {
+  ::close(eventfd_);
+  ::close(epfd_);
+}
+
+int netpoll::poll(int timeout_ms) {
+  epoll_event events[256];
+  int n = ::epoll_wait(epfd_, events, 256, timeout_ms);
+  if (n <= 0) return 0;
+  for (int i = 0; i < n; ++i) {
+    std::uint64_t d = events[i].data.u64;
+    if (d == kEventFdTag) {
+      std::uint64_t v;
+      [[maybe_unused]] auto r = ::read(eventfd_, &v, sizeof v);
+      continue;
+    }
+    pid target(0, std::uint32_t(d >> 36), std::uint32_t(d >> 16) & pid::kGenerationMask);
+    deliver(target, make_envelope<sig_wake>(true, std::uint32_t(d & 0xFFFF)));
+  }
+  return n;
+}
+
+void netpoll::interrupt() noexcept {
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto r = ::write(eventfd_, &one, sizeof one);
+}
+
+int netpoll::arm(int fd, std::uint32_t events, pid p, std::uint32_t token) noexcept {
+  epoll_event ev{};
+  ev.events = events | EPOLLONESHOT | EPOLLRDHUP;
+  ev.data.u64 = encode(p, token);
+  if (::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == 0) return 0;
+  if (errno != ENOENT) return errno;
+  if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0) return 0;
+  return errno;
+}
+
+void netpoll::forget(int fd) noexcept { ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr); }
+
+}  // namespace detail
+
+void detail::fd_wait::await_suspend(std::coroutine_handle<> h) {
+  process* p = t_current;
+  if (!p || !g_rt) throw std::logic_error("athanor: socket operations must be awaited in a process");
+  auto& s = process_access::st(p);
+  s.flags &= ~kEventFired;
+  std::uint32_t token = ++s.wait_token;
+  s.wait = wait_kind::event;
+  s.resume_point = h;
+  if (g_rt->poll->arm(fd, events, s.self_pid, token) != 0) s.flags |= kEventFired;  // retry reports the error
+}
+
+// ---- sockets ------------------------------------------------------------------------------
+
+namespace {
+
+[[noreturn]] void fail(const char* what) { throw std::system_error(errno, std::generic_category(), what); }
+
+void set_nonblocking(int fd) {
+  int fl = ::fcntl(fd, F_GETFL, 0);
+  if (fl < 0 || ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) fail("athanor: fcntl(O_NONBLOCK)");
+}
+
+sockaddr_in resolve(const std::string& host, std::uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  std::string h = host == "localhost" || host.empty() ? "127.0.0.1" : host;
+  if (::inet_pton(AF_INET, h.c_str(), &a.sin_addr) != 1) {
+    errno = EINVAL;
+    fail(("athanor: not an IPv4 address: " + host).c_str());
+  }
+  return a;
+}
+
+}  // namespace
+
+tcp_socket::tcp_socket(int fd) : fd_(fd) {
+  if (fd_ >= 0) {
+    set_nonblocking(fd_);
+    int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+}
+tcp_socket::tcp_socket(tcp_socket&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+tcp_socket& tcp_socket::operator=(tcp_socket&& o) noexcept {
+  if (this != &o) {
+    close();
+    fd_ = std::exchange(o.fd_, -1);
+  }
+  return *this;
+}
+tcp_socket::~tcp_socket() { close(); }
+
+void tcp_socket::close() noexcept {
+  if (fd_ >= 0) {
+    ::close(fd_);  // also removes it from the epoll set
+    fd_ = -1;
+  }
+}
+
+void tcp_socket::shutdown_write() noexcept {
+  if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
+}
+
+std::uint16_t tcp_socket::local_port() const {
+  sockaddr_in a{};
+  socklen_t len = sizeof a;
+  if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) < 0) fail("athanor: getsockname");
+  return ntohs(a.sin_port);
+}
+
+task<tcp_socket> tcp_socket::connect(std::string host, std::uint16_t port) {
+  sockaddr_in a = resolve(host, port);
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) fail("athanor: socket");
+  tcp_socket sock(fd);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) < 0) {
+    if (errno != EINPROGRESS) fail("athanor: connect");
+    co_await detail::fd_wait{fd, EPOLLOUT};
+    int err = 0;
+    socklen_t len = sizeof err;
+    ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err) {
+      errno = err;
+      fail("athanor: connect");
+    }
+  }
+  co_return sock;
+}
+
+task<std::size_t> tcp_socket::read(std::span<std::byte> buf) {
+  for (;;) {
+    ssize_t n = ::read(fd_, buf.data(), buf.size());
+    if (n >= 0) co_return std::size_t(n);
+    if (errno == EINTR) continue;
+    if (errno == ECONNRESET) co_return 0;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) fail("athanor: read");
+    co_await detail::fd_wait{fd_, EPOLLIN};
+  }
+}
+
+task<bool> tcp_socket::read_exactly(std::span<std::byte> buf) {
+  std::size_t got = 0;
+  while (got < buf.size()) {
+    std::size_t n = co_await read(buf.subspan(got));
+    if (n == 0) co_return false;
+    got += n;
+  }
+  co_return true;
+}
+
+task<void> tcp_socket::write_all(std::span<const std::byte> buf) {
+  std::size_t done = 0;
+  while (done < buf.size()) {
+    ssize_t n = ::send(fd_, buf.data() + done, buf.size() - done, MSG_NOSIGNAL);
+    if (n >= 0) {
+      done += std::size_t(n);
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) fail("athanor: write");
+    co_await detail::fd_wait{fd_, EPOLLOUT};
+  }
+}
+
+tcp_listener::tcp_listener(tcp_listener&& o) noexcept : fd_(std::exchange(o.fd_, -1)), port_(o.port_) {}
+tcp_listener& tcp_listener::operator=(tcp_listener&& o) noexcept {
+  if (this != &o) {
+    close();
+    fd_ = std::exchange(o.fd_, -1);
+    port_ = o.port_;
+  }
+  return *this;
+}
+tcp_listener::~tcp_listener() { close(); }
+
+void tcp_listener::close() noexcept {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+}
+
+tcp_listener tcp_listener::listen(const std::string& host, std::uint16_t port, int backlog, bool reuse_port) {
+  sockaddr_in a = resolve(host, port);
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) fail("athanor: socket");
+  tcp_listener l;
+  l.fd_ = fd;
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (reuse_port) ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) < 0) fail("athanor: bind");
+  if (::listen(fd, backlog) < 0) fail("athanor: listen");
+  sockaddr_in bound{};
+  socklen_t len = sizeof bound;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
+  l.port_ = ntohs(bound.sin_port);
+  return l;
+}
+
+task<tcp_socket> tcp_listener::accept() {
+  for (;;) {
+    int fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) co_return tcp_socket(fd);
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) fail("athanor: accept");
+    co_await detail::fd_wait{fd_, EPOLLIN};
+  }
+}
+
+}  // namespace athanor

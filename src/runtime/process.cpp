@@ -1,0 +1,813 @@
+// Processes: spawning, the mailbox, signals (exit, link, monitor), receive, and ending.
+//
+// Mailbox design
+// ==============
+// Each process has two queues:
+//   * the *inbox*, shared with every other thread: a lock-free stack (Treiber) whose head word
+//     also carries the slot's generation tag and the PARKED / CLOSED markers (see the scheduler
+//     essay). Pushing is one compare-and-swap; the owner takes the whole stack with one exchange
+//     and reverses it, which restores arrival order. Push order between one sender and one
+//     receiver is program order on the sender's thread, so FIFO per pair holds.
+//   * the *message queue*, private to the process: received messages not yet taken by a
+//     receive, in arrival order. Selective receive scans it and unlinks the first match; a
+//     waiting receive remembers how far it has scanned, so a flood of non-matching messages
+//     costs one look each, not one per wake-up.
+// Signals (exit, link, unlink, monitor, demonitor, down, wake-ups, info requests) travel in the
+// inbox with the messages, so Erlang's ordering guarantee holds for them too, and are acted on
+// by the receiving process itself when it takes its inbox: no process ever touches another's
+// links, monitors or queue. Why not Vyukov's intrusive MPSC queue: it has no atomic "close" and
+// no single word to park on, and its consumer can see a half-linked node; the stack's batch
+// take is also cheaper when many messages arrive between two runs.
+//
+// Invariants: the message queue, links and monitors of a process are touched only by the thread
+// running it; an envelope is owned by exactly one queue or one thread at a time; a closed inbox
+// never reopens for that generation.
+
+#include <algorithm>
+#include <cstring>
+#include <future>
+
+#include "runtime/internal.h"
+#include "runtime/services.h"
+
+namespace athanor {
+
+using detail::envelope;
+using detail::process_state;
+using detail::t_current;
+using detail::t_spawning;
+using detail::wait_kind;
+using detail::kDirtyPending;
+using detail::kEventFired;
+using detail::kExiting;
+using detail::kRunning;
+using detail::kTrapExit;
+using detail::inbox_word;
+using detail::kInboxClosed;
+using detail::kInboxEmpty;
+using detail::kInboxParked;
+
+namespace {
+
+process_state& st(process* p) { return process_access::st(p); }
+
+detail::process_extras& extras(process* p) {
+  auto& s = st(p);
+  if (!s.extras) s.extras = new detail::process_extras;
+  return *s.extras;
+}
+
+term exception_reason(std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const exit_exception& x) {
+    return x.reason;
+  } catch (const std::exception& x) {
+    return tuple(atom("exception"), term(std::string_view(x.what())));
+  } catch (...) {
+    return tuple(atom("exception"), term(std::string_view("unknown exception")));
+  }
+}
+
+void set_exit(process* p, const term& reason) {
+  auto& s = st(p);
+  if (s.flags & detail::kExiting) return;
+  s.flags |= detail::kExiting;
+  extras(p).exit_reason = reason;
+}
+
+// Appends a message envelope to the private queue.
+void enqueue_message(process* p, envelope* e) {
+  auto& s = st(p);
+  e->next = nullptr;
+  if (s.queue_tail) s.queue_tail->next = e;
+  else s.queue_head = e;
+  s.queue_tail = e;
+  ++s.queue_len;
+  s.memory += e->bytes;
+}
+
+bool remove_pid(std::vector<pid>& v, pid p) {
+  auto it = std::find(v.begin(), v.end(), p);
+  if (it == v.end()) return false;
+  *it = v.back();
+  v.pop_back();
+  return true;
+}
+
+template <class V>
+bool remove_ref(V& v, const ref& r, pid* who = nullptr) {
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    if (it->first == r) {
+      if (who) *who = it->second;
+      *it = v.back();
+      v.pop_back();
+      return true;
+    }
+  }
+  return false;
+}
+
+std::size_t heap_limit(process* p) {
+  auto& s = st(p);
+  std::size_t lim = s.extras ? s.extras->max_heap_bytes : 0;
+  return lim ? lim : g_rt->cfg.max_heap_bytes;
+}
+
+void check_heap(process* p) {
+  std::size_t lim = heap_limit(p);
+  auto& s = st(p);
+  if (lim && std::size_t(s.memory) + detail::kProcessBlockBytes > lim && !(s.flags & detail::kExiting)) {
+    set_exit(p, tuple(atom("max_heap_size"), term(std::int64_t(s.memory) + std::int64_t(detail::kProcessBlockBytes)),
+                      term(std::int64_t(lim))));
+  }
+}
+
+void handle_signal(process* p, envelope* e);
+
+// Takes the inbox and acts on it: messages go to the private queue, signals are handled.
+void drain(process* p) {
+  auto& s = st(p);
+  if (detail::inbox_ptr(s.inbox.load(std::memory_order_relaxed)) == detail::kInboxEmpty) return;
+  std::uintptr_t w = s.inbox.exchange(detail::inbox_word(s.generation.load(std::memory_order_relaxed), detail::kInboxEmpty),
+                                      std::memory_order_acq_rel);
+  envelope* e = reinterpret_cast<envelope*>(detail::inbox_ptr(w));
+  envelope* fifo = nullptr;
+  while (e) {
+    envelope* next = e->next;
+    e->next = fifo;
+    fifo = e;
+    e = next;
+  }
+  bool any_message = false;
+  while (fifo) {
+    envelope* next = fifo->next;
+    if (fifo->is_signal) {
+      handle_signal(p, fifo);
+    } else {
+      enqueue_message(p, fifo);
+      any_message = true;
+    }
+    fifo = next;
+  }
+  if (any_message) check_heap(p);
+}
+
+process_info_t make_info(process* p, bool dying, bool asked_by_self = false);
+
+void handle_signal(process* p, envelope* e) {
+  auto& s = st(p);
+  pid self = s.self_pid;
+  if (e->type == detail::type_of<detail::sig_wake>()) {
+    std::uint32_t token = detail::payload<detail::sig_wake>(e).token;
+    if ((token & 0xFFFF) == (s.wait_token & 0xFFFF)) {
+      if (s.wait == wait_kind::receive && s.receiving) {
+        s.receiving->timed_out = true;
+        s.receiving->timer = 0;  // it fired
+      } else {
+        s.flags |= detail::kEventFired;
+        s.flags &= ~detail::kDirtyPending;
+      }
+    }
+  } else if (e->type == detail::type_of<detail::sig_exit>()) {
+    auto& x = detail::payload<detail::sig_exit>(e);
+    if (x.via_link && !(s.extras && remove_pid(s.extras->links, x.from))) {
+      // Unlinked before the signal arrived: Erlang drops it.
+    } else if (!x.via_link && x.reason == term(atoms::kill)) {
+      set_exit(p, atoms::killed);
+    } else if (s.flags & detail::kTrapExit) {
+      enqueue_message(p, detail::make_envelope<exit_signal>(false, exit_signal{x.from, x.reason}));
+    } else if (x.reason == term(atoms::normal)) {
+      if (!x.via_link && x.from == self) set_exit(p, atoms::normal);
+    } else {
+      set_exit(p, x.reason);
+    }
+  } else if (e->type == detail::type_of<detail::sig_link>()) {
+    auto& l = detail::payload<detail::sig_link>(e);
+    auto& links = extras(p).links;
+    if (std::find(links.begin(), links.end(), l.from) == links.end()) links.push_back(l.from);
+  } else if (e->type == detail::type_of<detail::sig_unlink>()) {
+    if (s.extras) remove_pid(s.extras->links, detail::payload<detail::sig_unlink>(e).from);
+  } else if (e->type == detail::type_of<detail::sig_monitor>()) {
+    auto& m = detail::payload<detail::sig_monitor>(e);
+    extras(p).monitored_by.emplace_back(m.mref, m.from);
+  } else if (e->type == detail::type_of<detail::sig_demonitor>()) {
+    if (s.extras) remove_ref(s.extras->monitored_by, detail::payload<detail::sig_demonitor>(e).mref);
+  } else if (e->type == detail::type_of<detail::sig_down>()) {
+    auto& d = detail::payload<detail::sig_down>(e);
+    if (s.extras && remove_ref(s.extras->monitors, d.mref)) {
+      enqueue_message(p, detail::make_envelope<down>(false, down{d.mref, d.from, d.reason}));
+    }
+  } else if (e->type == detail::type_of<detail::sig_apply>()) {
+    detail::payload<detail::sig_apply>(e).fn(*p, false);
+  }
+  detail::destroy_envelope(e);
+}
+
+// Scans the private queue for a message the receive accepts; unlinks it into st.taken.
+bool scan(process* p, detail::receive_state& r) {
+  auto& s = st(p);
+  envelope* prev = r.scanned;
+  envelope* e = prev ? prev->next : s.queue_head;
+  while (e) {
+    if (r.match(&r, e)) {
+      if (prev) prev->next = e->next;
+      else s.queue_head = e->next;
+      if (s.queue_tail == e) s.queue_tail = prev;
+      --s.queue_len;
+      s.memory -= e->bytes;
+      e->next = nullptr;
+      r.taken = e;
+      return true;
+    }
+    prev = e;
+    r.scanned = e;
+    e = e->next;
+  }
+  return false;
+}
+
+void requeue(runtime::impl& rt, detail::scheduler_slot& s, process* p) {
+  if (!s.ring.push(p)) rt.global_push(p);
+}
+
+}  // namespace
+
+// ---- inbox ----------------------------------------------------------------------------
+
+int detail::inbox_push(process* p, std::uint32_t generation, envelope* e) noexcept {
+  auto& in = process_access::st(p).inbox;
+  std::uintptr_t w = in.load(std::memory_order_acquire);
+  for (;;) {
+    if (inbox_tag(w) != (generation & 0xFFFF)) return -1;
+    std::uintptr_t head = inbox_ptr(w);
+    if (head == kInboxClosed) return -1;
+    e->next = head == kInboxParked ? nullptr : reinterpret_cast<envelope*>(head);
+    if (in.compare_exchange_weak(w, inbox_word(generation, reinterpret_cast<std::uintptr_t>(e)),
+                                 std::memory_order_acq_rel, std::memory_order_acquire)) {
+      return head == kInboxParked ? 1 : 0;
+    }
+  }
+}
+
+bool detail::deliver(pid to, envelope* e) noexcept {
+  runtime::impl* rt = g_rt;
+  if (process* cur = t_current) {
+    auto& s = process_access::st(cur);
+    --s.budget;
+    ++s.reductions;
+  }
+  if (!rt || !to.is_local() || to.index() == 0 || to.index() > rt->cfg.max_processes) {
+    destroy_envelope(e);
+    return false;
+  }
+  process* p = rt->slot_of(to);
+  int r = inbox_push(p, to.generation(), e);
+  if (r < 0) {
+    destroy_envelope(e);
+    return false;
+  }
+  if (r == 1) rt->make_runnable(p, t_current != nullptr);
+  return true;
+}
+
+process* detail::current_process() noexcept { return t_current; }
+
+// ---- process table ----------------------------------------------------------------------
+
+namespace {
+thread_local std::vector<std::uint32_t> t_free_indices;
+}
+
+process* runtime::impl::allocate_process() {
+  if (std::size_t(live.fetch_add(1, std::memory_order_acq_rel)) >= cfg.max_processes) {
+    process_ended();
+    throw system_limit_error("athanor::spawn: the process limit (" + std::to_string(cfg.max_processes) +
+                             ") is reached");
+  }
+  std::uint32_t index = 0;
+  auto& local = t_free_indices;
+  if (local.empty()) {
+    std::lock_guard lock(free_mu);
+    std::size_t take = std::min<std::size_t>(free_indices.size(), 128);
+    local.insert(local.end(), free_indices.end() - std::ptrdiff_t(take), free_indices.end());
+    free_indices.resize(free_indices.size() - take);
+  }
+  process* p;
+  if (!local.empty()) {
+    index = local.back();
+    local.pop_back();
+    p = table + index;
+  } else {
+    index = fresh_index.fetch_add(1, std::memory_order_relaxed);
+    p = process_access::construct(table + index);
+  }
+  auto& s = st(p);
+  std::uint32_t gen = (s.generation.load(std::memory_order_relaxed) + 1) & pid::kGenerationMask;
+  s.self_pid = pid(0, index, gen);
+  s.generation.store(gen, std::memory_order_release);
+  s.inbox.store(detail::inbox_word(gen, detail::kInboxEmpty), std::memory_order_release);
+  return p;
+}
+
+void runtime::impl::release_process(process* p) noexcept {
+  std::uint32_t index = st(p).self_pid.index();
+  auto& local = t_free_indices;
+  local.push_back(index);
+  if (local.size() > 512) {
+    std::lock_guard lock(free_mu);
+    free_indices.insert(free_indices.end(), local.begin(), local.begin() + 256);
+    local.erase(local.begin(), local.begin() + 256);
+  }
+  process_ended();
+}
+
+// ---- frames ---------------------------------------------------------------------------------
+
+void* detail::allocate_frame(std::size_t size) {
+  process* p = t_spawning ? t_spawning : t_current;
+  void* mem = pool_alloc(size);
+  if (p) {
+    st(p).memory += std::int64_t(size);
+    if (g_rt && heap_limit(p)) check_heap(p);
+  }
+  return mem;
+}
+
+void detail::free_frame(void* mem, std::size_t size) noexcept {
+  if (process* p = t_spawning ? t_spawning : t_current) st(p).memory -= std::int64_t(size);
+  pool_free(mem, size);
+}
+
+void detail::process_body_returned(std::exception_ptr error) noexcept {
+  process* p = t_current;
+  if (!p) return;
+  try {
+    set_exit(p, error ? exception_reason(error) : term(atoms::normal));
+  } catch (...) {
+    st(p).flags |= kExiting;  // out of memory building the reason: end with the default
+  }
+  st(p).wait = wait_kind::exiting;
+}
+
+// ---- spawn ----------------------------------------------------------------------------------
+
+pid detail::spawn_closure(closure_base* body, const spawn_options& opts, ref* monitor_out) {
+  runtime::impl* rt = g_rt;
+  if (!rt) {
+    body->destroy();
+    throw std::logic_error("athanor::spawn: no runtime (create an athanor::runtime first)");
+  }
+  process* p;
+  try {
+    p = rt->allocate_process();
+  } catch (...) {
+    body->destroy();
+    throw;
+  }
+  auto& s = st(p);
+  s.closure = body;
+  s.flags = opts.trap_exit ? kTrapExit : 0;
+  if (opts.max_heap_bytes) extras(p).max_heap_bytes = opts.max_heap_bytes;
+  process* saved = t_spawning;
+  t_spawning = p;
+  try {
+    proc c = body->invoke(*p);
+    s.body = c.release();
+  } catch (...) {
+    t_spawning = saved;
+    body->destroy();
+    s.closure = nullptr;
+    delete s.extras;
+    s.extras = nullptr;
+    s.memory = 0;
+    s.inbox.store(inbox_word(s.generation.load(), kInboxClosed), std::memory_order_release);
+    rt->release_process(p);
+    throw;
+  }
+  t_spawning = saved;
+  s.resume_point = s.body;
+  s.wait = wait_kind::none;
+  pid child = s.self_pid;
+  process* parent = t_current;
+  if (parent) {
+    --st(parent).budget;
+    ++st(parent).reductions;
+    if (opts.link) {
+      extras(parent).links.push_back(child);
+      extras(p).links.push_back(st(parent).self_pid);
+    }
+    if (monitor_out) {
+      ref r = make_ref();
+      extras(parent).monitors.emplace_back(r, child);
+      extras(p).monitored_by.emplace_back(r, st(parent).self_pid);
+      *monitor_out = r;
+    }
+  } else if (opts.link || monitor_out) {
+    // Not in a process: nothing to link or monitor from.
+    if (monitor_out) *monitor_out = make_ref();
+  }
+  rt->make_runnable(p, false);
+  return child;
+}
+
+// ---- running and ending -----------------------------------------------------------------------
+
+void run_process(runtime::impl& rt, detail::scheduler_slot& slot, process* p) {
+  auto& s = st(p);
+  t_current = p;
+  s.flags |= kRunning;
+  s.budget = rt.cfg.reductions_per_slice;
+  for (;;) {
+    drain(p);
+    if ((s.flags & kExiting) && !(s.flags & kDirtyPending)) {
+      rt.finish(p);
+      break;
+    }
+    bool ready;
+    switch (s.wait) {
+      case wait_kind::none:
+      case wait_kind::yield: ready = true; break;
+      case wait_kind::receive: ready = scan(p, *s.receiving) || s.receiving->timed_out; break;
+      case wait_kind::event: ready = (s.flags & kEventFired) != 0; break;
+      default: ready = false; break;
+    }
+    if (ready && s.budget <= 0 && s.wait != wait_kind::none && s.wait != wait_kind::yield) {
+      s.flags &= ~kRunning;
+      requeue(rt, slot, p);  // the slice is used up: behind everyone else, ready to go
+      break;
+    }
+    if (!ready) {
+      std::uintptr_t expect = inbox_word(s.generation.load(std::memory_order_relaxed), kInboxEmpty);
+      s.flags &= ~kRunning;
+      if (s.inbox.compare_exchange_strong(expect, inbox_word(s.generation.load(std::memory_order_relaxed), kInboxParked),
+                                          std::memory_order_acq_rel, std::memory_order_acquire)) {
+        break;  // parked: the next push makes it runnable
+      }
+      s.flags |= kRunning;
+      continue;  // something arrived meanwhile
+    }
+    s.wait = wait_kind::none;
+    s.resume_point.resume();
+    // Back from process code: s.wait says why it suspended.
+    if (s.wait == wait_kind::yield) {
+      s.flags &= ~kRunning;
+      requeue(rt, slot, p);
+      break;
+    }
+    if (s.wait == wait_kind::exiting || (s.flags & kExiting)) continue;  // finish at the top
+    if (s.budget <= 0) {
+      // Used up its slice while waiting for something: let the others run first.
+      s.flags &= ~kRunning;
+      requeue(rt, slot, p);
+      break;
+    }
+  }
+  t_current = nullptr;
+}
+
+void runtime::impl::finish(process* p) noexcept {
+  auto& s = st(p);
+  pid self = s.self_pid;
+  std::uint32_t gen = s.generation.load(std::memory_order_relaxed);
+  term reason = s.extras ? s.extras->exit_reason : term(atoms::normal);
+  // Close the inbox first: from now on sends are dropped and link/monitor requests fail at the
+  // sender, so every signal that got in is in the list we take here.
+  std::uintptr_t w = s.inbox.exchange(detail::inbox_word(gen, kInboxClosed), std::memory_order_acq_rel);
+  envelope* e = reinterpret_cast<envelope*>(detail::inbox_ptr(w));
+  envelope* fifo = nullptr;
+  while (e) {
+    envelope* next = e->next;
+    e->next = fifo;
+    fifo = e;
+    e = next;
+  }
+  // Unwind the coroutine (runs the destructors of its locals: RAII cleanup of a killed process).
+  if (s.body) {
+    s.body.destroy();
+    s.body = {};
+  }
+  s.resume_point = {};
+  if (s.closure) {
+    s.closure->destroy();
+    s.closure = nullptr;
+  }
+  for (envelope* m = s.queue_head; m;) {
+    envelope* next = m->next;
+    detail::destroy_envelope(m);
+    m = next;
+  }
+  s.queue_head = s.queue_tail = nullptr;
+  s.queue_len = 0;
+  s.receiving = nullptr;
+  // Signals that arrived before the close: answer link and monitor requests as a dead process.
+  for (envelope* m = fifo; m;) {
+    envelope* next = m->next;
+    if (m->type == detail::type_of<detail::sig_link>()) {
+      detail::signal<detail::sig_exit>(detail::payload<detail::sig_link>(m).from, self, reason, true);
+    } else if (m->type == detail::type_of<detail::sig_monitor>()) {
+      auto& mon = detail::payload<detail::sig_monitor>(m);
+      detail::signal<detail::sig_down>(mon.from, mon.mref, self, reason);
+    } else if (m->type == detail::type_of<detail::sig_apply>()) {
+      try {
+        detail::payload<detail::sig_apply>(m).fn(*p, true);
+      } catch (...) {
+      }
+    }
+    detail::destroy_envelope(m);
+    m = next;
+  }
+  if (detail::process_extras* x = s.extras) {
+    for (pid l : x->links) detail::signal<detail::sig_exit>(l, self, reason, true);
+    for (auto& [r, watcher] : x->monitored_by) detail::signal<detail::sig_down>(watcher, r, self, reason);
+    for (auto& [r, target] : x->monitors) detail::signal<detail::sig_demonitor>(target, self, r);
+    delete x;
+    s.extras = nullptr;
+  }
+  {
+    std::unique_lock lock(names_mu, std::defer_lock);
+    lock.lock();
+    auto it = name_of.find(self);
+    if (it != name_of.end()) {
+      names.erase(it->second);
+      name_of.erase(it);
+    }
+  }
+  s.flags = 0;
+  s.wait = wait_kind::none;
+  s.memory = 0;
+  s.reductions = 0;
+  s.wait_token = 0;
+  release_process(p);
+}
+
+// ---- receive machinery (process members) ----------------------------------------------------
+
+bool process::receive_ready(detail::receive_state& r) {
+  ++st_.reductions;
+  --st_.budget;
+  drain(this);
+  if (st_.flags & kExiting) return false;
+  if (st_.budget <= 0) return false;  // yield first: fairness
+  if (scan(this, r)) return true;
+  if (r.timeout_ms == 0) {
+    r.timed_out = true;
+    return true;
+  }
+  return false;
+}
+
+void process::receive_suspend(detail::receive_state& r, std::coroutine_handle<> h) {
+  st_.receiving = &r;
+  st_.wait = wait_kind::receive;
+  st_.resume_point = h;
+  if (r.timeout_ms > 0 && !r.timer && !(st_.flags & kExiting)) {
+    std::uint32_t token = ++st_.wait_token;
+    r.timer = g_rt->timers->start(r.timeout_ms, st_.self_pid, detail::make_envelope<detail::sig_wake>(true, token));
+  }
+}
+
+void process::receive_done(detail::receive_state& r) noexcept {
+  if (r.taken) {
+    detail::destroy_envelope(r.taken);
+    r.taken = nullptr;
+  }
+  if (r.timer) {
+    g_rt->timers->cancel(r.timer);
+    r.timer = 0;
+  }
+  ++st_.wait_token;  // a wake-up from this receive's timer, if already in flight, is now stale
+  st_.receiving = nullptr;
+}
+
+void process::suspend_for(detail::wait_kind kind, std::coroutine_handle<> h) noexcept {
+  st_.wait = kind;
+  st_.resume_point = h;
+}
+
+std::uint32_t process::begin_event_wait() {
+  st_.flags &= ~kEventFired;
+  return ++st_.wait_token;
+}
+
+bool process::sleep_ready(std::int64_t ms) {
+  if (ms <= 0) return true;
+  std::uint32_t token = begin_event_wait();
+  g_rt->timers->start(ms, st_.self_pid, detail::make_envelope<detail::sig_wake>(true, token));
+  return false;
+}
+
+bool process::trap_exit(bool on) {
+  bool was = st_.flags & kTrapExit;
+  if (on) st_.flags |= kTrapExit;
+  else st_.flags &= ~kTrapExit;
+  return was;
+}
+
+bool process::trapping_exits() const { return st_.flags & kTrapExit; }
+
+std::size_t process::message_queue_len() {
+  drain(this);
+  return st_.queue_len;
+}
+
+// ---- functions on processes ---------------------------------------------------------------------
+
+pid self() noexcept { return t_current ? st(t_current).self_pid : pid(); }
+
+process& this_process() {
+  if (!t_current) throw std::logic_error("athanor::this_process: not called from a process");
+  return *t_current;
+}
+
+static process* require_process(const char* what) {
+  if (!t_current) throw std::logic_error(std::string("athanor::") + what + ": must be called from a process");
+  return t_current;
+}
+
+void exit(pid target, const term& reason) { detail::signal<detail::sig_exit>(target, self(), reason, false); }
+
+void exit(const term& reason) { throw exit_exception{reason}; }
+
+void link(pid other) {
+  process* p = require_process("link");
+  pid me = st(p).self_pid;
+  if (other == me) return;
+  auto& links = extras(p).links;
+  if (std::find(links.begin(), links.end(), other) != links.end()) return;
+  links.push_back(other);
+  if (!detail::signal<detail::sig_link>(other, me)) {
+    detail::signal<detail::sig_exit>(me, other, term(atoms::noproc), true);
+  }
+}
+
+void unlink(pid other) {
+  process* p = require_process("unlink");
+  if (st(p).extras && remove_pid(st(p).extras->links, other)) detail::signal<detail::sig_unlink>(other, st(p).self_pid);
+}
+
+ref monitor(pid target) {
+  process* p = require_process("monitor");
+  pid me = st(p).self_pid;
+  ref r = make_ref();
+  extras(p).monitors.emplace_back(r, target);
+  if (!detail::signal<detail::sig_monitor>(target, me, r)) {
+    detail::signal<detail::sig_down>(me, r, target, term(atoms::noproc));
+  }
+  return r;
+}
+
+bool demonitor(const ref& r, bool flush) {
+  process* p = require_process("demonitor");
+  auto& s = st(p);
+  pid target;
+  bool active = s.extras && remove_ref(s.extras->monitors, r, &target);
+  if (active) detail::signal<detail::sig_demonitor>(target, s.self_pid, r);
+  if (flush) {
+    drain(p);
+    envelope* prev = nullptr;
+    for (envelope* e = s.queue_head; e;) {
+      envelope* next = e->next;
+      if (e->type == detail::type_of<down>() && detail::payload<down>(e).monitor == r) {
+        if (prev) prev->next = next;
+        else s.queue_head = next;
+        if (s.queue_tail == e) s.queue_tail = prev;
+        --s.queue_len;
+        s.memory -= e->bytes;
+        if (s.receiving && s.receiving->scanned == e) s.receiving->scanned = prev;
+        detail::destroy_envelope(e);
+      } else {
+        prev = e;
+      }
+      e = next;
+    }
+  }
+  return active;
+}
+
+bool is_alive(pid p) noexcept {
+  runtime::impl* rt = g_rt;
+  if (!rt || !p.is_local() || p.index() == 0 || p.index() > rt->cfg.max_processes) return false;
+  if (p.index() >= rt->fresh_index.load(std::memory_order_acquire)) return false;
+  std::uintptr_t w = st(rt->slot_of(p)).inbox.load(std::memory_order_acquire);
+  return detail::inbox_tag(w) == (p.generation() & 0xFFFF) && detail::inbox_ptr(w) != detail::kInboxClosed;
+}
+
+// ---- registered names ---------------------------------------------------------------------------
+
+bool register_name(atom name, pid p) {
+  runtime::impl* rt = g_rt;
+  if (!rt || !is_alive(p)) return false;
+  std::unique_lock lock(rt->names_mu);
+  auto it = rt->names.find(name);
+  if (it != rt->names.end()) {
+    if (is_alive(it->second)) return false;
+    rt->name_of.erase(it->second);  // a stale entry left by a race with an ending process
+    rt->names.erase(it);
+  }
+  if (rt->name_of.count(p)) return false;
+  rt->names.emplace(name, p);
+  rt->name_of.emplace(p, name);
+  return true;
+}
+
+bool unregister(atom name) {
+  runtime::impl* rt = g_rt;
+  if (!rt) return false;
+  std::unique_lock lock(rt->names_mu);
+  auto it = rt->names.find(name);
+  if (it == rt->names.end()) return false;
+  rt->name_of.erase(it->second);
+  rt->names.erase(it);
+  return true;
+}
+
+pid whereis(atom name) noexcept { return detail::whereis_name(name); }
+
+pid detail::whereis_name(atom name) noexcept {
+  runtime::impl* rt = g_rt;
+  if (!rt) return pid();
+  std::shared_lock lock(rt->names_mu);
+  auto it = rt->names.find(name);
+  if (it == rt->names.end() || !is_alive(it->second)) return pid();
+  return it->second;
+}
+
+std::vector<atom> registered() {
+  std::vector<atom> out;
+  runtime::impl* rt = g_rt;
+  if (!rt) return out;
+  std::shared_lock lock(rt->names_mu);
+  for (auto& [name, p] : rt->names)
+    if (is_alive(p)) out.push_back(name);
+  return out;
+}
+
+// ---- process_info -------------------------------------------------------------------------------
+
+namespace {
+
+process_info_t make_info(process* p, bool dying, bool asked_by_self) {
+  auto& s = st(p);
+  process_info_t info;
+  info.id = s.self_pid;
+  if (dying || (s.flags & kExiting)) info.status = process_info_t::status_t::exiting;
+  else if (asked_by_self) info.status = process_info_t::status_t::running;
+  else if (s.wait == wait_kind::receive || s.wait == wait_kind::event) info.status = process_info_t::status_t::waiting;
+  else info.status = process_info_t::status_t::runnable;
+  info.message_queue_len = s.queue_len;
+  info.memory_bytes = detail::kProcessBlockBytes + std::size_t(std::max<std::int64_t>(0, s.memory));
+  info.reductions = s.reductions;
+  info.trap_exit = s.flags & kTrapExit;
+  if (s.extras) {
+    info.links = s.extras->links;
+    for (auto& [r, t] : s.extras->monitors) info.monitors.push_back(t);
+    for (auto& [r, w] : s.extras->monitored_by) info.monitored_by.push_back(w);
+  }
+  if (runtime::impl* rt = g_rt) {
+    std::shared_lock lock(rt->names_mu);
+    auto it = rt->name_of.find(s.self_pid);
+    if (it != rt->name_of.end()) info.registered_name = it->second;
+  }
+  return info;
+}
+
+struct info_reply {
+  ref request;
+  std::optional<process_info_t> info;
+};
+
+}  // namespace
+
+std::optional<process_info_t> process_info(pid target) {
+  if (process* cur = t_current) {
+    if (st(cur).self_pid == target) {
+      drain(cur);
+      return make_info(cur, false, true);
+    }
+    throw std::logic_error("athanor::process_info: inside a process, use co_await process_info_async(pid)");
+  }
+  auto promise = std::make_shared<std::promise<std::optional<process_info_t>>>();
+  auto fut = promise->get_future();
+  bool sent = detail::signal<detail::sig_apply>(target, detail::sig_apply{[promise](process& p, bool dying) {
+    promise->set_value(dying ? std::nullopt : std::optional<process_info_t>(make_info(&p, false)));
+  }});
+  if (!sent) return std::nullopt;
+  return fut.get();
+}
+
+task<std::optional<process_info_t>> process_info_async(pid target) {
+  process& me = this_process();
+  if (me.self() == target) co_return process_info(target);
+  ref request = make_ref();
+  pid asker = me.self();
+  bool sent = detail::signal<detail::sig_apply>(target, detail::sig_apply{[asker, request](process& p, bool dying) {
+    send(asker, info_reply{request, dying ? std::nullopt : std::optional<process_info_t>(make_info(&p, false))});
+  }});
+  if (!sent) co_return std::nullopt;
+  info_reply reply = co_await me.receive(on<info_reply>([request](const info_reply& r) { return r.request == request; },
+                                                         [](info_reply& r) { return std::move(r); }));
+  co_return std::move(reply.info);
+}
+
+}  // namespace athanor

@@ -1,0 +1,543 @@
+// The scheduler: how processes get onto threads.
+//
+// Design
+// ======
+// Concepts (after Go's runtime, whose essay at the top of proc.go this follows in spirit):
+//   * a *process* is a stackless coroutine plus a control block (process.h). It is either
+//     running (on exactly one thread), runnable (in exactly one run queue), or parked (in no
+//     queue; the next push to its inbox makes it runnable again).
+//   * a *scheduler slot* ("P" in Go) is a local run queue (a 256-entry FIFO ring plus a
+//     `runnext` slot) with statistics. There is one per scheduler thread, plus "relief" slots
+//     started when a thread is stuck in a CPU hog.
+//   * a *worker* ("M") is an OS thread that owns one slot and runs processes from it.
+//   * the *global queue* takes work from threads that are not workers (main, timers' sysmon,
+//     dirty pools), overflow from full rings, and is checked every 61 dispatches for fairness.
+//
+// Parking without lost wake-ups. The inbox word of a process (an atomic tagged pointer) is
+// both its mailbox and its run state: a process parks by compare-and-swapping its empty inbox
+// to the PARKED marker; a sender pushes by compare-and-swapping the head, and a sender that
+// replaces PARKED has taken the only right to make the process runnable. So the "am I waiting?"
+// and "is there anything for me?" questions are answered by one atomic word and a wake-up can
+// never be lost or doubled. Timers, I/O readiness and dirty-job completions wake a process the
+// same way: they push a wake signal to its inbox.
+//
+// Where a woken process goes. A process woken by another process goes to the waker's
+// `runnext` slot (it runs as soon as the waker suspends, on the same core: ping-pong costs no
+// cross-thread hand-off); the previous `runnext`, if any, moves to the ring, and only then is an
+// idle worker considered for waking. Waking a sleeping thread costs ~25 us here, so a worker
+// never wakes another for work it will reach itself in a moment.
+//
+// Idle workers spin briefly (looking at the global queue and stealing half of another ring),
+// then sleep. At most one sleeping worker blocks in epoll_wait (the *poller*), with a timeout
+// set by the next timer: the reactor and the scheduler are one mechanism, and an idle runtime
+// has no thread waking up for nothing. The others sleep on a private futex word.
+// `wake_worker` wakes a futex sleeper if there is one, else interrupts the poller.
+//
+// Fairness. Every dispatch gets a budget of reductions (runtime_config::reductions_per_slice);
+// send, receive and spawn cost one each and `co_await self.consume(n)` costs n. A process that
+// exhausts its budget goes to the back of the ring at its next suspension point. A stackless
+// coroutine cannot be preempted between suspension points, so a process that never suspends
+// (a CPU hog) keeps its thread: the sysmon thread sees that a slot's dispatch counter has not
+// moved for runtime_config::hog_threshold while its thread is inside process code, marks the
+// slot hogged and starts a relief worker with a fresh slot, which steals the hogged slot's
+// queue (rings are stealable by anyone). Relief workers retire when they find nothing to do and
+// no slot is hogged. Sysmon also fires due timers and polls I/O when no worker has for a while.
+//
+// Approaches rejected:
+//   * One lock-protected queue for all workers: a contended lock per message.
+//   * A Chase-Lev LIFO deque per worker: better cache warmth, but a yielding process would run
+//     again before the others, which breaks fairness; the FIFO ring keeps Erlang's round robin.
+//   * Waking an idle worker for every runnable process: ~25 us of futex round trip per message.
+//   * Signals handled by the sender (taking locks in the receiver): signals must be ordered with
+//     messages (Erlang's guarantee), so they travel in the same inbox and the receiver acts on
+//     them in its own context.
+//   * Preempting hogs with OS signals: a stackless coroutine has no stack to switch away from.
+//
+// Invariants every change must keep:
+//   1. A process is in at most one queue, and only the thread that took it from a queue (or that
+//      replaced PARKED in its inbox) may run it or queue it.
+//   2. Only the owner of a ring pushes to it; anyone may steal from it.
+//   3. A process's frame is destroyed only by the thread running it, after its inbox is CLOSED,
+//      and never while a dirty job may write into it (kDirtyPending).
+//   4. A slot of the process table is reused only after its process has ended; the generation
+//      tag in the inbox word makes every stale push fail.
+//   5. No blocking system call on a worker except the poller's epoll_wait and the idle futex.
+
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <random>
+
+#include "runtime/internal.h"
+#include "runtime/services.h"
+
+namespace athanor {
+
+runtime::impl* g_rt = nullptr;
+
+namespace detail {
+struct worker {
+  std::atomic<std::uint32_t> wake_word{0};
+  unsigned slot = 0;
+  std::uint64_t last_poll_ms = 0;
+};
+thread_local worker* t_worker = nullptr;
+thread_local process* t_current = nullptr;
+thread_local process* t_spawning = nullptr;
+
+std::uint64_t now_ms() noexcept {
+  using namespace std::chrono;
+  return std::uint64_t(duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count());
+}
+}  // namespace detail
+
+using detail::scheduler_slot;
+using detail::t_current;
+using detail::t_worker;
+using detail::worker;
+
+// ---- global queue ---------------------------------------------------------------
+
+void runtime::impl::global_push(process* p) noexcept {
+  global_push_batch(p, p, 1);
+}
+
+void runtime::impl::global_push_batch(process* head, process* tail, std::size_t n) noexcept {
+  {
+    std::lock_guard lock(global_mu);
+    process_access::st(tail).run_link = nullptr;
+    if (global_tail) process_access::st(global_tail).run_link = head;
+    else global_head = head;
+    global_tail = tail;
+    global_len.fetch_add(n, std::memory_order_relaxed);
+  }
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  wake_worker();
+}
+
+process* runtime::impl::global_pop() noexcept {
+  if (global_len.load(std::memory_order_relaxed) == 0) return nullptr;
+  std::lock_guard lock(global_mu);
+  process* p = global_head;
+  if (!p) return nullptr;
+  global_head = process_access::st(p).run_link;
+  if (!global_head) global_tail = nullptr;
+  global_len.fetch_sub(1, std::memory_order_relaxed);
+  return p;
+}
+
+// ---- making processes runnable --------------------------------------------------
+
+void runtime::impl::make_runnable(process* p, bool next) noexcept {
+  worker* w = t_worker;
+  if (!w) {
+    global_push(p);
+    return;
+  }
+  scheduler_slot& s = slots[w->slot];
+  if (next) {
+    p = s.runnext.exchange(p, std::memory_order_acq_rel);
+    if (!p) return;  // the waker's thread runs it next: no other worker is needed
+  }
+  if (!s.ring.push(p)) {
+    // Ring full: move half of it, plus p, to the global queue in one batch.
+    process* batch[detail::run_ring::kSize / 2 + 1];
+    std::uint32_t n = s.ring.take_half(batch);
+    batch[n++] = p;
+    for (std::uint32_t i = 0; i + 1 < n; ++i) process_access::st(batch[i]).run_link = batch[i + 1];
+    global_push_batch(batch[0], batch[n - 1], n);
+    return;
+  }
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  wake_worker();
+}
+
+void runtime::impl::wake_worker() noexcept {
+  if (idle_count.load(std::memory_order_seq_cst) == 0) return;
+  if (spinning.load(std::memory_order_seq_cst) > 0) return;  // a spinning worker will find the work
+  worker* w = nullptr;
+  {
+    std::lock_guard lock(idle_mu);
+    if (!idle.empty()) {
+      w = idle.back();
+      idle.pop_back();
+      idle_count.fetch_sub(1, std::memory_order_seq_cst);
+    }
+  }
+  if (w) {
+    w->wake_word.store(1, std::memory_order_release);
+    w->wake_word.notify_one();
+  } else if (poller_active.load(std::memory_order_acquire)) {
+    poll->interrupt();
+  }
+}
+
+// ---- the worker loop --------------------------------------------------------------
+
+namespace {
+
+constexpr int kSpinRounds = 64;
+
+bool has_stealable_work(runtime::impl& rt) noexcept {
+  if (rt.global_len.load(std::memory_order_seq_cst) > 0) return true;
+  unsigned n = rt.slot_count.load(std::memory_order_acquire);
+  for (unsigned i = 0; i < n; ++i) {
+    scheduler_slot& s = rt.slots[i];
+    if (!s.ring.empty()) return true;
+    if (s.hogged.load(std::memory_order_relaxed) && s.runnext.load(std::memory_order_relaxed)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+// Looks for work: runnext, own ring, global queue, timers and I/O, other rings.
+static process* find_work(runtime::impl& rt, scheduler_slot& s, worker& w, std::uint64_t tick) {
+  if (tick % 61 == 0) {
+    if (process* p = rt.global_pop()) return p;
+  }
+  if (tick % 16 == 0) {
+    std::uint64_t now = detail::now_ms();
+    rt.timers->fire_due(now);
+    if (now - w.last_poll_ms >= 2) {
+      w.last_poll_ms = now;
+      rt.poll->poll(0);
+    }
+  }
+  if (process* p = s.runnext.exchange(nullptr, std::memory_order_acq_rel)) return p;
+  if (process* p = s.ring.pop()) return p;
+  if (process* p = rt.global_pop()) {
+    // Take a few more while we hold the lock's attention: amortises the global queue.
+    for (int i = 0; i < 32; ++i) {
+      process* q = rt.global_pop();
+      if (!q) break;
+      if (!s.ring.push(q)) { rt.global_push(q); break; }
+    }
+    return p;
+  }
+  return nullptr;
+}
+
+static process* steal_work(runtime::impl& rt, scheduler_slot& s) {
+  unsigned n = rt.slot_count.load(std::memory_order_acquire);
+  if (n <= 1) return nullptr;
+  thread_local std::minstd_rand rng(std::random_device{}());
+  unsigned start = rng() % n;
+  for (unsigned k = 0; k < n; ++k) {
+    scheduler_slot& v = rt.slots[(start + k) % n];
+    if (&v == &s || !v.active.load(std::memory_order_acquire)) continue;
+    if (process* p = v.ring.steal_into(s.ring)) {
+      s.steals.fetch_add(1, std::memory_order_relaxed);
+      return p;
+    }
+    // A hogged slot's runnext will not run until its hog suspends: take it.
+    if (v.hogged.load(std::memory_order_acquire)) {
+      if (process* p = v.runnext.exchange(nullptr, std::memory_order_acq_rel)) return p;
+    }
+  }
+  return nullptr;
+}
+
+void run_process(runtime::impl& rt, scheduler_slot& s, process* p);  // process.cpp
+
+void runtime::impl::worker_main(unsigned slot_id, worker* w) {
+  t_worker = w;
+  w->slot = slot_id;
+  scheduler_slot& s = slots[slot_id];
+  std::uint64_t tick = 0;
+  while (!stopping.load(std::memory_order_acquire)) {
+    process* p = find_work(*this, s, *w, ++tick);
+    if (!p) p = steal_work(*this, s);
+    if (p) {
+      s.dispatches.fetch_add(1, std::memory_order_relaxed);
+      s.in_process.store(true, std::memory_order_relaxed);
+      run_process(*this, s, p);
+      s.in_process.store(false, std::memory_order_relaxed);
+      s.hogged.store(false, std::memory_order_relaxed);
+      s.runs.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+
+    // Nothing to do. Relief workers retire when no slot is hogged any more.
+    if (s.relief) {
+      bool any_hogged = false;
+      unsigned n = slot_count.load(std::memory_order_acquire);
+      for (unsigned i = 0; i < n; ++i) any_hogged |= slots[i].hogged.load(std::memory_order_relaxed);
+      if (!any_hogged) break;
+    }
+
+    // Spin a little: new work often arrives within microseconds.
+    spinning.fetch_add(1, std::memory_order_seq_cst);
+    bool found = false;
+    for (int i = 0; i < kSpinRounds && !found; ++i) {
+      found = has_stealable_work(*this) || !s.ring.empty() || s.runnext.load(std::memory_order_relaxed);
+      if (!found) {
+        for (int j = 0; j < 50; ++j) __builtin_ia32_pause();
+      }
+    }
+    spinning.fetch_sub(1, std::memory_order_seq_cst);
+    if (found) {
+      wake_worker();  // we may take one piece of work; make sure someone looks at the rest
+      continue;
+    }
+    if (timers->due(detail::now_ms())) continue;
+
+    // Sleep: as the poller (epoll_wait until the next timer), or on our futex word.
+    auto idle_start = std::chrono::steady_clock::now();
+    if (!poller_active.exchange(true, std::memory_order_acq_rel)) {
+      idle_count.fetch_add(1, std::memory_order_seq_cst);
+      if (!has_stealable_work(*this) && !stopping.load(std::memory_order_acquire)) {
+        std::int64_t timeout = timers->ms_until_next(detail::now_ms());
+        if (timeout < 0 || timeout > 1000) timeout = 1000;
+        poll->poll(int(timeout));
+        w->last_poll_ms = detail::now_ms();
+      }
+      idle_count.fetch_sub(1, std::memory_order_seq_cst);
+      poller_active.store(false, std::memory_order_release);
+      timers->fire_due(detail::now_ms());
+    } else {
+      w->wake_word.store(0, std::memory_order_relaxed);
+      {
+        std::lock_guard lock(idle_mu);
+        idle.push_back(w);
+        idle_count.fetch_add(1, std::memory_order_seq_cst);
+      }
+      if (has_stealable_work(*this) || stopping.load(std::memory_order_acquire) ||
+          !poller_active.load(std::memory_order_acquire)) {
+        bool removed = false;
+        {
+          std::lock_guard lock(idle_mu);
+          auto it = std::find(idle.begin(), idle.end(), w);
+          if (it != idle.end()) {
+            idle.erase(it);
+            idle_count.fetch_sub(1, std::memory_order_seq_cst);
+            removed = true;
+          }
+        }
+        if (!removed) w->wake_word.wait(0, std::memory_order_acquire);  // a waker is about to notify us
+      } else {
+        w->wake_word.wait(0, std::memory_order_acquire);
+      }
+    }
+    s.idle_ns.fetch_add(std::uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - idle_start).count()), std::memory_order_relaxed);
+  }
+  s.active.store(false, std::memory_order_release);
+  t_worker = nullptr;
+}
+
+// ---- relief for CPU hogs ------------------------------------------------------------
+
+void runtime::impl::start_relief(unsigned hogged_slot) {
+  (void)hogged_slot;
+  std::lock_guard lock(threads_mu);
+  if (stopping.load()) return;
+  unsigned n = slot_count.load(std::memory_order_acquire);
+  unsigned active_relief = 0;
+  for (unsigned i = 0; i < n; ++i) active_relief += slots[i].relief && slots[i].active.load();
+  if (active_relief >= cfg.max_relief_threads) return;
+  unsigned id = n;
+  for (unsigned i = base_schedulers; i < n; ++i) {
+    if (!slots[i].active.load(std::memory_order_acquire) && slots[i].ring.empty()) { id = i; break; }
+  }
+  if (id == kMaxSlots) return;
+  scheduler_slot& s = slots[id];
+  s.id = id;
+  s.relief = true;
+  s.hogged.store(false);
+  s.active.store(true, std::memory_order_release);
+  if (id == n) slot_count.store(n + 1, std::memory_order_release);
+  relief_started.fetch_add(1, std::memory_order_relaxed);
+  auto* w = new worker;
+  threads.emplace_back([this, id, w] {
+    worker_main(id, w);
+    delete w;
+  });
+}
+
+void runtime::impl::sysmon_main() {
+  using namespace std::chrono;
+  std::uint64_t last_poll = detail::now_ms();
+  std::unique_lock lock(sysmon_mu);
+  while (!stopping.load(std::memory_order_acquire)) {
+    sysmon_cv.wait_for(lock, 2ms);
+    if (stopping.load(std::memory_order_acquire)) break;
+    auto now = steady_clock::now();
+    unsigned n = slot_count.load(std::memory_order_acquire);
+    for (unsigned i = 0; i < n; ++i) {
+      scheduler_slot& s = slots[i];
+      if (!s.active.load(std::memory_order_acquire)) continue;
+      std::uint64_t d = s.dispatches.load(std::memory_order_relaxed);
+      if (d != s.seen_dispatches || !s.in_process.load(std::memory_order_relaxed)) {
+        s.seen_dispatches = d;
+        s.seen_since = now;
+        continue;
+      }
+      if (now - s.seen_since >= cfg.hog_threshold && !s.hogged.load(std::memory_order_relaxed)) {
+        s.hogged.store(true, std::memory_order_release);
+        bool queued = !s.ring.empty() || s.runnext.load(std::memory_order_relaxed) ||
+                      global_len.load(std::memory_order_relaxed) > 0;
+        // Relief is needed if there is work no free worker will take.
+        if (queued || idle_count.load() == 0) start_relief(i);
+      }
+    }
+    // Timers and I/O when every worker is busy (or stuck).
+    std::uint64_t ms = detail::now_ms();
+    if (timers->due(ms + 0) && timers->overdue(ms, 3)) timers->fire_due(ms);
+    if (ms - last_poll >= 10 && !poller_active.load(std::memory_order_acquire)) {
+      poll->poll(0);
+      last_poll = ms;
+    }
+  }
+}
+
+// ---- runtime object -------------------------------------------------------------------
+
+static std::mutex g_rt_mu;
+
+runtime::runtime(runtime_config config) {
+  std::lock_guard lock(g_rt_mu);
+  if (g_rt) throw std::logic_error("athanor::runtime: a runtime already exists");
+  auto* rt = new impl;
+  rt->cfg = config;
+  if (rt->cfg.schedulers == 0) rt->cfg.schedulers = std::max(1u, std::thread::hardware_concurrency());
+  rt->cfg.schedulers = std::min(rt->cfg.schedulers, impl::kMaxSlots / 2);
+  if (rt->cfg.max_processes > (std::size_t(1) << pid::kIndexBits) - 1)
+    rt->cfg.max_processes = (std::size_t(1) << pid::kIndexBits) - 1;
+  if (rt->cfg.reductions_per_slice <= 0) rt->cfg.reductions_per_slice = 4000;
+  rt->table = static_cast<process*>(detail::reserve_address_space((rt->cfg.max_processes + 1) * sizeof(process)));
+  rt->timers = new detail::timer_service();
+  rt->poll = new detail::netpoll();
+  rt->dirty = new detail::dirty_pools(rt->cfg.dirty_cpu_threads ? rt->cfg.dirty_cpu_threads
+                                                                 : std::max(1u, std::thread::hardware_concurrency()),
+                                      rt->cfg.dirty_io_threads);
+  rt->base_schedulers = rt->cfg.schedulers;
+  for (unsigned i = 0; i < rt->cfg.schedulers; ++i) {
+    rt->slots[i].id = i;
+    rt->slots[i].active.store(true);
+  }
+  rt->slot_count.store(rt->cfg.schedulers);
+  g_rt = rt;
+  impl_ = rt;
+  for (unsigned i = 0; i < rt->cfg.schedulers; ++i) {
+    auto* w = new worker;
+    rt->threads.emplace_back([rt, i, w] {
+      rt->worker_main(i, w);
+      delete w;
+    });
+  }
+  rt->sysmon = std::thread([rt] { rt->sysmon_main(); });
+}
+
+runtime::~runtime() {
+  impl* rt = impl_;
+  // Kill what is left, as the BEAM does at halt; wait for the exits to be processed.
+  for (int round = 0; round < 3 && rt->live.load() > 0; ++round) {
+    std::uint32_t n = rt->fresh_index.load();
+    for (std::uint32_t i = 1; i < n; ++i) {
+      process* p = rt->table + i;
+      std::uintptr_t w = process_access::st(p).inbox.load(std::memory_order_acquire);
+      if (detail::inbox_ptr(w) == detail::kInboxClosed) continue;
+      std::uint32_t gen = process_access::st(p).generation.load(std::memory_order_acquire);
+      exit(pid(0, i, gen), atoms::kill);
+    }
+    wait_for(std::chrono::milliseconds(2000));
+  }
+  rt->stopping.store(true, std::memory_order_release);
+  {
+    std::lock_guard lock(rt->sysmon_mu);
+    rt->sysmon_cv.notify_all();
+  }
+  rt->sysmon.join();
+  for (;;) {
+    {
+      std::lock_guard lock(rt->idle_mu);
+      for (auto* w : rt->idle) {
+        w->wake_word.store(1);
+        w->wake_word.notify_one();
+      }
+      rt->idle.clear();
+      rt->idle_count.store(0);
+    }
+    rt->poll->interrupt();
+    std::vector<std::thread> ts;
+    {
+      std::lock_guard lock(rt->threads_mu);
+      ts.swap(rt->threads);
+    }
+    if (ts.empty()) break;
+    for (auto& t : ts) t.join();
+  }
+  delete rt->dirty;
+  {
+    std::lock_guard lock(g_rt_mu);
+    g_rt = nullptr;
+  }
+  delete rt->timers;
+  delete rt->poll;
+  ::munmap(rt->table, (rt->cfg.max_processes + 1) * sizeof(process));
+  delete rt;
+}
+
+void runtime::wait() {
+  std::unique_lock lock(impl_->wait_mu);
+  impl_->wait_cv.wait(lock, [&] { return impl_->live.load() == 0; });
+}
+
+bool runtime::wait_for(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(impl_->wait_mu);
+  return impl_->wait_cv.wait_for(lock, timeout, [&] { return impl_->live.load() == 0; });
+}
+
+const runtime_config& runtime::config() const { return impl_->cfg; }
+
+runtime& runtime::current() {
+  throw std::logic_error("athanor::runtime::current: use the runtime object you created");
+}
+
+void runtime::impl::process_ended() noexcept {
+  if (live.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    std::lock_guard lock(wait_mu);
+    wait_cv.notify_all();
+  }
+}
+
+// ---- system info ---------------------------------------------------------------------
+
+std::size_t process_count() noexcept { return g_rt ? std::size_t(g_rt->live.load()) : 0; }
+
+static std::int64_t rss_bytes() {
+  std::ifstream f("/proc/self/statm");
+  long pages = 0, resident = 0;
+  f >> pages >> resident;
+  return std::int64_t(resident) * ::sysconf(_SC_PAGESIZE);
+}
+
+system_info_t system_info() {
+  system_info_t info;
+  runtime::impl* rt = g_rt;
+  if (!rt) return info;
+  info.process_count = std::size_t(rt->live.load());
+  info.process_limit = rt->cfg.max_processes;
+  info.schedulers = rt->base_schedulers;
+  info.relief_threads = rt->relief_started.load();
+  auto up = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - rt->started).count();
+  unsigned n = rt->slot_count.load();
+  for (unsigned i = 0; i < n; ++i) {
+    scheduler_info si;
+    si.utilization = up > 0 ? std::clamp(1.0 - double(rt->slots[i].idle_ns.load()) / double(up), 0.0, 1.0) : 0;
+    si.processes_run = rt->slots[i].runs.load();
+    si.steals = rt->slots[i].steals.load();
+    info.scheduler.push_back(si);
+  }
+  info.memory_total_bytes = rss_bytes();
+  info.memory_processes_bytes = detail::pool_bytes_in_use() + std::int64_t(info.process_count * sizeof(process));
+  info.pending_timers = rt->timers->pending();
+  return info;
+}
+
+}  // namespace athanor

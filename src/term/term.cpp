@@ -1,0 +1,743 @@
+#include "athanor/term/term.h"
+
+#include <algorithm>
+#include <bit>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <new>
+#include <ostream>
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace athanor {
+
+// Everything that needs a term's representation. The heap blocks are laid out as a
+// term_box header followed directly by their contents:
+//   tuple:  header (size = arity), then `size` terms
+//   list:   header, head, tail
+//   map:    header (size = entries), then `size` key/value pairs sorted by key
+//   binary: header, a size_t byte count, then the bytes
+struct detail::term_internals {
+  using entry = std::pair<term, term>;
+
+  struct cons_box : term_box {
+    cons_box(term h, term t) noexcept : head(std::move(h)), tail(std::move(t)) {}
+    term head;
+    term tail;
+  };
+  struct binary_box : term_box {
+    std::size_t bytes;
+  };
+  static_assert(sizeof(term_box) % alignof(term) == 0 && sizeof(term_box) % alignof(entry) == 0);
+
+  static term* elements(term_box* box) noexcept { return reinterpret_cast<term*>(box + 1); }
+  static entry* entries(term_box* box) noexcept { return reinterpret_cast<entry*>(box + 1); }
+  static cons_box* cell(const term& t) noexcept { return static_cast<cons_box*>(t.box_); }
+  static char* bytes(binary_box* box) noexcept { return reinterpret_cast<char*>(box + 1); }
+
+  static term_kind kind(const term& t) noexcept { return t.kind_; }
+  static term_box* box(const term& t) noexcept { return t.box_; }
+  static std::int64_t integer(const term& t) noexcept { return t.integer_; }
+  static double floating(const term& t) noexcept { return t.float_; }
+  static std::uint64_t bits(const term& t) noexcept { return t.bits_; }
+  static std::uint32_t aux(const term& t) noexcept { return t.aux_; }
+  static atom atom_of(const term& t) noexcept { return term::atom_at(t.bits_); }
+  static ref ref_of(const term& t) noexcept { return ref(t.aux_, t.bits_); }
+
+  // Returns a term of kind `k` owning the (new) block `box`, which may be null for an empty one.
+  static term adopt(term_kind k, term_box* box) noexcept {
+    term t;
+    t.kind_ = k;
+    t.box_ = box;
+    return t;
+  }
+
+  // Returns a block with room for a header of type Box plus `extra` bytes; throws std::bad_alloc.
+  template <class Box>
+  static void* allocate(std::size_t extra) {
+    return ::operator new(sizeof(Box) + extra);
+  }
+
+  // Returns a tuple whose elements are made by calling make(slot) for each of `size` slots.
+  template <class Make>
+  static term make_tuple(std::size_t size, Make make) {
+    if (size == 0) return adopt(term_kind::tuple, nullptr);
+    if (size > 0xFFFFFF) throw std::length_error("athanor::tuple: more than 16777215 elements (Erlang's limit)");
+    auto* box = ::new (allocate<term_box>(size * sizeof(term))) term_box;
+    box->size = std::uint32_t(size);
+    term* out = elements(box);
+    for (std::size_t i = 0; i < size; ++i) make(out + i, i);
+    return adopt(term_kind::tuple, box);
+  }
+
+  static term make_binary(const void* data, std::size_t size) {
+    if (size == 0) return adopt(term_kind::binary, nullptr);
+    auto* box = ::new (allocate<binary_box>(size)) binary_box;
+    box->bytes = size;
+    std::memcpy(bytes(box), data, size);
+    return adopt(term_kind::binary, box);
+  }
+
+  // `sorted` holds unique keys in term order; moves them into a new map.
+  static term make_map(std::vector<entry>& sorted) {
+    if (sorted.empty()) return adopt(term_kind::map, nullptr);
+    auto* box = ::new (allocate<term_box>(sorted.size() * sizeof(entry))) term_box;
+    box->size = std::uint32_t(sorted.size());
+    entry* out = entries(box);
+    for (std::size_t i = 0; i < sorted.size(); ++i) ::new (out + i) entry(std::move(sorted[i]));
+    return adopt(term_kind::map, box);
+  }
+
+  static std::string_view binary_view(const term& t) noexcept {
+    auto* box = static_cast<binary_box*>(t.box_);
+    if (box == nullptr) return {};
+    return {bytes(box), box->bytes};
+  }
+  static std::span<const term> tuple_view(const term& t) noexcept {
+    if (t.box_ == nullptr) return {};
+    return {elements(t.box_), t.box_->size};
+  }
+  static std::span<const entry> map_view(const term& t) noexcept {
+    if (t.box_ == nullptr) return {};
+    return {entries(t.box_), t.box_->size};
+  }
+
+  // Gives up `last`'s reference to its block. Returns the block if that was the last
+  // reference (the caller must free it), else null. Leaves `last` holding nothing.
+  static term_box* release_into_loop(term& last, term_kind& block_kind) noexcept {
+    term_box* orphan = nullptr;
+    if (last.holds_box() && last.box_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      orphan = last.box_;
+      block_kind = last.kind_;
+    }
+    last.kind_ = term_kind::nil;
+    return orphan;
+  }
+
+  static void free_box(term_kind k, term_box* box) noexcept {
+    // The last child of each block is freed by the loop rather than by recursion, so
+    // that a long list (a chain of tails) or a chain of nested last elements frees in
+    // constant stack. Other children (list heads, earlier elements) recurse.
+    while (box != nullptr) {
+      term_kind next_kind = term_kind::nil;
+      term_box* next = nullptr;
+      switch (k) {
+        case term_kind::tuple: {
+          term* e = elements(box);
+          const std::size_t n = box->size;
+          next = release_into_loop(e[n - 1], next_kind);
+          for (std::size_t i = 0; i < n; ++i) e[i].~term();
+          box->~term_box();
+          break;
+        }
+        case term_kind::map: {
+          entry* e = entries(box);
+          const std::size_t n = box->size;
+          next = release_into_loop(e[n - 1].second, next_kind);
+          for (std::size_t i = 0; i < n; ++i) e[i].~entry();
+          box->~term_box();
+          break;
+        }
+        case term_kind::list: {
+          auto* c = static_cast<cons_box*>(box);
+          next = release_into_loop(c->tail, next_kind);
+          c->~cons_box();
+          break;
+        }
+        case term_kind::binary:
+          static_cast<binary_box*>(box)->~binary_box();
+          break;
+        default:
+          break;  // no other kind has a block
+      }
+      ::operator delete(box);
+      box = next;
+      k = next_kind;
+    }
+  }
+};
+
+using internals = detail::term_internals;
+
+namespace {
+
+// ---------------------------------------------------------------- comparison
+
+// Orders the kinds as Erlang does: all numbers rank together.
+int kind_rank(term_kind k) noexcept { return k <= term_kind::float_ ? 0 : int(k); }
+
+// Compares an integer with a finite float by exact value (no rounding of the integer,
+// which a cast to double would do beyond 2^53).
+std::strong_ordering compare_int_float(std::int64_t i, double d) noexcept {
+  constexpr double kTwoTo63 = 9223372036854775808.0;
+  if (d >= kTwoTo63) return std::strong_ordering::less;
+  if (d < -kTwoTo63) return std::strong_ordering::greater;
+  const double whole = std::trunc(d);  // now exactly representable as an int64
+  const auto whole_int = static_cast<std::int64_t>(whole);
+  if (i != whole_int) return i <=> whole_int;
+  if (d > whole) return std::strong_ordering::less;
+  if (d < whole) return std::strong_ordering::greater;
+  return std::strong_ordering::equal;
+}
+
+// How two terms are compared: Erlang's term order (refined to a strong order), =:=, or ==.
+// In the two equality modes only "equal" or "not equal" (reported as less) matters.
+enum class mode { order, exact, arithmetic };
+
+template <mode M>
+std::strong_ordering compare_numbers(const term& a, const term& b) noexcept {
+  const bool a_int = a.is_integer(), b_int = b.is_integer();
+  if (a_int && b_int) return internals::integer(a) <=> internals::integer(b);
+  if (!a_int && !b_int) {
+    const double x = internals::floating(a), y = internals::floating(b);
+    if (x < y) return std::strong_ordering::less;
+    if (x > y) return std::strong_ordering::greater;
+    // Equal values; only 0.0 and -0.0 can still differ.
+    if (M == mode::arithmetic || std::signbit(x) == std::signbit(y)) return std::strong_ordering::equal;
+    return std::signbit(x) ? std::strong_ordering::less : std::strong_ordering::greater;
+  }
+  if (M == mode::exact) return std::strong_ordering::less;  // an integer is never =:= a float
+  std::strong_ordering by_value = a_int ? compare_int_float(internals::integer(a), internals::floating(b))
+                                        : 0 <=> compare_int_float(internals::integer(b), internals::floating(a));
+  if (by_value != 0 || M == mode::arithmetic) return by_value;
+  return a_int ? std::strong_ordering::less : std::strong_ordering::greater;  // 1 before 1.0
+}
+
+template <mode M>
+std::strong_ordering compare_terms(const term* a, const term* b) noexcept {
+  // Loops instead of recursing on the last thing compared (a list's tail, a tuple's last
+  // element, a map's last value), so long lists compare in constant stack.
+  for (;;) {
+    const term_kind ka = internals::kind(*a), kb = internals::kind(*b);
+    if (kind_rank(ka) != kind_rank(kb)) {
+      return M == mode::order ? kind_rank(ka) <=> kind_rank(kb) : std::strong_ordering::less;
+    }
+    switch (ka) {
+      case term_kind::integer:
+      case term_kind::bignum:
+      case term_kind::float_:
+        return compare_numbers<M>(*a, *b);
+      case term_kind::atom:
+        if (M != mode::order) return internals::bits(*a) == internals::bits(*b) ? std::strong_ordering::equal
+                                                                              : std::strong_ordering::less;
+        return internals::atom_of(*a) <=> internals::atom_of(*b);
+      case term_kind::reference:
+        return internals::ref_of(*a) <=> internals::ref_of(*b);
+      case term_kind::pid:
+        return pid::from_bits(internals::bits(*a)) <=> pid::from_bits(internals::bits(*b));
+      case term_kind::nil:
+        return std::strong_ordering::equal;
+      case term_kind::binary: {
+        const std::string_view x = internals::binary_view(*a), y = internals::binary_view(*b);
+        if (M != mode::order) return x == y ? std::strong_ordering::equal : std::strong_ordering::less;
+        return x.compare(y) <=> 0;  // unsigned bytes; a prefix comes first
+      }
+      default:
+        break;
+    }
+    if (internals::box(*a) == internals::box(*b)) return std::strong_ordering::equal;  // shared: identical
+    switch (ka) {
+      case term_kind::tuple: {
+        const std::span<const term> x = internals::tuple_view(*a), y = internals::tuple_view(*b);
+        if (x.size() != y.size()) return x.size() <=> y.size();
+        for (std::size_t i = 0; i + 1 < x.size(); ++i) {
+          if (auto c = compare_terms<M>(&x[i], &y[i]); c != 0) return c;
+        }
+        a = &x.back(), b = &y.back();
+        continue;
+      }
+      case term_kind::map: {
+        const std::span<const internals::entry> x = internals::map_view(*a), y = internals::map_view(*b);
+        if (x.size() != y.size()) return x.size() <=> y.size();
+        // All keys first, then the values in key order. Keys always match exactly:
+        // #{1 => a} == #{1.0 => a} is false in Erlang.
+        constexpr mode kKeyMode = M == mode::order ? mode::order : mode::exact;
+        for (std::size_t i = 0; i < x.size(); ++i) {
+          if (auto c = compare_terms<kKeyMode>(&x[i].first, &y[i].first); c != 0) return c;
+        }
+        for (std::size_t i = 0; i + 1 < x.size(); ++i) {
+          if (auto c = compare_terms<M>(&x[i].second, &y[i].second); c != 0) return c;
+        }
+        a = &x.back().second, b = &y.back().second;
+        continue;
+      }
+      case term_kind::list: {
+        const auto* x = internals::cell(*a);
+        const auto* y = internals::cell(*b);
+        if (auto c = compare_terms<M>(&x->head, &y->head); c != 0) return c;
+        a = &x->tail, b = &y->tail;
+        continue;
+      }
+      default:
+        return std::strong_ordering::equal;  // unreachable: every kind is handled above
+    }
+  }
+}
+
+// ---------------------------------------------------------------- hashing
+
+std::uint64_t mix(std::uint64_t h, std::uint64_t value) noexcept {
+  h ^= value + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+  h *= 0xBF58476D1CE4E5B9ull;
+  return h ^ (h >> 31);
+}
+
+std::uint64_t hash_term(const term* t) noexcept {
+  std::uint64_t h = 0;
+  for (;;) {
+    const term_kind k = internals::kind(*t);
+    h = mix(h, std::uint64_t(k));
+    switch (k) {
+      case term_kind::integer:
+      case term_kind::bignum:
+      case term_kind::atom:
+      case term_kind::pid:
+        return mix(h, internals::bits(*t));
+      case term_kind::float_:
+        return mix(h, std::bit_cast<std::uint64_t>(internals::floating(*t)));  // -0.0 =/= 0.0, so bits are fine
+      case term_kind::reference:
+        return mix(mix(h, internals::aux(*t)), internals::bits(*t));
+      case term_kind::nil:
+        return h;
+      case term_kind::binary:
+        return mix(h, std::hash<std::string_view>{}(internals::binary_view(*t)));
+      case term_kind::tuple: {
+        const std::span<const term> e = internals::tuple_view(*t);
+        h = mix(h, e.size());
+        if (e.empty()) return h;
+        for (std::size_t i = 0; i + 1 < e.size(); ++i) h = mix(h, hash_term(&e[i]));
+        t = &e.back();
+        continue;
+      }
+      case term_kind::map: {
+        const std::span<const internals::entry> e = internals::map_view(*t);
+        h = mix(h, e.size());
+        if (e.empty()) return h;
+        for (std::size_t i = 0; i < e.size(); ++i) h = mix(h, hash_term(&e[i].first));
+        for (std::size_t i = 0; i + 1 < e.size(); ++i) h = mix(h, hash_term(&e[i].second));
+        t = &e.back().second;
+        continue;
+      }
+      case term_kind::list: {
+        const auto* c = internals::cell(*t);
+        h = mix(h, hash_term(&c->head));
+        t = &c->tail;
+        continue;
+      }
+    }
+    return h;
+  }
+}
+
+// ---------------------------------------------------------------- printing
+
+// Appends a float as Erlang's ~w writes it (float_to_list(F, [short])): the shortest
+// digits that read back as the same double, e.g. 1.0, 0.1, 100.0, 1.0e3, 1.0e-5,
+// 1.2345678901234567e19. The choice between plain and scientific notation follows the
+// BEAM's rules, matched against erl on several hundred thousand doubles:
+//  * with one digit, plain from 1.0e-4 (0.0001) up to 1.0e2 (100.0);
+//  * otherwise plain from 0.00ddd (two zeros after the point) up to one trailing
+//    zero before the point (12340.0), or two (12345678900.0) once the value is 1.0e10
+//    or more, which is when scientific form is no shorter;
+//  * but a whole number beyond 2^53 (where doubles skip integers) is always scientific.
+void append_float(std::string& out, double value) {
+  if (std::signbit(value)) out += '-';
+  value = std::fabs(value);
+  if (value == 0.0) {
+    out += "0.0";
+    return;
+  }
+  // std::to_chars without a precision gives the shortest round-trip digits: "d.ddde±x".
+  char buffer[64];
+  const auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value, std::chars_format::scientific);
+  (void)ec;  // 64 bytes is always enough for a double
+  const std::string_view text(buffer, end - buffer);
+  const std::size_t e = text.find('e');
+  std::string digits;
+  for (char c : text.substr(0, e)) {
+    if (c != '.') digits += c;
+  }
+  int scientific_exponent = 0;  // value = d.ddd * 10^scientific_exponent
+  std::string_view exponent_text = text.substr(e + 1);
+  if (exponent_text.front() == '+') exponent_text.remove_prefix(1);
+  std::from_chars(exponent_text.data(), exponent_text.data() + exponent_text.size(), scientific_exponent);
+
+  const int length = int(digits.size());
+  const int exponent = scientific_exponent - length + 1;  // value = digits * 10^exponent
+  const int lowest = length == 1 ? -4 : -(length + 2);
+  const int highest = length == 1 || scientific_exponent >= 10 ? 2 : 1;
+  bool plain = lowest <= exponent && exponent <= highest;
+  if (plain && exponent >= 0) {
+    const std::uint64_t whole = std::stoull(digits);
+    plain = !((exponent == 0 && whole >= (1ull << 53)) || (exponent == 1 && whole > (1ull << 52) / 5) ||
+              (exponent == 2 && whole > (1ull << 51) / 25));
+  }
+  if (!plain) {
+    out.append(1, digits[0]).append(".").append(length == 1 ? std::string_view("0") : std::string_view(digits).substr(1));
+    out.append("e").append(std::to_string(scientific_exponent));
+  } else if (exponent >= 0) {
+    out.append(digits).append(std::size_t(exponent), '0').append(".0");
+  } else if (length + exponent > 0) {
+    out.append(digits, 0, std::size_t(length + exponent)).append(".").append(digits, std::size_t(length + exponent));
+  } else {
+    out.append("0.").append(std::size_t(-(length + exponent)), '0').append(digits);
+  }
+}
+
+// True if io_lib would print the code point inside a string with the Unicode
+// printable range (io_lib:printable_unicode_list/1).
+bool is_printable(std::int32_t c) noexcept {
+  switch (c) {
+    case '\n': case '\r': case '\t': case '\v': case '\b': case '\f': case 0x1B:
+      return true;
+    default:
+      return (c >= 0x20 && c <= 0x7E) || (c >= 0xA0 && c < 0xD800) || (c > 0xDFFF && c < 0xFFFE) ||
+             (c > 0xFFFF && c <= 0x10FFFF);
+  }
+}
+
+// Appends a binary as Erlang's ~tp prints it (with +pc unicode): <<"text">> if it is
+// printable ASCII, <<"text"/utf8>> if it is printable UTF-8 with other characters,
+// otherwise its bytes <<1,2,3>>. (~w always prints bytes; a string is easier to read
+// in an exit reason or a log line. Unlike ~tp, bytes that are not UTF-8 are never
+// read as Latin-1 text.)
+void append_binary(std::string& out, std::string_view bytes) {
+  if (bytes.empty()) {
+    out += "<<>>";
+    return;
+  }
+  bool printable = true, ascii = true;
+  for (std::size_t pos = 0; pos < bytes.size() && printable;) {
+    const std::int32_t c = detail::next_code_point(bytes, pos);
+    printable = is_printable(c);
+    ascii = ascii && c < 0x80;
+  }
+  if (!printable) {
+    out += "<<";
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+      if (i > 0) out += ',';
+      out += fmt::format_int(static_cast<unsigned char>(bytes[i])).c_str();
+    }
+    out += ">>";
+    return;
+  }
+  out += "<<\"";
+  for (char c : bytes) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\v': out += "\\v"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case 0x1B: out += "\\e"; break;
+      default: out += c;
+    }
+  }
+  out += ascii ? "\">>" : "\"/utf8>>";
+}
+
+// Writes terms in Erlang syntax, stopping with "..." once the text passes `limit` bytes
+// (error messages quote the offending term without printing all of a huge one).
+class printer {
+ public:
+  explicit printer(std::size_t limit) : limit_(limit) {}
+
+  void print(const term& t) {
+    if (full()) return;
+    switch (t.kind()) {
+      case term_kind::integer:
+      case term_kind::bignum:
+        out_ += fmt::format_int(internals::integer(t)).c_str();
+        return;
+      case term_kind::float_:
+        append_float(out_, internals::floating(t));
+        return;
+      case term_kind::atom:
+        out_ += internals::atom_of(t).to_string();
+        return;
+      case term_kind::reference:
+        out_ += internals::ref_of(t).to_string();
+        return;
+      case term_kind::pid:
+        out_ += pid::from_bits(internals::bits(t)).to_string();
+        return;
+      case term_kind::nil:
+        out_ += "[]";
+        return;
+      case term_kind::binary:
+        append_binary(out_, internals::binary_view(t));
+        return;
+      case term_kind::tuple: {
+        out_ += '{';
+        bool first = true;
+        for (const term& e : internals::tuple_view(t)) {
+          if (!first) out_ += ',';
+          first = false;
+          print(e);
+          if (full()) return;
+        }
+        out_ += '}';
+        return;
+      }
+      case term_kind::map: {
+        out_ += "#{";
+        bool first = true;
+        for (const auto& [key, value] : internals::map_view(t)) {
+          if (!first) out_ += ',';
+          first = false;
+          print(key);
+          out_ += " => ";
+          print(value);
+          if (full()) return;
+        }
+        out_ += '}';
+        return;
+      }
+      case term_kind::list: {
+        out_ += '[';
+        const term* cell = &t;
+        for (;;) {
+          print(internals::cell(*cell)->head);
+          if (full()) return;
+          const term& tail = internals::cell(*cell)->tail;
+          if (tail.is_cons()) {
+            out_ += ',';
+            cell = &tail;
+          } else {
+            if (!tail.is_nil()) {
+              out_ += '|';
+              print(tail);
+            }
+            break;
+          }
+        }
+        out_ += ']';
+        return;
+      }
+    }
+  }
+
+  std::string take() && { return std::move(out_); }
+
+ private:
+  bool full() {
+    if (truncated_) return true;
+    if (out_.size() <= limit_) return false;
+    out_ += "...";
+    truncated_ = true;
+    return true;
+  }
+
+  std::string out_;
+  std::size_t limit_;
+  bool truncated_ = false;
+};
+
+std::string print_term(const term& t, std::size_t limit = std::numeric_limits<std::size_t>::max()) {
+  printer p(limit);
+  p.print(t);
+  return std::move(p).take();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- construction
+
+term::term(std::string_view bytes) : term(internals::make_binary(bytes.data(), bytes.size())) {}
+
+term term::binary(std::span<const std::byte> bytes) { return internals::make_binary(bytes.data(), bytes.size()); }
+
+term term::binary(std::initializer_list<std::uint8_t> bytes) {
+  return internals::make_binary(bytes.begin(), bytes.size());
+}
+
+term tuple(std::span<const term> elements) {
+  return internals::make_tuple(elements.size(), [&](term* slot, std::size_t i) { ::new (slot) term(elements[i]); });
+}
+
+term detail::tuple_from_temporaries(term* elements, std::size_t size) {
+  return internals::make_tuple(size, [&](term* slot, std::size_t i) { ::new (slot) term(std::move(elements[i])); });
+}
+
+term cons(term head, term tail) {
+  auto* box = ::new (internals::allocate<internals::cons_box>(0)) internals::cons_box(std::move(head), std::move(tail));
+  return internals::adopt(term_kind::list, box);
+}
+
+term list(std::span<const term> elements, term tail) {
+  // Built back to front, as Erlang builds lists. If an allocation fails, `tail` frees the
+  // cells made so far.
+  for (std::size_t i = elements.size(); i-- > 0;) tail = cons(elements[i], std::move(tail));
+  return tail;
+}
+
+term list(std::initializer_list<term> elements, term tail) {
+  return list(std::span<const term>(elements.begin(), elements.size()), std::move(tail));
+}
+
+term map(std::span<const std::pair<term, term>> entries) {
+  std::vector<internals::entry> sorted(entries.begin(), entries.end());
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const auto& x, const auto& y) { return compare(x.first, y.first) < 0; });
+  // Keep the last of each run of equal keys (the stable sort kept them in input order).
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < sorted.size(); ++i) {
+    const bool last_of_run = i + 1 == sorted.size() || sorted[i].first != sorted[i + 1].first;
+    if (last_of_run) sorted[kept++] = std::move(sorted[i]);
+  }
+  sorted.erase(sorted.begin() + std::ptrdiff_t(kept), sorted.end());
+  return internals::make_map(sorted);
+}
+
+term map(std::initializer_list<std::pair<term, term>> entries) {
+  return map(std::span<const std::pair<term, term>>(entries.begin(), entries.size()));
+}
+
+void term::free_box(term_kind k, detail::term_box* box) noexcept { internals::free_box(k, box); }
+
+void term::throw_integer_too_large(std::uint64_t value) {
+  throw std::out_of_range(fmt::format(
+      "athanor::term: the integer {} does not fit in 64 signed bits (bignums are not supported yet)", value));
+}
+
+void term::throw_not_finite() {
+  throw std::invalid_argument("athanor::term: a float must be finite (Erlang has no NaN or infinity)");
+}
+
+void term::throw_wrong_kind(const char* function, term_kind expected) const {
+  throw bad_term_access(fmt::format("athanor::term::{}: expected {}, got {} {}", function, kind_name(expected),
+                                    kind_name(kind_), print_term(*this, 80)));
+}
+
+// ---------------------------------------------------------------- reading
+
+std::string_view term::as_binary() const {
+  if (!is_binary()) throw_wrong_kind("as_binary", kind::binary);
+  return internals::binary_view(*this);
+}
+
+std::span<const std::byte> term::as_bytes() const {
+  if (!is_binary()) throw_wrong_kind("as_bytes", kind::binary);
+  return std::as_bytes(std::span<const char>(internals::binary_view(*this)));
+}
+
+std::size_t term::tuple_size() const {
+  if (!is_tuple()) throw_wrong_kind("tuple_size", kind::tuple);
+  return box_ == nullptr ? 0 : box_->size;
+}
+
+const term& term::element(std::size_t i) const {
+  const std::span<const term> elements = tuple_elements();
+  if (i >= elements.size()) {
+    throw std::out_of_range(fmt::format("athanor::term::element: index {} (0-based) of a tuple of size {}", i,
+                                        elements.size()));
+  }
+  return elements[i];
+}
+
+std::span<const term> term::tuple_elements() const {
+  if (!is_tuple()) throw_wrong_kind("tuple_elements", kind::tuple);
+  return internals::tuple_view(*this);
+}
+
+const term& term::head() const {
+  if (!is_cons()) throw_wrong_kind("head", kind::list);
+  return internals::cell(*this)->head;
+}
+
+const term& term::tail() const {
+  if (!is_cons()) throw_wrong_kind("tail", kind::list);
+  return internals::cell(*this)->tail;
+}
+
+std::size_t term::length() const {
+  if (!is_list()) throw_wrong_kind("length", kind::list);
+  std::size_t n = 0;
+  const term* t = this;
+  for (; t->is_cons(); t = &internals::cell(*t)->tail) ++n;
+  if (!t->is_nil()) {
+    throw bad_term_access(fmt::format("athanor::term::length: not a proper list: {}", print_term(*this, 80)));
+  }
+  return n;
+}
+
+term::list_view::iterator term::list_view::begin() const {
+  return iterator(list_.is_cons() ? internals::box(list_) : nullptr);
+}
+
+const term& term::list_view::iterator::operator*() const {
+  return static_cast<const internals::cons_box*>(cell_)->head;
+}
+
+term::list_view::iterator& term::list_view::iterator::operator++() {
+  const term& tail = static_cast<const internals::cons_box*>(cell_)->tail;
+  if (tail.is_cons()) {
+    cell_ = internals::box(tail);
+  } else if (tail.is_nil()) {
+    cell_ = nullptr;
+  } else {
+    throw bad_term_access(
+        fmt::format("athanor::term::list_elements: improper list, ends in {}", print_term(tail, 80)));
+  }
+  return *this;
+}
+
+std::size_t term::map_size() const {
+  if (!is_map()) throw_wrong_kind("map_size", kind::map);
+  return box_ == nullptr ? 0 : box_->size;
+}
+
+const term* term::find(const term& key) const {
+  const std::span<const std::pair<term, term>> entries = map_entries();
+  auto it = std::lower_bound(entries.begin(), entries.end(), key,
+                             [](const auto& entry, const term& k) { return compare(entry.first, k) < 0; });
+  if (it == entries.end() || it->first != key) return nullptr;
+  return &it->second;
+}
+
+std::span<const std::pair<term, term>> term::map_entries() const {
+  if (!is_map()) throw_wrong_kind("map_entries", kind::map);
+  return internals::map_view(*this);
+}
+
+// ---------------------------------------------------------------- comparing, hashing, printing
+
+std::strong_ordering compare(const term& a, const term& b) noexcept { return compare_terms<mode::order>(&a, &b); }
+
+bool operator==(const term& a, const term& b) noexcept { return compare_terms<mode::exact>(&a, &b) == 0; }
+
+std::strong_ordering operator<=>(const term& a, const term& b) noexcept { return compare(a, b); }
+
+bool equal(const term& a, const term& b) noexcept { return compare_terms<mode::arithmetic>(&a, &b) == 0; }
+
+std::string term::to_string() const { return print_term(*this); }
+
+std::ostream& operator<<(std::ostream& out, const term& t) { return out << t.to_string(); }
+
+std::string_view kind_name(term_kind k) noexcept {
+  switch (k) {
+    case term_kind::integer: return "integer";
+    case term_kind::bignum: return "bignum";
+    case term_kind::float_: return "float";
+    case term_kind::atom: return "atom";
+    case term_kind::reference: return "reference";
+    case term_kind::pid: return "pid";
+    case term_kind::tuple: return "tuple";
+    case term_kind::map: return "map";
+    case term_kind::nil: return "nil";
+    case term_kind::list: return "list";
+    case term_kind::binary: return "binary";
+  }
+  return "unknown";
+}
+
+}  // namespace athanor
+
+std::size_t std::hash<athanor::term>::operator()(const athanor::term& t) const noexcept {
+  return athanor::hash_term(&t);
+}

@@ -1,0 +1,95 @@
+// TCP through the runtime's poller: a process waiting on a socket uses no thread.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "test_util.h"
+
+namespace athanor::testing {
+namespace {
+
+struct port_is { std::uint16_t port; };
+
+std::span<std::byte> bytes(std::string& s) { return std::as_writable_bytes(std::span(s.data(), s.size())); }
+
+TEST_F(RuntimeTest, EchoOverLoopbackBetweenTwoProcesses) {
+  outcome<std::string> got;
+  run([&](process& self) -> proc {
+    pid me = self.self();
+    spawn([me](process& server) -> proc {
+      tcp_listener l = tcp_listener::listen("127.0.0.1", 0);
+      send(me, port_is{l.port()});
+      tcp_socket conn = co_await l.accept();
+      std::string buf(64, '\0');
+      for (;;) {
+        std::size_t n = co_await conn.read(bytes(buf));
+        if (n == 0) break;
+        co_await conn.write_all(std::string_view(buf.data(), n));
+      }
+      (void)server;
+    });
+    port_is p = co_await self.receive<port_is>();
+    tcp_socket c = co_await tcp_socket::connect("127.0.0.1", p.port);
+    co_await c.write_all(std::string_view("hello, world"));
+    std::string reply(12, '\0');
+    bool full = co_await c.read_exactly(bytes(reply));
+    EXPECT_TRUE(full);
+    c.shutdown_write();
+    std::string rest(8, '\0');
+    std::size_t n = co_await c.read(bytes(rest));
+    EXPECT_EQ(n, 0u);  // server closed after our shutdown
+    got.set(reply);
+  });
+  EXPECT_EQ(got.get(), "hello, world");
+}
+
+TEST_F(RuntimeTest, ManyConnectionsWaitWithoutThreads) {
+  constexpr int kClients = 200;
+  outcome<int> served;
+  run([&](process& self) -> proc {
+    pid me = self.self();
+    tcp_listener l = tcp_listener::listen("127.0.0.1", 0);
+    std::uint16_t port = l.port();
+    // One process per connection, each blocked in read.
+    for (int i = 0; i < kClients; ++i) {
+      spawn([me, port](process&) -> proc {
+        tcp_socket c = co_await tcp_socket::connect("127.0.0.1", port);
+        std::string b(1, '\0');
+        std::size_t n = co_await c.read(bytes(b));
+        send(me, int(n == 1 && b[0] == 'a'));
+      });
+    }
+    std::vector<tcp_socket> conns;
+    for (int i = 0; i < kClients; ++i) conns.push_back(co_await l.accept());
+    EXPECT_EQ(system_info().process_count, std::size_t(kClients + 1));
+    // Replies go out only now: every client process has been waiting on its socket.
+    int ok = 0;
+    for (auto& c : conns) co_await c.write_all(std::string_view("a"));
+    for (int i = 0; i < kClients; ++i) ok += co_await self.receive<int>();
+    served.set(ok);
+  });
+  EXPECT_EQ(served.get(), kClients);
+}
+
+TEST_F(RuntimeTest, ConnectToAClosedPortThrowsAndEndsTheProcess) {
+  outcome<bool> threw;
+  run([&](process&) -> proc {
+    // Find a free port by binding and closing.
+    tcp_listener l = tcp_listener::listen("127.0.0.1", 0);
+    std::uint16_t port = l.port();
+    l.close();
+    try {
+      co_await tcp_socket::connect("127.0.0.1", port);
+      threw.set(false);
+    } catch (const std::system_error& e) {
+      threw.set(e.code().value() == ECONNREFUSED);
+    }
+  });
+  EXPECT_TRUE(threw.get());
+}
+
+TEST_F(RuntimeTest, BadAddressesAreReportedNotCrashed) {
+  EXPECT_THROW(tcp_listener::listen("not-an-ip", 0), std::system_error);
+}
+
+}  // namespace
+}  // namespace athanor::testing
