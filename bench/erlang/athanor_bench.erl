@@ -57,8 +57,9 @@ run(#{bench := Bench} = Opts) ->
     Common ++ workload(Bench, N, Opts).
 
 workload("spawn_idle", N, _) ->
-    {Ns, Bytes} = spawn_idle(N),
-    [{ns_per_spawn, Ns / N}, {bytes_per_process, Bytes / N}];
+    {Ns, NsStarted, Bytes} = spawn_idle(N),
+    [{ns_per_spawn, Ns / N}, {bytes_per_process, Bytes / N},
+     {ns_per_spawn_started, NsStarted / N}];
 workload("ping_pong", N, _) ->
     Ns = ping_pong(N),
     [{ns_per_roundtrip, Ns / N}];
@@ -88,13 +89,14 @@ spawn_idle(N) ->
     RssBefore = rss_bytes(),
     T0 = now_ns(),
     Pids = spawn_many(N, fun idle/0),
-    %% Count a process as spawned once it has run up to its receive.
-    wait_run_queues_empty(),
     T1 = now_ns(),
+    %% ...and until every new process has run up to its receive.
+    wait_run_queues_empty(),
+    T2 = now_ns(),
     RssAfter = rss_bytes(),
     stop_all(Pids),
     wait_process_count(Baseline),
-    {T1 - T0, RssAfter - RssBefore}.
+    {T1 - T0, T2 - T0, RssAfter - RssBefore}.
 
 idle() ->
     receive stop -> ok end.
@@ -171,13 +173,12 @@ fan_out(N) ->
     lists:foreach(fun(W) -> W ! {req, Self} end, Workers),
     collect_replies(N),
     T1 = now_ns(),
-    stop_all(Workers),
     wait_process_count(Baseline),
     T1 - T0.
 
+%% Replies once, then returns (exits normally).
 fan_worker() ->
-    receive {req, From} -> From ! rep end,
-    receive stop -> ok end.
+    receive {req, From} -> From ! rep end.
 
 collect_replies(0) -> ok;
 collect_replies(K) -> receive rep -> collect_replies(K - 1) end.
@@ -241,10 +242,11 @@ sleep_until(DeadlineNs) ->
             ok
     end.
 
-%% Nearest-rank percentile of a sorted, non-empty list.
+%% Percentile of a sorted, non-empty list: element floor(P * Len) counting
+%% from 0 (the same rule as athanor-bench).
 percentile(Sorted, P) ->
-    Rank = max(1, ceil(P * length(Sorted))),
-    lists:nth(Rank, Sorted).
+    Len = length(Sorted),
+    lists:nth(min(Len, floor(P * Len) + 1), Sorted).
 
 %%% ---------------------------------------------------------------------------
 %%% Helpers

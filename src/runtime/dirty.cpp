@@ -49,7 +49,7 @@ void dirty_pools::submit(kind k, std::function<void()> job) {
 }
 
 void submit_dirty(dirty_kind kind, std::function<void()> job, std::coroutine_handle<> h) {
-  process* p = t_current;
+  process* p = detail::tls().current;
   if (!p || !g_rt) throw std::logic_error("athanor::dirty_cpu/dirty_io: must be awaited in a process");
   auto& s = process_access::st(p);
   s.flags &= ~kEventFired;

@@ -81,6 +81,7 @@ struct scheduler_slot {
   std::atomic<std::uint64_t> steals{0};
   unsigned id = 0;
   bool relief = false;                        // an extra slot started for hogs
+  std::atomic<std::int64_t> started_ns{0};      // steady_clock, when it (last) started
   // sysmon bookkeeping (sysmon thread only)
   std::uint64_t seen_dispatches = 0;
   std::chrono::steady_clock::time_point seen_since{};
@@ -127,6 +128,7 @@ struct runtime::impl {
   std::atomic<int> idle_count{0};
   std::atomic<int> spinning{0};
   std::atomic<bool> poller_active{false};  // a worker is blocked in epoll_wait
+  std::atomic<bool> poll_interrupted{false};  // its eventfd has been written since it went to sleep
   std::atomic<bool> stopping{false};
 
   // Timers, I/O, dirty pools.
@@ -168,9 +170,22 @@ extern runtime::impl* g_rt;  // the current runtime (set while one exists)
 namespace detail {
 // thread-local scheduling context
 struct worker;
-extern thread_local worker* t_worker;
-extern thread_local process* t_current;
-extern thread_local process* t_spawning;
+// The scheduling context of this thread. Reached through functions rather than `extern
+// thread_local` variables: with g++ 12 and UBSan, the null check on a TLS address tests CPU
+// flags that the linker's TLS relaxation (initial-exec to local-exec: add becomes lea) no longer
+// sets, which yields false "store to null pointer" reports. Under sanitizers the accessors are
+// out of line, so the check sees a real pointer; otherwise they inline to a plain TLS access.
+struct thread_context {
+  worker* w = nullptr;
+  process* current = nullptr;
+  process* spawning = nullptr;
+};
+#ifdef ATHANOR_SANITIZED
+thread_context& tls() noexcept;
+#else
+extern thread_local thread_context t_context;
+inline thread_context& tls() noexcept { return t_context; }
+#endif
 
 // Pushes e to p's inbox if p still is the incarnation `generation` names. Returns:
 // 0 pushed, 1 pushed and p was parked (the caller must make it runnable), -1 refused (ended/stale).

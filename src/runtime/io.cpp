@@ -81,7 +81,7 @@ void netpoll::forget(int fd) noexcept { ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nu
 }  // namespace detail
 
 void detail::fd_wait::await_suspend(std::coroutine_handle<> h) {
-  process* p = t_current;
+  process* p = detail::tls().current;
   if (!p || !g_rt) throw std::logic_error("athanor: socket operations must be awaited in a process");
   auto& s = process_access::st(p);
   s.flags &= ~kEventFired;

@@ -2,7 +2,9 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <array>
+#include <vector>
 #include <atomic>
 #include <mutex>
 #include <new>
@@ -16,7 +18,30 @@ constexpr std::size_t kChunkBytes = 2u << 20;  // one huge page
 constexpr int kLocalMax = 512;                 // blocks a thread caches per class
 constexpr int kBatch = 256;                    // blocks moved between a thread and the depot
 
-std::atomic<std::int64_t> g_in_use{0};
+// Bytes in use, counted per thread without atomic read-modify-writes (a block is often freed
+// on another thread than the one that allocated it, so one thread's figure may be negative);
+// system_info() adds them up. Counters of exited threads are folded into g_retired.
+struct usage_counter {
+  std::atomic<std::int64_t> bytes{0};
+  void add(std::int64_t d) noexcept { bytes.store(bytes.load(std::memory_order_relaxed) + d, std::memory_order_relaxed); }
+};
+std::mutex g_usage_mu;
+std::vector<usage_counter*> g_usage;
+std::atomic<std::int64_t> g_retired{0};
+
+struct usage_registration {
+  usage_counter counter;
+  usage_registration() {
+    std::lock_guard lock(g_usage_mu);
+    g_usage.push_back(&counter);
+  }
+  ~usage_registration() {
+    std::lock_guard lock(g_usage_mu);
+    g_retired.fetch_add(counter.bytes.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    g_usage.erase(std::find(g_usage.begin(), g_usage.end(), &counter));
+  }
+};
+thread_local usage_registration t_usage;
 
 struct free_block { free_block* next; };
 
@@ -103,29 +128,48 @@ thread_local thread_cache t_cache;
 }  // namespace
 
 void* reserve_address_space(std::size_t bytes) {
-  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED) throw std::bad_alloc();
-  ::madvise(p, bytes, MADV_HUGEPAGE);  // fewer faults for dense data; harmless if THP is off
-  return p;
+  // Aligned to 2 MiB so that transparent huge pages can back it: one fault per 2 MiB instead of
+  // one per 4 KiB (faults are what spawning a million processes mostly costs on a VM).
+  constexpr std::size_t kHuge = 2u << 20;
+  bytes = (bytes + kHuge - 1) & ~(kHuge - 1);
+  void* raw = ::mmap(nullptr, bytes + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw == MAP_FAILED) throw std::bad_alloc();
+  auto start = reinterpret_cast<std::uintptr_t>(raw);
+  auto aligned = (start + kHuge - 1) & ~std::uintptr_t(kHuge - 1);
+  if (aligned > start) ::munmap(raw, aligned - start);
+  std::size_t tail = (start + bytes + kHuge) - (aligned + bytes);
+  if (tail) ::munmap(reinterpret_cast<void*>(aligned + bytes), tail);
+  ::madvise(reinterpret_cast<void*>(aligned), bytes, MADV_HUGEPAGE);  // harmless if THP is off
+  return reinterpret_cast<void*>(aligned);
 }
 
-std::int64_t pool_bytes_in_use() noexcept { return g_in_use.load(std::memory_order_relaxed); }
+void release_address_space(void* p, std::size_t bytes) noexcept {
+  constexpr std::size_t kHuge = 2u << 20;
+  ::munmap(p, (bytes + kHuge - 1) & ~(kHuge - 1));
+}
+
+std::int64_t pool_bytes_in_use() noexcept {
+  std::lock_guard lock(g_usage_mu);
+  std::int64_t total = g_retired.load(std::memory_order_relaxed);
+  for (usage_counter* c : g_usage) total += c->bytes.load(std::memory_order_relaxed);
+  return total;
+}
 
 #ifdef ATHANOR_SANITIZED
 
 void* pool_alloc(std::size_t size) {
-  g_in_use.fetch_add(std::int64_t(size), std::memory_order_relaxed);
+  t_usage.counter.add(std::int64_t(size));
   return ::operator new(size);
 }
 void pool_free(void* p, std::size_t size) noexcept {
-  g_in_use.fetch_sub(std::int64_t(size), std::memory_order_relaxed);
+  t_usage.counter.add(-std::int64_t(size));
   ::operator delete(p);
 }
 
 #else
 
 void* pool_alloc(std::size_t size) {
-  g_in_use.fetch_add(std::int64_t(size), std::memory_order_relaxed);
+  t_usage.counter.add(std::int64_t(size));
   if (size > kPoolMaxSize) return ::operator new(size);
   std::size_t c = (size + kPoolGranule - 1) / kPoolGranule - (size ? 1 : 0);
   auto& tc = t_cache;
@@ -145,7 +189,7 @@ void* pool_alloc(std::size_t size) {
 }
 
 void pool_free(void* p, std::size_t size) noexcept {
-  g_in_use.fetch_sub(std::int64_t(size), std::memory_order_relaxed);
+  t_usage.counter.add(-std::int64_t(size));
   if (size > kPoolMaxSize) { ::operator delete(p); return; }
   std::size_t c = (size + kPoolGranule - 1) / kPoolGranule - (size ? 1 : 0);
   auto& tc = t_cache;

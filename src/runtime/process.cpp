@@ -34,8 +34,6 @@ namespace athanor {
 
 using detail::envelope;
 using detail::process_state;
-using detail::t_current;
-using detail::t_spawning;
 using detail::wait_kind;
 using detail::kDirtyPending;
 using detail::kEventFired;
@@ -252,7 +250,7 @@ int detail::inbox_push(process* p, std::uint32_t generation, envelope* e) noexce
 
 bool detail::deliver(pid to, envelope* e) noexcept {
   runtime::impl* rt = g_rt;
-  if (process* cur = t_current) {
+  if (process* cur = detail::tls().current) {
     auto& s = process_access::st(cur);
     --s.budget;
     ++s.reductions;
@@ -267,11 +265,11 @@ bool detail::deliver(pid to, envelope* e) noexcept {
     destroy_envelope(e);
     return false;
   }
-  if (r == 1) rt->make_runnable(p, t_current != nullptr);
+  if (r == 1) rt->make_runnable(p, detail::tls().current != nullptr);
   return true;
 }
 
-process* detail::current_process() noexcept { return t_current; }
+process* detail::current_process() noexcept { return detail::tls().current; }
 
 // ---- process table ----------------------------------------------------------------------
 
@@ -325,7 +323,7 @@ void runtime::impl::release_process(process* p) noexcept {
 // ---- frames ---------------------------------------------------------------------------------
 
 void* detail::allocate_frame(std::size_t size) {
-  process* p = t_spawning ? t_spawning : t_current;
+  process* p = detail::tls().spawning ? detail::tls().spawning : detail::tls().current;
   void* mem = pool_alloc(size);
   if (p) {
     st(p).memory += std::int64_t(size);
@@ -335,12 +333,12 @@ void* detail::allocate_frame(std::size_t size) {
 }
 
 void detail::free_frame(void* mem, std::size_t size) noexcept {
-  if (process* p = t_spawning ? t_spawning : t_current) st(p).memory -= std::int64_t(size);
+  if (process* p = detail::tls().spawning ? detail::tls().spawning : detail::tls().current) st(p).memory -= std::int64_t(size);
   pool_free(mem, size);
 }
 
 void detail::process_body_returned(std::exception_ptr error) noexcept {
-  process* p = t_current;
+  process* p = detail::tls().current;
   if (!p) return;
   try {
     set_exit(p, error ? exception_reason(error) : term(atoms::normal));
@@ -369,13 +367,13 @@ pid detail::spawn_closure(closure_base* body, const spawn_options& opts, ref* mo
   s.closure = body;
   s.flags = opts.trap_exit ? kTrapExit : 0;
   if (opts.max_heap_bytes) extras(p).max_heap_bytes = opts.max_heap_bytes;
-  process* saved = t_spawning;
-  t_spawning = p;
+  process* saved = detail::tls().spawning;
+  detail::tls().spawning = p;
   try {
     proc c = body->invoke(*p);
     s.body = c.release();
   } catch (...) {
-    t_spawning = saved;
+    detail::tls().spawning = saved;
     body->destroy();
     s.closure = nullptr;
     delete s.extras;
@@ -385,11 +383,11 @@ pid detail::spawn_closure(closure_base* body, const spawn_options& opts, ref* mo
     rt->release_process(p);
     throw;
   }
-  t_spawning = saved;
+  detail::tls().spawning = saved;
   s.resume_point = s.body;
   s.wait = wait_kind::none;
   pid child = s.self_pid;
-  process* parent = t_current;
+  process* parent = detail::tls().current;
   if (parent) {
     --st(parent).budget;
     ++st(parent).reductions;
@@ -407,7 +405,9 @@ pid detail::spawn_closure(closure_base* body, const spawn_options& opts, ref* mo
     // Not in a process: nothing to link or monitor from.
     if (monitor_out) *monitor_out = make_ref();
   }
-  rt->make_runnable(p, false);
+  // Like Go's newproc, a process spawned by a process runs next on the same thread: the
+  // spawner usually waits for it soon (spawn + monitor + DOWN needs no other thread).
+  rt->make_runnable(p, parent != nullptr);
   return child;
 }
 
@@ -415,7 +415,7 @@ pid detail::spawn_closure(closure_base* body, const spawn_options& opts, ref* mo
 
 void run_process(runtime::impl& rt, detail::scheduler_slot& slot, process* p) {
   auto& s = st(p);
-  t_current = p;
+  detail::tls().current = p;
   s.flags |= kRunning;
   s.budget = rt.cfg.reductions_per_slice;
   for (;;) {
@@ -463,7 +463,7 @@ void run_process(runtime::impl& rt, detail::scheduler_slot& slot, process* p) {
       break;
     }
   }
-  t_current = nullptr;
+  detail::tls().current = nullptr;
 }
 
 void runtime::impl::finish(process* p) noexcept {
@@ -613,16 +613,16 @@ std::size_t process::message_queue_len() {
 
 // ---- functions on processes ---------------------------------------------------------------------
 
-pid self() noexcept { return t_current ? st(t_current).self_pid : pid(); }
+pid self() noexcept { return detail::tls().current ? st(detail::tls().current).self_pid : pid(); }
 
 process& this_process() {
-  if (!t_current) throw std::logic_error("athanor::this_process: not called from a process");
-  return *t_current;
+  if (!detail::tls().current) throw std::logic_error("athanor::this_process: not called from a process");
+  return *detail::tls().current;
 }
 
 static process* require_process(const char* what) {
-  if (!t_current) throw std::logic_error(std::string("athanor::") + what + ": must be called from a process");
-  return t_current;
+  if (!detail::tls().current) throw std::logic_error(std::string("athanor::") + what + ": must be called from a process");
+  return detail::tls().current;
 }
 
 void exit(pid target, const term& reason) { detail::signal<detail::sig_exit>(target, self(), reason, false); }
@@ -780,7 +780,7 @@ struct info_reply {
 }  // namespace
 
 std::optional<process_info_t> process_info(pid target) {
-  if (process* cur = t_current) {
+  if (process* cur = detail::tls().current) {
     if (st(cur).self_pid == target) {
       drain(cur);
       return make_info(cur, false, true);

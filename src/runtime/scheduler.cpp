@@ -86,9 +86,12 @@ struct worker {
   unsigned slot = 0;
   std::uint64_t last_poll_ms = 0;
 };
-thread_local worker* t_worker = nullptr;
-thread_local process* t_current = nullptr;
-thread_local process* t_spawning = nullptr;
+#ifdef ATHANOR_SANITIZED
+static thread_local thread_context t_context;
+__attribute__((noinline)) thread_context& tls() noexcept { return t_context; }
+#else
+thread_local thread_context t_context;
+#endif
 
 std::uint64_t now_ms() noexcept {
   using namespace std::chrono;
@@ -97,8 +100,6 @@ std::uint64_t now_ms() noexcept {
 }  // namespace detail
 
 using detail::scheduler_slot;
-using detail::t_current;
-using detail::t_worker;
 using detail::worker;
 
 // ---- global queue ---------------------------------------------------------------
@@ -134,7 +135,7 @@ process* runtime::impl::global_pop() noexcept {
 // ---- making processes runnable --------------------------------------------------
 
 void runtime::impl::make_runnable(process* p, bool next) noexcept {
-  worker* w = t_worker;
+  worker* w = detail::tls().w;
   if (!w) {
     global_push(p);
     return;
@@ -172,8 +173,8 @@ void runtime::impl::wake_worker() noexcept {
   if (w) {
     w->wake_word.store(1, std::memory_order_release);
     w->wake_word.notify_one();
-  } else if (poller_active.load(std::memory_order_acquire)) {
-    poll->interrupt();
+  } else if (poller_active.load(std::memory_order_acquire) && !poll_interrupted.exchange(true, std::memory_order_acq_rel)) {
+    poll->interrupt();  // once per poller sleep: a write(2) per message would cost more than the wake
   }
 }
 
@@ -246,7 +247,7 @@ static process* steal_work(runtime::impl& rt, scheduler_slot& s) {
 void run_process(runtime::impl& rt, scheduler_slot& s, process* p);  // process.cpp
 
 void runtime::impl::worker_main(unsigned slot_id, worker* w) {
-  t_worker = w;
+  detail::tls().w = w;
   w->slot = slot_id;
   scheduler_slot& s = slots[slot_id];
   std::uint64_t tick = 0;
@@ -254,12 +255,13 @@ void runtime::impl::worker_main(unsigned slot_id, worker* w) {
     process* p = find_work(*this, s, *w, ++tick);
     if (!p) p = steal_work(*this, s);
     if (p) {
-      s.dispatches.fetch_add(1, std::memory_order_relaxed);
+      // Single-writer counters: plain load + store, no locked instruction on the hot path.
+      s.dispatches.store(s.dispatches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
       s.in_process.store(true, std::memory_order_relaxed);
       run_process(*this, s, p);
       s.in_process.store(false, std::memory_order_relaxed);
-      s.hogged.store(false, std::memory_order_relaxed);
-      s.runs.fetch_add(1, std::memory_order_relaxed);
+      if (s.hogged.load(std::memory_order_relaxed)) s.hogged.store(false, std::memory_order_relaxed);
+      s.runs.store(s.runs.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
       continue;
     }
 
@@ -295,6 +297,7 @@ void runtime::impl::worker_main(unsigned slot_id, worker* w) {
         std::int64_t timeout = timers->ms_until_next(detail::now_ms());
         if (timeout < 0 || timeout > 1000) timeout = 1000;
         poll->poll(int(timeout));
+        poll_interrupted.store(false, std::memory_order_release);
         w->last_poll_ms = detail::now_ms();
       }
       idle_count.fetch_sub(1, std::memory_order_seq_cst);
@@ -327,7 +330,7 @@ void runtime::impl::worker_main(unsigned slot_id, worker* w) {
     s.idle_ns.fetch_add(std::uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - idle_start).count()), std::memory_order_relaxed);
   }
   s.active.store(false, std::memory_order_release);
-  t_worker = nullptr;
+  detail::tls().w = nullptr;
 }
 
 // ---- relief for CPU hogs ------------------------------------------------------------
@@ -348,6 +351,8 @@ void runtime::impl::start_relief(unsigned hogged_slot) {
   scheduler_slot& s = slots[id];
   s.id = id;
   s.relief = true;
+  s.started_ns.store(std::chrono::steady_clock::now().time_since_epoch().count());
+  s.idle_ns.store(0);
   s.hogged.store(false);
   s.active.store(true, std::memory_order_release);
   if (id == n) slot_count.store(n + 1, std::memory_order_release);
@@ -418,6 +423,7 @@ runtime::runtime(runtime_config config) {
   rt->base_schedulers = rt->cfg.schedulers;
   for (unsigned i = 0; i < rt->cfg.schedulers; ++i) {
     rt->slots[i].id = i;
+    rt->slots[i].started_ns.store(rt->started.time_since_epoch().count());
     rt->slots[i].active.store(true);
   }
   rt->slot_count.store(rt->cfg.schedulers);
@@ -479,7 +485,7 @@ runtime::~runtime() {
   }
   delete rt->timers;
   delete rt->poll;
-  ::munmap(rt->table, (rt->cfg.max_processes + 1) * sizeof(process));
+  detail::release_address_space(rt->table, (rt->cfg.max_processes + 1) * sizeof(process));
   delete rt;
 }
 
@@ -525,9 +531,14 @@ system_info_t system_info() {
   info.process_limit = rt->cfg.max_processes;
   info.schedulers = rt->base_schedulers;
   info.relief_threads = rt->relief_started.load();
-  auto up = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - rt->started).count();
+  auto now = std::chrono::steady_clock::now();
   unsigned n = rt->slot_count.load();
   for (unsigned i = 0; i < n; ++i) {
+    // Relief slots are listed while they run.
+    if (i >= rt->base_schedulers && !rt->slots[i].active.load()) continue;
+    auto up = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                  now - std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(rt->slots[i].started_ns.load())))
+                  .count();
     scheduler_info si;
     si.utilization = up > 0 ? std::clamp(1.0 - double(rt->slots[i].idle_ns.load()) / double(up), 0.0, 1.0) : 0;
     si.processes_run = rt->slots[i].runs.load();

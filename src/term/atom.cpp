@@ -49,7 +49,9 @@ void check_name(std::string_view name) {
     throw std::invalid_argument(fmt::format("athanor::atom: a name may have at most {} bytes; got {} bytes",
                                             atom::kMaxNameBytes, name.size()));
   }
-  for (std::size_t pos = 0; pos < name.size();) {
+  std::size_t ascii = 0;  // ASCII is valid UTF-8 as it stands; most names are all ASCII
+  while (ascii < name.size() && static_cast<unsigned char>(name[ascii]) < 0x80) ++ascii;
+  for (std::size_t pos = ascii; pos < name.size();) {
     if (detail::next_code_point(name, pos) < 0) {
       throw std::invalid_argument(
           fmt::format("athanor::atom: a name must be valid UTF-8; byte {} of the name is not", pos));
@@ -98,13 +100,17 @@ class atom_table {
   // (see check_name), atom_table_full, or std::bad_alloc, leaving the table unchanged.
   std::uint32_t intern(std::string_view name) {
     const std::uint64_t hash = hash_of(name);
+    const std::uint32_t count_before = count_.load(std::memory_order_acquire);
     if (std::int64_t found = find(name, hash); found >= 0) return std::uint32_t(found);
     check_name(name);
 
     std::lock_guard lock(mutex_);
-    // Another thread may have created it, or grown the slots, since the lock-free probe.
-    if (std::int64_t found = find(name, hash); found >= 0) return std::uint32_t(found);
+    // Another thread may have created it since the lock-free probe. Atoms are only made
+    // under this lock, so if the count has not moved, nothing was, and the probe stands.
     const std::uint32_t index = count_.load(std::memory_order_relaxed);
+    if (index != count_before) {
+      if (std::int64_t found = find(name, hash); found >= 0) return std::uint32_t(found);
+    }
     if (index >= atom::kMaxAtoms) {
       throw atom_table_full(fmt::format(
           "athanor::atom: cannot create atom '{}': the atom table is full ({} atoms). Atoms are never "
@@ -142,10 +148,12 @@ class atom_table {
   static_assert(atom::kMaxAtoms % kChunkSize == 0);
 
   struct slot_array {
-    explicit slot_array(std::size_t size) : mask(size - 1), slots(new std::atomic<std::uint32_t>[size]) {}
+    explicit slot_array(std::size_t size)
+        : mask(size - 1), storage(new std::atomic<std::uint32_t>[size]), slots(storage.get()) {}
     std::size_t size() const { return mask + 1; }
     std::size_t mask;
-    std::unique_ptr<std::atomic<std::uint32_t>[]> slots;  // value-initialised: all empty
+    std::unique_ptr<std::atomic<std::uint32_t>[]> storage;  // value-initialised: all empty
+    std::atomic<std::uint32_t>* slots;                     // storage.get(), for probing
   };
 
   // FNV-1a, then a multiply-xorshift finaliser so that the low bits (the probe start)
@@ -158,7 +166,10 @@ class atom_table {
     h ^= h >> 32;
     return h;
   }
-  static std::uint32_t tag_of(std::uint64_t hash) noexcept { return std::uint32_t(hash >> (64 - (32 - kSlotIndexBits))); }
+  // The top 11 bits of the hash (the probe start uses the low bits).
+  static std::uint32_t tag_of(std::uint64_t hash) noexcept {
+    return std::uint32_t(hash >> (64 - (32 - kSlotIndexBits)));
+  }
 
   static void insert(slot_array& slots, std::uint64_t hash, std::uint32_t index) noexcept {
     std::size_t i = hash & slots.mask;

@@ -13,8 +13,8 @@
 
 namespace athanor {
 
-// Everything that needs a term's representation. The heap blocks are laid out as a
-// term_box header followed directly by their contents:
+// Everything that needs a term's representation: static functions only, as thread-safe as
+// the terms passed in. Each heap block is a term_box header followed by its contents:
 //   tuple:  header (size = arity), then `size` terms
 //   list:   header, head, tail
 //   map:    header (size = entries), then `size` key/value pairs sorted by key
@@ -28,7 +28,7 @@ struct detail::term_internals {
     term tail;
   };
   struct binary_box : term_box {
-    std::size_t bytes;
+    std::size_t byte_count;
   };
   static_assert(sizeof(term_box) % alignof(term) == 0 && sizeof(term_box) % alignof(entry) == 0);
 
@@ -60,7 +60,8 @@ struct detail::term_internals {
     return ::operator new(sizeof(Box) + extra);
   }
 
-  // Returns a tuple whose elements are made by calling make(slot) for each of `size` slots.
+  // Returns a tuple whose elements are made by make(slot, i), which must construct a term
+  // in `slot` and not throw. Throws std::length_error or std::bad_alloc.
   template <class Make>
   static term make_tuple(std::size_t size, Make make) {
     if (size == 0) return adopt(term_kind::tuple, nullptr);
@@ -72,17 +73,19 @@ struct detail::term_internals {
     return adopt(term_kind::tuple, box);
   }
 
+  // Returns a binary holding a copy of `size` bytes at `data`; throws std::bad_alloc.
   static term make_binary(const void* data, std::size_t size) {
     if (size == 0) return adopt(term_kind::binary, nullptr);
     auto* box = ::new (allocate<binary_box>(size)) binary_box;
-    box->bytes = size;
+    box->byte_count = size;
     std::memcpy(bytes(box), data, size);
     return adopt(term_kind::binary, box);
   }
 
-  // `sorted` holds unique keys in term order; moves them into a new map.
+  // Returns a map of the entries in `sorted` (unique keys, in map key order), moving them.
   static term make_map(std::vector<entry>& sorted) {
     if (sorted.empty()) return adopt(term_kind::map, nullptr);
+    if (sorted.size() > 0x7FFFFFFF) throw std::length_error("athanor::map: more than 2^31 - 1 entries");
     auto* box = ::new (allocate<term_box>(sorted.size() * sizeof(entry))) term_box;
     box->size = std::uint32_t(sorted.size());
     entry* out = entries(box);
@@ -93,7 +96,7 @@ struct detail::term_internals {
   static std::string_view binary_view(const term& t) noexcept {
     auto* box = static_cast<binary_box*>(t.box_);
     if (box == nullptr) return {};
-    return {bytes(box), box->bytes};
+    return {bytes(box), box->byte_count};
   }
   static std::span<const term> tuple_view(const term& t) noexcept {
     if (t.box_ == nullptr) return {};
@@ -104,57 +107,70 @@ struct detail::term_internals {
     return {entries(t.box_), t.box_->size};
   }
 
-  // Gives up `last`'s reference to its block. Returns the block if that was the last
-  // reference (the caller must free it), else null. Leaves `last` holding nothing.
-  static term_box* release_into_loop(term& last, term_kind& block_kind) noexcept {
-    term_box* orphan = nullptr;
-    if (last.holds_box() && last.box_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      orphan = last.box_;
-      block_kind = last.kind_;
+  // A dead block's children, as one array of term slots: a tuple's elements, a map's
+  // keys and values alternately, a list cell's head and tail.
+  static std::size_t child_count(term_kind k, term_box* box) noexcept {
+    switch (k) {
+      case term_kind::tuple: return box->size;
+      case term_kind::map: return std::size_t(box->size) * 2;
+      case term_kind::list: return 2;
+      default: return 0;
     }
-    last.kind_ = term_kind::nil;
-    return orphan;
+  }
+  static term& child(term_kind k, term_box* box, std::size_t i) noexcept {
+    switch (k) {
+      case term_kind::tuple: return elements(box)[i];
+      case term_kind::map: return i % 2 == 0 ? entries(box)[i / 2].first : entries(box)[i / 2].second;
+      default: return i == 0 ? static_cast<cons_box*>(box)->head : static_cast<cons_box*>(box)->tail;
+    }
   }
 
+  // Frees `box`, whose last reference is gone, and every block only it kept alive.
+  //
+  // Without recursion or allocation, so that no nesting (a million-long list, or a list
+  // nested a million deep in its heads, as a decoded message might be) can overflow the
+  // stack, and freeing never throws. It walks the dead blocks depth first and keeps the
+  // way back in the blocks themselves (Deutsch-Schorr-Waite pointer reversal): on going
+  // down through child slot i, it stores i in the block's reference count (unused once
+  // the block is dead) and the way further up in slot i. The slots' destructors never
+  // run: the walk releases the reference each slot held as it passes it.
   static void free_box(term_kind k, term_box* box) noexcept {
-    // The last child of each block is freed by the loop rather than by recursion, so
-    // that a long list (a chain of tails) or a chain of nested last elements frees in
-    // constant stack. Other children (list heads, earlier elements) recurse.
-    while (box != nullptr) {
-      term_kind next_kind = term_kind::nil;
-      term_box* next = nullptr;
-      switch (k) {
-        case term_kind::tuple: {
-          term* e = elements(box);
-          const std::size_t n = box->size;
-          next = release_into_loop(e[n - 1], next_kind);
-          for (std::size_t i = 0; i < n; ++i) e[i].~term();
-          box->~term_box();
-          break;
-        }
-        case term_kind::map: {
-          entry* e = entries(box);
-          const std::size_t n = box->size;
-          next = release_into_loop(e[n - 1].second, next_kind);
-          for (std::size_t i = 0; i < n; ++i) e[i].~entry();
-          box->~term_box();
-          break;
-        }
-        case term_kind::list: {
-          auto* c = static_cast<cons_box*>(box);
-          next = release_into_loop(c->tail, next_kind);
-          c->~cons_box();
-          break;
-        }
-        case term_kind::binary:
-          static_cast<binary_box*>(box)->~binary_box();
-          break;
-        default:
-          break;  // no other kind has a block
+    term_box* current = box;
+    term_kind current_kind = k;
+    term_box* up = nullptr;  // the dead block `current` was reached from, if any
+    term_kind up_kind = term_kind::nil;
+    std::size_t i = 0;  // the next child slot of `current` to release
+    for (;;) {
+      bool went_down = false;
+      const std::size_t n = child_count(current_kind, current);
+      for (; i < n; ++i) {
+        term& slot = child(current_kind, current, i);
+        if (!slot.holds_box() || slot.box_->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) continue;
+        // That was the child's last reference: free it (and its children) first.
+        term_box* down = slot.box_;
+        const term_kind down_kind = slot.kind_;
+        current->refs.store(std::uint32_t(i), std::memory_order_relaxed);
+        slot.box_ = up;
+        slot.kind_ = up_kind;
+        up = current;
+        up_kind = current_kind;
+        current = down;
+        current_kind = down_kind;
+        i = 0;
+        went_down = true;
+        break;
       }
-      ::operator delete(box);
-      box = next;
-      k = next_kind;
+      if (went_down) continue;
+      ::operator delete(current);
+      if (up == nullptr) return;
+      // Back up to the parent, taking the way further up out of the slot we came through.
+      current = up;
+      current_kind = up_kind;
+      i = current->refs.load(std::memory_order_relaxed);
+      const term& slot = child(current_kind, current, i);
+      up = slot.box_;
+      up_kind = slot.kind_;
+      ++i;
     }
   }
 };
@@ -182,12 +198,20 @@ std::strong_ordering compare_int_float(std::int64_t i, double d) noexcept {
   return std::strong_ordering::equal;
 }
 
-// How two terms are compared: Erlang's term order (refined to a strong order), =:=, or ==.
-// In the two equality modes only "equal" or "not equal" (reported as less) matters.
-enum class mode { order, exact, arithmetic };
+// How two terms are compared:
+//  * erlang: Erlang's term order, a total preorder: numbers compare by value, so 1 and
+//    1.0 are "equal" (such a tie is reported through `tie`, see compare());
+//  * key: Erlang's map key order, the order of keys inside a map, a strong order: as
+//    above, except that every integer comes before every float (#{2 => a} <
+//    #{1.5 => a}) and -0.0 before 0.0;
+//  * exact: =:=, and arithmetic: ==. In these only "equal" or "not equal" (reported
+//    as less) matters.
+enum class mode { erlang, key, exact, arithmetic };
+
+constexpr bool is_ordering(mode m) { return m == mode::erlang || m == mode::key; }
 
 template <mode M>
-std::strong_ordering compare_numbers(const term& a, const term& b) noexcept {
+std::strong_ordering compare_numbers(const term& a, const term& b, bool& tie) noexcept {
   const bool a_int = a.is_integer(), b_int = b.is_integer();
   if (a_int && b_int) return internals::integer(a) <=> internals::integer(b);
   if (!a_int && !b_int) {
@@ -195,32 +219,40 @@ std::strong_ordering compare_numbers(const term& a, const term& b) noexcept {
     if (x < y) return std::strong_ordering::less;
     if (x > y) return std::strong_ordering::greater;
     // Equal values; only 0.0 and -0.0 can still differ.
-    if (M == mode::arithmetic || std::signbit(x) == std::signbit(y)) return std::strong_ordering::equal;
+    if (std::signbit(x) == std::signbit(y) || M == mode::arithmetic) return std::strong_ordering::equal;
+    if (M == mode::erlang) {
+      tie = true;
+      return std::strong_ordering::equal;
+    }
     return std::signbit(x) ? std::strong_ordering::less : std::strong_ordering::greater;
   }
   if (M == mode::exact) return std::strong_ordering::less;  // an integer is never =:= a float
-  std::strong_ordering by_value = a_int ? compare_int_float(internals::integer(a), internals::floating(b))
-                                        : 0 <=> compare_int_float(internals::integer(b), internals::floating(a));
-  if (by_value != 0 || M == mode::arithmetic) return by_value;
-  return a_int ? std::strong_ordering::less : std::strong_ordering::greater;  // 1 before 1.0
+  if (M == mode::key) return a_int ? std::strong_ordering::less : std::strong_ordering::greater;
+  const std::strong_ordering by_value =
+      a_int ? compare_int_float(internals::integer(a), internals::floating(b))
+            : 0 <=> compare_int_float(internals::integer(b), internals::floating(a));
+  if (by_value == 0 && M == mode::erlang) tie = true;
+  return by_value;
 }
 
+// Compares in mode M. Sets `tie` (never clears it) if, in mode erlang, two numbers that
+// are not exactly equal compared equal.
 template <mode M>
-std::strong_ordering compare_terms(const term* a, const term* b) noexcept {
+std::strong_ordering compare_terms(const term* a, const term* b, bool& tie) noexcept {
   // Loops instead of recursing on the last thing compared (a list's tail, a tuple's last
   // element, a map's last value), so long lists compare in constant stack.
   for (;;) {
     const term_kind ka = internals::kind(*a), kb = internals::kind(*b);
     if (kind_rank(ka) != kind_rank(kb)) {
-      return M == mode::order ? kind_rank(ka) <=> kind_rank(kb) : std::strong_ordering::less;
+      return is_ordering(M) ? kind_rank(ka) <=> kind_rank(kb) : std::strong_ordering::less;
     }
     switch (ka) {
       case term_kind::integer:
       case term_kind::bignum:
       case term_kind::float_:
-        return compare_numbers<M>(*a, *b);
+        return compare_numbers<M>(*a, *b, tie);
       case term_kind::atom:
-        if (M != mode::order) return internals::bits(*a) == internals::bits(*b) ? std::strong_ordering::equal
+        if (!is_ordering(M)) return internals::bits(*a) == internals::bits(*b) ? std::strong_ordering::equal
                                                                               : std::strong_ordering::less;
         return internals::atom_of(*a) <=> internals::atom_of(*b);
       case term_kind::reference:
@@ -231,7 +263,7 @@ std::strong_ordering compare_terms(const term* a, const term* b) noexcept {
         return std::strong_ordering::equal;
       case term_kind::binary: {
         const std::string_view x = internals::binary_view(*a), y = internals::binary_view(*b);
-        if (M != mode::order) return x == y ? std::strong_ordering::equal : std::strong_ordering::less;
+        if (!is_ordering(M)) return x == y ? std::strong_ordering::equal : std::strong_ordering::less;
         return x.compare(y) <=> 0;  // unsigned bytes; a prefix comes first
       }
       default:
@@ -243,7 +275,7 @@ std::strong_ordering compare_terms(const term* a, const term* b) noexcept {
         const std::span<const term> x = internals::tuple_view(*a), y = internals::tuple_view(*b);
         if (x.size() != y.size()) return x.size() <=> y.size();
         for (std::size_t i = 0; i + 1 < x.size(); ++i) {
-          if (auto c = compare_terms<M>(&x[i], &y[i]); c != 0) return c;
+          if (auto c = compare_terms<M>(&x[i], &y[i], tie); c != 0) return c;
         }
         a = &x.back(), b = &y.back();
         continue;
@@ -251,14 +283,14 @@ std::strong_ordering compare_terms(const term* a, const term* b) noexcept {
       case term_kind::map: {
         const std::span<const internals::entry> x = internals::map_view(*a), y = internals::map_view(*b);
         if (x.size() != y.size()) return x.size() <=> y.size();
-        // All keys first, then the values in key order. Keys always match exactly:
-        // #{1 => a} == #{1.0 => a} is false in Erlang.
-        constexpr mode kKeyMode = M == mode::order ? mode::order : mode::exact;
+        // All keys first, then the values in key order. Keys compare in map key order,
+        // and for equality always exactly: #{1 => a} == #{1.0 => a} is false in Erlang.
+        constexpr mode kKeyMode = is_ordering(M) ? mode::key : mode::exact;
         for (std::size_t i = 0; i < x.size(); ++i) {
-          if (auto c = compare_terms<kKeyMode>(&x[i].first, &y[i].first); c != 0) return c;
+          if (auto c = compare_terms<kKeyMode>(&x[i].first, &y[i].first, tie); c != 0) return c;
         }
         for (std::size_t i = 0; i + 1 < x.size(); ++i) {
-          if (auto c = compare_terms<M>(&x[i].second, &y[i].second); c != 0) return c;
+          if (auto c = compare_terms<M>(&x[i].second, &y[i].second, tie); c != 0) return c;
         }
         a = &x.back().second, b = &y.back().second;
         continue;
@@ -266,7 +298,7 @@ std::strong_ordering compare_terms(const term* a, const term* b) noexcept {
       case term_kind::list: {
         const auto* x = internals::cell(*a);
         const auto* y = internals::cell(*b);
-        if (auto c = compare_terms<M>(&x->head, &y->head); c != 0) return c;
+        if (auto c = compare_terms<M>(&x->head, &y->head, tie); c != 0) return c;
         a = &x->tail, b = &y->tail;
         continue;
       }
@@ -276,14 +308,24 @@ std::strong_ordering compare_terms(const term* a, const term* b) noexcept {
   }
 }
 
+// Erlang's map key order, in which a map keeps its keys.
+std::strong_ordering compare_keys(const term& a, const term& b) noexcept {
+  bool unused = false;
+  return compare_terms<mode::key>(&a, &b, unused);
+}
+
 // ---------------------------------------------------------------- hashing
 
+// Returns `h` with `value` mixed in (a combine step, then a multiply-xorshift so that
+// small differences spread to every bit).
 std::uint64_t mix(std::uint64_t h, std::uint64_t value) noexcept {
   h ^= value + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
   h *= 0xBF58476D1CE4E5B9ull;
   return h ^ (h >> 31);
 }
 
+// Returns a hash of the term that equal (=:=) terms share: it reads exactly what
+// operator== compares. Like compare_terms, it loops along tails and last elements.
 std::uint64_t hash_term(const term* t) noexcept {
   std::uint64_t h = 0;
   for (;;) {
@@ -375,7 +417,8 @@ void append_float(std::string& out, double value) {
               (exponent == 2 && whole > (1ull << 51) / 25));
   }
   if (!plain) {
-    out.append(1, digits[0]).append(".").append(length == 1 ? std::string_view("0") : std::string_view(digits).substr(1));
+    const std::string_view fraction = length == 1 ? std::string_view("0") : std::string_view(digits).substr(1);
+    out.append(1, digits[0]).append(".").append(fraction);
     out.append("e").append(std::to_string(scientific_exponent));
   } else if (exponent >= 0) {
     out.append(digits).append(std::size_t(exponent), '0').append(".0");
@@ -442,7 +485,8 @@ void append_binary(std::string& out, std::string_view bytes) {
 }
 
 // Writes terms in Erlang syntax, stopping with "..." once the text passes `limit` bytes
-// (error messages quote the offending term without printing all of a huge one).
+// (error messages quote the offending term without printing all of a huge one). Not
+// thread-safe; each call of print_term uses its own.
 class printer {
  public:
   explicit printer(std::size_t limit) : limit_(limit) {}
@@ -583,7 +627,7 @@ term list(std::initializer_list<term> elements, term tail) {
 term map(std::span<const std::pair<term, term>> entries) {
   std::vector<internals::entry> sorted(entries.begin(), entries.end());
   std::stable_sort(sorted.begin(), sorted.end(),
-                   [](const auto& x, const auto& y) { return compare(x.first, y.first) < 0; });
+                   [](const auto& x, const auto& y) { return compare_keys(x.first, y.first) < 0; });
   // Keep the last of each run of equal keys (the stable sort kept them in input order).
   std::size_t kept = 0;
   for (std::size_t i = 0; i < sorted.size(); ++i) {
@@ -695,7 +739,7 @@ std::size_t term::map_size() const {
 const term* term::find(const term& key) const {
   const std::span<const std::pair<term, term>> entries = map_entries();
   auto it = std::lower_bound(entries.begin(), entries.end(), key,
-                             [](const auto& entry, const term& k) { return compare(entry.first, k) < 0; });
+                             [](const auto& entry, const term& k) { return compare_keys(entry.first, k) < 0; });
   if (it == entries.end() || it->first != key) return nullptr;
   return &it->second;
 }
@@ -707,13 +751,28 @@ std::span<const std::pair<term, term>> term::map_entries() const {
 
 // ---------------------------------------------------------------- comparing, hashing, printing
 
-std::strong_ordering compare(const term& a, const term& b) noexcept { return compare_terms<mode::order>(&a, &b); }
+std::strong_ordering compare(const term& a, const term& b) noexcept {
+  // Erlang's order decides, and only terms it calls equal that are not exactly equal
+  // (they differ only in 1 vs 1.0 or 0.0 vs -0.0 somewhere) are ordered by map key
+  // order. Breaking such ties element by element instead would contradict Erlang:
+  // [0, 1] > [0.0 | {}] because [1] > {}, whatever 0 vs 0.0 says.
+  bool tie = false;
+  const std::strong_ordering erlang = compare_terms<mode::erlang>(&a, &b, tie);
+  if (erlang != 0 || !tie) return erlang;
+  return compare_keys(a, b);
+}
 
-bool operator==(const term& a, const term& b) noexcept { return compare_terms<mode::exact>(&a, &b) == 0; }
+bool operator==(const term& a, const term& b) noexcept {
+  bool unused = false;
+  return compare_terms<mode::exact>(&a, &b, unused) == 0;
+}
 
 std::strong_ordering operator<=>(const term& a, const term& b) noexcept { return compare(a, b); }
 
-bool equal(const term& a, const term& b) noexcept { return compare_terms<mode::arithmetic>(&a, &b) == 0; }
+bool equal(const term& a, const term& b) noexcept {
+  bool unused = false;
+  return compare_terms<mode::arithmetic>(&a, &b, unused) == 0;
+}
 
 std::string term::to_string() const { return print_term(*this); }
 

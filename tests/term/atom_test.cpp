@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <latch>
@@ -21,6 +22,13 @@ namespace athanor {
 namespace {
 
 using namespace athanor::literals;
+
+// Returns a name no earlier call returned, so that tests that need new atoms still get
+// them when the test binary runs them again (--gtest_repeat).
+std::string fresh_name(std::string_view prefix) {
+  static std::atomic<int> calls{0};
+  return fmt::format("{}_{}", prefix, calls.fetch_add(1));
+}
 
 // These run during static initialisation, possibly before atom.cpp's own statics are
 // set up: the table must build itself on first use.
@@ -102,11 +110,12 @@ TEST(Atom, IndexIsStableAcrossLookups) {
 }
 
 TEST(Atom, CountGrowsByOneOnlyWhenANameIsNew) {
+  const std::string name = fresh_name("count_test");
   const std::size_t before = atom::count();
   EXPECT_GE(before, std::size(detail::kWellKnownAtomNames));
-  atom("count_test_new_name");
+  atom{name};
   EXPECT_EQ(atom::count(), before + 1);
-  atom("count_test_new_name");
+  atom{name};
   atom("ok");
   EXPECT_EQ(atom::count(), before + 1);
 }
@@ -245,7 +254,8 @@ TEST(Atom, ConcurrentInterningAgreesOnIndexes) {
   constexpr int kThreads = 8;
   constexpr int kNames = 5000;
   std::vector<std::string> names;
-  for (int i = 0; i < kNames; ++i) names.push_back(fmt::format("concurrent_intern_{}", i));
+  const std::string prefix = fresh_name("concurrent_intern");
+  for (int i = 0; i < kNames; ++i) names.push_back(fmt::format("{}_{}", prefix, i));
   const std::size_t before = atom::count();
 
   std::vector<std::vector<std::uint32_t>> seen(kThreads, std::vector<std::uint32_t>(kNames));
@@ -304,7 +314,11 @@ TEST(AtomDeathTest, TableFullThrowsAtomTableFull) {
       std::_Exit(1);
     };
     const atom before_full("made_before_the_table_filled");
-    for (std::uint32_t i = 0; atom::count() < atom::kMaxAtoms; ++i) atom(fmt::format("fill_{}", i));
+    char name[32] = "fill_";
+    for (std::uint32_t i = 0; atom::count() < atom::kMaxAtoms; ++i) {
+      const char* end = std::to_chars(name + 5, name + sizeof name, i).ptr;
+      atom(std::string_view(name, end - name));
+    }
     if (atom::count() != atom::kMaxAtoms) fail("count() is not kMaxAtoms");
     try {
       atom("one_too_many");

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <latch>
+#include <pthread.h>
 #include <limits>
 #include <map>
 #include <ranges>
@@ -232,14 +233,23 @@ TEST(Term, MapKeepsTheLastValueOfADuplicateKey) {
   EXPECT_EQ(*m.find("a"_a), 3);
 }
 
-TEST(Term, MapEntriesAreSortedByKeyInTermOrder) {
-  const term m = map({{"b"_a, 1}, {1.0, 2}, {"a"_a, 3}, {1, 4}});
+// Erlang's map key order: term order, but every integer before every float.
+TEST(Term, MapEntriesAreSortedInMapKeyOrder) {
+  const term m = map({{"b"_a, 1}, {1.0, 2}, {"a"_a, 3}, {1, 4}, {2, 5}, {-1.5, 6}});
   const auto entries = m.map_entries();
-  ASSERT_EQ(entries.size(), 4u);
+  ASSERT_EQ(entries.size(), 6u);
   EXPECT_EQ(entries[0].first, 1);
-  EXPECT_EQ(entries[1].first, 1.0);
-  EXPECT_EQ(entries[2].first, "a"_a);
-  EXPECT_EQ(entries[3].first, "b"_a);
+  EXPECT_EQ(entries[1].first, 2);
+  EXPECT_EQ(entries[2].first, -1.5);
+  EXPECT_EQ(entries[3].first, 1.0);
+  EXPECT_EQ(entries[4].first, "a"_a);
+  EXPECT_EQ(entries[5].first, "b"_a);
+  EXPECT_EQ(*m.find(-1.5), 6);
+  EXPECT_EQ(*m.find(2), 5);
+  // Nested keys follow the same rule: {2} before {1.5}.
+  const term nested = map({{tuple(1.5), "f"_a}, {tuple(2), "i"_a}});
+  EXPECT_EQ(nested.map_entries()[0].first, tuple(2));
+  EXPECT_EQ(*nested.find(tuple(1.5)), "f"_a);
 }
 
 TEST(Term, MapKeysMatchExactly) {
@@ -415,25 +425,103 @@ TEST(Term, SwapExchangesValues) {
   EXPECT_EQ(a, tuple(1));
 }
 
+// Runs `body` on a thread with a 512 KiB stack, so that any recursion proportional to a
+// structure's length fails deterministically (as a crash) instead of passing by luck on
+// an 8 MiB main stack.
+void run_on_small_stack(void (*body)(void*), void* argument) {
+  struct call {
+    void (*body)(void*);
+    void* argument;
+  } c{body, argument};
+  pthread_attr_t attributes;
+  ASSERT_EQ(pthread_attr_init(&attributes), 0);
+  ASSERT_EQ(pthread_attr_setstacksize(&attributes, 512 * 1024), 0);
+  pthread_t thread;
+  auto trampoline = [](void* p) -> void* {
+    auto* c = static_cast<call*>(p);
+    c->body(c->argument);
+    return nullptr;
+  };
+  ASSERT_EQ(pthread_create(&thread, &attributes, trampoline, &c), 0);
+  ASSERT_EQ(pthread_join(thread, nullptr), 0);
+  pthread_attr_destroy(&attributes);
+}
+
 TEST(Term, LongListsAndDeepTuplesFreeCompareAndHashWithoutDeepRecursion) {
-  constexpr int kLength = 1'000'000;
-  term a = term::nil(), b = term::nil(), deep = 0;
+  constexpr int kLength = 200'000;
+  struct work {
+    term a = term::nil(), b = term::nil(), deep = 0;
+    std::size_t length = 0;
+    bool exact = false, arithmetic = false, ordered_equal = false, hashes_match = false, deep_equal = false;
+    std::string printed;
+  } w;
   for (int i = 0; i < kLength; ++i) {
-    a = cons(i, std::move(a));
-    b = cons(i, std::move(b));
-    deep = tuple(i, std::move(deep));  // {N, {N-1, ...}}: the nesting is in the last element
+    w.a = cons(i, std::move(w.a));
+    w.b = cons(i, std::move(w.b));
+    w.deep = tuple(i, std::move(w.deep));  // {N, {N-1, ...}}: the nesting is in the last element
   }
-  EXPECT_EQ(a.length(), std::size_t(kLength));
-  EXPECT_EQ(a, b);
-  EXPECT_TRUE(equal(a, b));
-  EXPECT_EQ(compare(a, b), std::strong_ordering::equal);
-  EXPECT_EQ(std::hash<term>{}(a), std::hash<term>{}(b));
-  EXPECT_EQ(compare(deep, deep), std::strong_ordering::equal);
-  EXPECT_NE(std::hash<term>{}(deep), 0u);
-  EXPECT_EQ(a.to_string().substr(0, 16), "[999999,999998,9");
-  a = term();
-  b = term();
-  deep = term();  // frees a million nested tuples
+  run_on_small_stack(
+      [](void* p) {
+        auto& w = *static_cast<work*>(p);
+        w.length = w.a.length();
+        w.exact = w.a == w.b;
+        w.arithmetic = equal(w.a, w.b);
+        w.ordered_equal = compare(w.a, w.b) == 0;
+        w.hashes_match = std::hash<term>{}(w.a) == std::hash<term>{}(w.b);
+        w.deep_equal = compare(w.deep, tuple(kLength - 1, w.deep.element(1))) == 0 && std::hash<term>{}(w.deep) != 0;
+        w.printed = w.a.to_string().substr(0, 15);
+        w.a = term();  // frees 200,000 list cells
+        w.b = term();
+        w.deep = term();  // frees 200,000 nested tuples
+      },
+      &w);
+  EXPECT_EQ(w.length, std::size_t(kLength));
+  EXPECT_TRUE(w.exact);
+  EXPECT_TRUE(w.arithmetic);
+  EXPECT_TRUE(w.ordered_equal);
+  EXPECT_TRUE(w.hashes_match);
+  EXPECT_TRUE(w.deep_equal);
+  EXPECT_EQ(w.printed, "[199999,199998,");
+}
+
+// Freeing walks the dead blocks without recursion, so nesting through list heads, first
+// tuple elements or map values (not just list tails) frees on a small stack too.
+TEST(Term, DeeplyNestedTermsOfEveryShapeFreeWithoutRecursion) {
+  constexpr int kDepth = 200'000;
+  struct work {
+    term heads = term::nil(), first_elements = 0, map_values = 0;
+  } w;
+  for (int i = 0; i < kDepth; ++i) {
+    w.heads = cons(std::move(w.heads), term::nil());                 // [[[...]]]
+    w.first_elements = tuple(std::move(w.first_elements), i);        // {{{...}, 1}, 2}
+    w.map_values = map({{1, std::move(w.map_values)}, {2, "x"}});  // #{1 => #{1 => ...}, 2 => <<"x">>}
+  }
+  run_on_small_stack(
+      [](void* p) {
+        auto& w = *static_cast<work*>(p);
+        w.heads = term();
+        w.first_elements = term();
+        w.map_values = term();
+      },
+      &w);
+  EXPECT_EQ(w.heads, atoms::undefined);
+}
+
+TEST(Term, FreeingStopsAtSharedParts) {
+  std::vector<term> items;
+  for (int i = 0; i < 1000; ++i) items.push_back(tuple(i, std::to_string(i)));
+  term whole = list(items);
+  term middle = whole;
+  for (int i = 0; i < 500; ++i) middle = middle.tail();
+  const term kept_item = items[700];
+  items.clear();
+  whole = term();  // frees the first 500 cells only
+  EXPECT_EQ(middle.length(), 500u);
+  EXPECT_EQ(middle.head(), tuple(500, "500"));
+  EXPECT_EQ(kept_item.use_count(), 2u);  // here and in `middle`
+  middle = term();
+  EXPECT_EQ(kept_item.use_count(), 1u);
+  EXPECT_EQ(kept_item.element(1).as_binary(), "700");
 }
 
 TEST(Term, CopiesFromManyThreadsKeepTheCountRight) {
@@ -516,6 +604,17 @@ TEST(TermOrder, RuleExactEqualityTellsIntegersFromFloats) {
   EXPECT_LT(term(1.0), term(2));
 }
 
+// The strong order only breaks ties between terms Erlang calls equal as a whole; found by
+// a randomised cross-check against erl: [0,1] < [0.0|{}] is false (0 == 0.0, then
+// [1] > {}), and [1.0] < [1,[]] is true.
+TEST(TermOrder, RuleNumbersEqualInValueLeaveTheDecisionToLaterElements) {
+  EXPECT_GT(list({0, 1}), cons(0.0, tuple()));
+  EXPECT_LT(list({1.0}), list({1, term::nil()}));
+  EXPECT_LT(tuple(1.0, 1), tuple(1, 2));
+  EXPECT_LT(tuple(1, 2.0), tuple(1.0, 2));  // otherwise equal: the first difference breaks the tie
+  EXPECT_LT(map({{"a"_a, 1.0}, {"b"_a, 1}}), map({{"a"_a, 1}, {"b"_a, 2}}));
+}
+
 // OTP 27 made 0.0 =:= -0.0 false (they were equal before); 0.0 == -0.0 stays true.
 TEST(TermOrder, RuleNegativeZeroIsExactlyDifferentButArithmeticallyEqual) {
   EXPECT_NE(term(0.0), term(-0.0));
@@ -553,8 +652,13 @@ TEST(TermOrder, RuleMapsBySizeThenKeysThenValues) {
 // Manual: "In maps key order integers types are considered less than floats types."
 // erl: #{1 => a} < #{1.0 => a} is true; #{1 => a} == #{1.0 => a} is false, but
 // #{a => 1} == #{a => 1.0} is true (values compare arithmetically).
+// erl: #{2 => a} < #{1.5 => a} is true: in map key order the integer comes first
+// whatever its value.
 TEST(TermOrder, RuleMapKeysOrderIntegersBeforeFloats) {
   EXPECT_LT(map({{1, "a"_a}}), map({{1.0, "a"_a}}));
+  EXPECT_LT(map({{2, "a"_a}}), map({{1.5, "a"_a}}));
+  EXPECT_LT(map({{tuple(2), "a"_a}}), map({{tuple(1.5), "a"_a}}));
+  EXPECT_LT(term(1.5), term(2));  // outside map keys, by value as usual
   EXPECT_FALSE(equal(map({{1, "a"_a}}), map({{1.0, "a"_a}})));
   EXPECT_TRUE(equal(map({{"a"_a, 1}}), map({{"a"_a, 1.0}})));
   EXPECT_NE(map({{"a"_a, 1}}), map({{"a"_a, 1.0}}));
@@ -578,6 +682,13 @@ TEST(TermOrder, RuleBinariesByteByByte) {
   EXPECT_GT(term::binary({2}), term::binary({1, 2, 3}));
   EXPECT_GT(term::binary({255}), term::binary({1}));
   EXPECT_LT(term(""), term::binary({0}));
+}
+
+// erl: list_to_pid("<0.100.0>") < list_to_pid("<0.99.1>") is true: the serial (pid's
+// generation) weighs more than the index.
+TEST(TermOrder, PidsOrderBySerialBeforeIndexAsErlang) {
+  EXPECT_LT(term(pid(0, 100, 0)), term(pid(0, 99, 1)));
+  EXPECT_GT(term(pid(0, 100, 0)), term(pid(0, 99, 0)));
 }
 
 TEST(TermOrder, PidsAndReferencesUseTheirOwnOrder) {
@@ -733,6 +844,7 @@ TEST(TermPrint, ContainersAsErlangPrintsThem) {
   EXPECT_EQ(map({}).to_string(), "#{}");
   EXPECT_EQ(tuple(list({1, 2}, 3), list({term::nil()}), list({tuple()})).to_string(), "{[1,2|3],[[]],[{}]}");
   EXPECT_EQ(map({{"a"_a, 1}, {"b"_a, 2}, {1, "x"_a}, {1.0, "y"_a}}).to_string(), "#{1 => x,1.0 => y,a => 1,b => 2}");
+  EXPECT_EQ(map({{2, "a"_a}, {1.5, "b"_a}}).to_string(), "#{2 => a,1.5 => b}");
   EXPECT_EQ(map({{"k", list({1})}}).to_string(), "#{<<\"k\">> => [1]}");
   EXPECT_EQ(tuple(tuple(tuple())).to_string(), "{{{}}}");
 }

@@ -30,5 +30,7 @@ std::int64_t pool_bytes_in_use() noexcept;
 // Reserves `bytes` of address space backed lazily by (huge) pages; never fails
 // for a sane size on Linux (MAP_NORESERVE); throws std::bad_alloc otherwise.
 void* reserve_address_space(std::size_t bytes);
+// Returns address space obtained from reserve_address_space(bytes).
+void release_address_space(void* p, std::size_t bytes) noexcept;
 
 }  // namespace athanor::detail

@@ -24,6 +24,7 @@ class ref {
   // A reference with the given parts, e.g. one decoded from another node.
   constexpr ref(std::uint32_t node, std::uint64_t id) noexcept : node_(node), id_(id) {}
 
+  // The node that made it (0 = this one), its id there, and whether it was made here.
   constexpr std::uint32_t node() const noexcept { return node_; }
   constexpr std::uint64_t id() const noexcept { return id_; }
   constexpr bool is_local() const noexcept { return node_ == 0; }

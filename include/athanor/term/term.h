@@ -13,7 +13,10 @@
 // it; tuples, lists, maps and binaries live in an immutable heap block shared by
 // every copy and freed with the last one (an atomic reference count, because terms
 // are sent between threads). Nothing a term refers to can change, so sharing needs
-// no locks.
+// no locks. Freeing never recurses, however deeply a term nests. Comparing, hashing
+// and printing loop along list tails (and a tuple's last element, a map's last
+// value) but recurse into heads and other elements, so they need stack in
+// proportion to that nesting: a decoder of untrusted input should bound it.
 //
 // Conversions follow Erlang and Elixir: C++ strings become *binaries* (as Elixir
 // strings), bool becomes the atom true or false, and a default-constructed term is
@@ -22,7 +25,9 @@
 //
 // Printing (to_string, fmt, <<) uses Erlang syntax, as io:format("~tw") prints a
 // term, except that a binary of printable text is written as a string
-// (<<"Alice">>, as "~tp" does) rather than as bytes.
+// (<<"Alice">>, as "~tp" does) rather than as bytes. Map keys print in term order,
+// which is Erlang's order for maps of up to 32 keys (larger Erlang maps print in
+// hash order).
 #pragma once
 
 #include <atomic>
@@ -51,8 +56,8 @@
 namespace athanor {
 
 // athanor::bad_term_access — thrown when a term is read as a kind it is not (as_int() on an
-// atom, head() of []), or a list operation meets an improper list. A logic error: the
-// caller should have checked kind() first.
+// atom, head() of []), or a list operation meets an improper list. Thread-safe to copy, like
+// every exception. A logic error: the caller should have checked kind() first.
 class bad_term_access : public std::logic_error {
  public:
   using std::logic_error::logic_error;
@@ -75,6 +80,8 @@ class term {
  public:
   // What a term is. Declared in Erlang's term order (number < atom < reference < pid <
   // tuple < map < nil < list < binary); funs and ports do not exist in Athanor yet.
+  // Inside declarations the accessor kind() hides this type's name, so spell the type
+  // athanor::term_kind there; term::kind::atom etc. work everywhere.
   enum class kind : std::uint8_t {
     integer,    // a signed 64-bit integer
     bignum,     // reserved for arbitrary-precision integers; no term has this kind yet
@@ -83,7 +90,7 @@ class term {
     reference,
     pid,
     tuple,
-    map,        // keys are unique and kept sorted in term order
+    map,        // keys are unique and kept sorted in map key order (see map_entries())
     nil,        // the empty list []
     list,       // a non-empty list cell [Head | Tail]; the tail may be any term (improper list)
     binary,     // a sequence of bytes
@@ -132,7 +139,7 @@ class term {
   term(const std::string& bytes) : term(std::string_view(bytes)) {}
   term(std::nullptr_t) = delete;
 
-  // The empty list [].
+  // Returns the empty list [].
   static term nil() noexcept {
     term t;
     t.kind_ = kind::nil;
@@ -140,7 +147,7 @@ class term {
     return t;
   }
 
-  // A binary holding a copy of `bytes`. Throws std::bad_alloc.
+  // Returns a binary holding a copy of `bytes`. Throws std::bad_alloc.
   static term binary(std::span<const std::byte> bytes);
   static term binary(std::initializer_list<std::uint8_t> bytes);
 
@@ -167,6 +174,7 @@ class term {
     if (holds_box() && box_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) free_box(kind_, box_);
   }
 
+  // Exchanges the two values; never throws.
   void swap(term& other) noexcept {
     std::swap(kind_, other.kind_);
     std::swap(aux_, other.aux_);
@@ -246,7 +254,8 @@ class term {
   // The value stored under `key`, or nullptr. Keys match exactly (=:=), as in Erlang
   // maps: the keys 1 and 1.0 are different.
   const term* find(const term& key) const;
-  // The entries, sorted by key in term order.
+  // The entries, sorted by key in Erlang's map key order: term order, except that all
+  // integers come before all floats (#{2 => a, 1.5 => b}).
   std::span<const std::pair<term, term>> map_entries() const;
 
   // Returns how many terms share this term's heap block, like shared_ptr::use_count, or
@@ -265,7 +274,8 @@ class term {
   // inside tuples, lists and map values; map keys still match exactly.
   friend bool equal(const term& a, const term& b) noexcept;
 
-  // The term in Erlang syntax: {ok,[1,2|3]}, #{a => <<"Alice">>}, 'EXIT', 1.0e10.
+  // Returns the term in Erlang syntax: {ok,[1,2|3]}, #{a => <<"Alice">>}, 'EXIT', 1.0e10.
+  // Throws only std::bad_alloc.
   std::string to_string() const;
 
  private:
@@ -305,11 +315,13 @@ std::string_view kind_name(term_kind k) noexcept;
 
 // Erlang's total term order, as a strong order (consistent with ==):
 //   number < atom < reference < pid < tuple < map < [] < list < binary
-// Numbers compare by value (exactly, even beyond 2^53); where Erlang's order calls two
-// numbers equal but =:= does not (1 and 1.0, 0.0 and -0.0) the integer, then the
-// negative zero, comes first, as in Erlang's map key order. Atoms compare by name,
-// tuples by size then elements, maps by size then keys then values, lists element by
-// element (a tail is compared as a term), binaries byte by byte.
+// Numbers compare by value (exactly, even beyond 2^53). Atoms compare by name, tuples
+// by size then elements, maps by size, then their keys in map key order (all integers
+// before all floats: #{2 => a} < #{1.5 => a}), then their values; lists element by
+// element (a tail is compared as a term), binaries byte by byte. Terms that Erlang
+// calls equal but are not exactly equal (they differ only in 1 vs 1.0 or 0.0 vs -0.0
+// somewhere: [1] and [1.0]) are ordered by map key order, so [1] < [1.0]; any pair
+// Erlang orders is ordered the same way here.
 std::strong_ordering compare(const term& a, const term& b) noexcept;
 
 // A forward range over a proper list's elements. It holds a copy of the list (so
