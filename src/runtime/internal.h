@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <ctime>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -85,6 +86,9 @@ struct scheduler_slot {
   // sysmon bookkeeping (sysmon thread only)
   std::uint64_t seen_dispatches = 0;
   std::chrono::steady_clock::time_point seen_since{};
+  std::int64_t seen_cpu_ns = 0;                // the worker thread's CPU time at seen_since
+  std::atomic<clockid_t> cpu_clock{0};         // CPU-time clock of the worker thread owning the slot
+  std::atomic<bool> has_cpu_clock{false};
 };
 
 struct timer_service;

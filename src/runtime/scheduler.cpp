@@ -63,6 +63,7 @@
 //      tag in the inbox word makes every stale push fail.
 //   5. No blocking system call on a worker except the poller's epoll_wait and the idle futex.
 
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -250,6 +251,11 @@ void runtime::impl::worker_main(unsigned slot_id, worker* w) {
   detail::tls().w = w;
   w->slot = slot_id;
   scheduler_slot& s = slots[slot_id];
+  clockid_t cid;
+  if (::pthread_getcpuclockid(::pthread_self(), &cid) == 0) {
+    s.cpu_clock.store(cid, std::memory_order_relaxed);
+    s.has_cpu_clock.store(true, std::memory_order_release);
+  }
   std::uint64_t tick = 0;
   while (!stopping.load(std::memory_order_acquire)) {
     process* p = find_work(*this, s, *w, ++tick);
@@ -364,6 +370,14 @@ void runtime::impl::start_relief(unsigned hogged_slot) {
   });
 }
 
+// CPU time consumed by the worker thread of slot s (0 if unknown, which disables the check).
+static std::int64_t thread_cpu_ns(scheduler_slot& s) {
+  if (!s.has_cpu_clock.load(std::memory_order_acquire)) return 0;
+  timespec ts{};
+  if (::clock_gettime(s.cpu_clock.load(std::memory_order_relaxed), &ts) != 0) return 0;
+  return std::int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
 void runtime::impl::sysmon_main() {
   using namespace std::chrono;
   std::uint64_t last_poll = detail::now_ms();
@@ -380,9 +394,13 @@ void runtime::impl::sysmon_main() {
       if (d != s.seen_dispatches || !s.in_process.load(std::memory_order_relaxed)) {
         s.seen_dispatches = d;
         s.seen_since = now;
+        s.seen_cpu_ns = thread_cpu_ns(s);
         continue;
       }
-      if (now - s.seen_since >= cfg.hog_threshold && !s.hogged.load(std::memory_order_relaxed)) {
+      // Stuck in one dispatch for the threshold in wall time, and busy on the CPU for most of it:
+      // a thread the OS merely preempted (more runnable threads than cores) is not a hog.
+      if (now - s.seen_since >= cfg.hog_threshold && !s.hogged.load(std::memory_order_relaxed) &&
+          thread_cpu_ns(s) - s.seen_cpu_ns >= std::chrono::nanoseconds(cfg.hog_threshold).count() * 3 / 4) {
         s.hogged.store(true, std::memory_order_release);
         bool queued = !s.ring.empty() || s.runnext.load(std::memory_order_relaxed) ||
                       global_len.load(std::memory_order_relaxed) > 0;
