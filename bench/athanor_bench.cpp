@@ -265,9 +265,36 @@ void fairness(const options& o) {
       system_info().relief_threads));
 }
 
+// ---- timers -------------------------------------------------------------------------------------
+// Arms N timers (deadlines spread over 10..20 s), then cancels them all: cost per timer.
+void timers(const options& o) {
+  long n = o.n > 0 ? o.n : 1'000'000;
+  runtime rt(config_for(o));
+  double arm_ns = 0, cancel_ns = 0;
+  long rss_before = 0, rss_after = 0;
+  std::vector<timer_ref> refs(static_cast<std::size_t>(n));
+  spawn([&](process& self) -> proc {
+    rss_before = rss_bytes();
+    auto t0 = clock_type::now();
+    for (long i = 0; i < n; ++i) refs[std::size_t(i)] = send_after(std::chrono::milliseconds(10'000 + i % 10'000), self.self(), stop{});
+    arm_ns = ns_since(t0);
+    rss_after = rss_bytes();
+    auto t1 = clock_type::now();
+    long cancelled = 0;
+    for (timer_ref t : refs) cancelled += cancel_timer(t);
+    cancel_ns = ns_since(t1);
+    if (cancelled != n) std::fprintf(stderr, "timers: only %ld of %ld cancelled\n", cancelled, n);
+    co_return;
+  });
+  rt.wait();
+  print_line(fmt::format(
+      R"({{"bench":"timers","system":"athanor","n":{},"schedulers":{},"ns_per_arm":{:.1f},"ns_per_cancel":{:.1f},"bytes_per_timer":{:.1f}}})",
+      n, effective_schedulers(rt), arm_ns / double(n), cancel_ns / double(n), double(rss_after - rss_before) / double(n)));
+}
+
 int usage() {
   std::fprintf(stderr,
-               "usage: athanor-bench <spawn_idle|ping_pong|ring|fan_out|create_destroy|fairness> [--n N] "
+               "usage: athanor-bench <spawn_idle|ping_pong|ring|fan_out|create_destroy|fairness|timers> [--n N] "
                "[--schedulers S] [--laps L] [--hogs H] [--checkpoint 0|1]\n");
   return 2;
 }
@@ -291,6 +318,7 @@ int main(int argc, char** argv) {
   static const std::map<std::string, void (*)(const options&)> workloads = {
       {"spawn_idle", spawn_idle}, {"ping_pong", ping_pong},           {"ring", ring},
       {"fan_out", fan_out},       {"create_destroy", create_destroy}, {"fairness", fairness},
+      {"timers", timers},
   };
   auto it = workloads.find(o.workload);
   if (it == workloads.end()) return usage();

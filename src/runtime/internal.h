@@ -156,6 +156,7 @@ struct runtime::impl {
   void global_push(process* p) noexcept;
   void global_push_batch(process* head, process* tail, std::size_t n) noexcept;
   process* global_pop() noexcept;
+  process* global_pop_batch(detail::run_ring& into, std::uint32_t max) noexcept;
   void wake_worker() noexcept;
   void worker_main(unsigned slot, detail::worker* w);
   void sysmon_main();

@@ -202,6 +202,16 @@ void handle_signal(process* p, envelope* e) {
   detail::destroy_envelope(e);
 }
 
+bool scan(process* p, detail::receive_state& r);
+
+// True when a waiting receive can complete: a message matched, or its timeout passed (a zero
+// timeout passes as soon as the queue has been scanned once).
+bool receive_satisfied(process* p, detail::receive_state& r) {
+  if (scan(p, r)) return true;
+  if (r.timeout_ms == 0) r.timed_out = true;
+  return r.timed_out;
+}
+
 // Scans the private queue for a message the receive accepts; unlinks it into st.taken.
 bool scan(process* p, detail::receive_state& r) {
   auto& s = st(p);
@@ -225,7 +235,12 @@ bool scan(process* p, detail::receive_state& r) {
   return false;
 }
 
+// Puts p at the back of the ring after its slice ended. A process it woke during the slice
+// (waiting in runnext) goes first: it has not had a turn yet.
 void requeue(runtime::impl& rt, detail::scheduler_slot& s, process* p) {
+  if (process* woken = s.runnext.exchange(nullptr, std::memory_order_acq_rel)) {
+    if (!s.ring.push(woken)) rt.global_push(woken);
+  }
   if (!s.ring.push(p)) rt.global_push(p);
 }
 
@@ -314,8 +329,8 @@ void runtime::impl::release_process(process* p) noexcept {
   local.push_back(index);
   if (local.size() > 512) {
     std::lock_guard lock(free_mu);
-    free_indices.insert(free_indices.end(), local.begin(), local.begin() + 256);
-    local.erase(local.begin(), local.begin() + 256);
+    free_indices.insert(free_indices.end(), local.end() - 256, local.end());
+    local.resize(local.size() - 256);
   }
   process_ended();
 }
@@ -413,14 +428,18 @@ pid detail::spawn_closure(closure_base* body, const spawn_options& opts, ref* mo
 
 // ---- running and ending -----------------------------------------------------------------------
 
-void run_process(runtime::impl& rt, detail::scheduler_slot& slot, process* p) {
+std::int32_t run_process(runtime::impl& rt, detail::scheduler_slot& slot, process* p, std::int32_t budget) {
   auto& s = st(p);
   detail::tls().current = p;
   s.flags |= kRunning;
-  s.budget = rt.cfg.reductions_per_slice;
+  s.budget = budget;
+  // Once p is requeued, parked or finished another thread may run (or reuse) it at once: the
+  // budget left is read before that.
+  std::int32_t left = 0;
   for (;;) {
     drain(p);
     if ((s.flags & kExiting) && !(s.flags & kDirtyPending)) {
+      left = s.budget;
       rt.finish(p);
       break;
     }
@@ -428,18 +447,20 @@ void run_process(runtime::impl& rt, detail::scheduler_slot& slot, process* p) {
     switch (s.wait) {
       case wait_kind::none:
       case wait_kind::yield: ready = true; break;
-      case wait_kind::receive: ready = scan(p, *s.receiving) || s.receiving->timed_out; break;
+      case wait_kind::receive: ready = receive_satisfied(p, *s.receiving); break;
       case wait_kind::event: ready = (s.flags & kEventFired) != 0; break;
       default: ready = false; break;
     }
     if (ready && s.budget <= 0 && s.wait != wait_kind::none && s.wait != wait_kind::yield) {
       s.flags &= ~kRunning;
+      left = s.budget;
       requeue(rt, slot, p);  // the slice is used up: behind everyone else, ready to go
       break;
     }
     if (!ready) {
       std::uintptr_t expect = inbox_word(s.generation.load(std::memory_order_relaxed), kInboxEmpty);
       s.flags &= ~kRunning;
+      left = s.budget;
       if (s.inbox.compare_exchange_strong(expect, inbox_word(s.generation.load(std::memory_order_relaxed), kInboxParked),
                                           std::memory_order_acq_rel, std::memory_order_acquire)) {
         break;  // parked: the next push makes it runnable
@@ -452,6 +473,7 @@ void run_process(runtime::impl& rt, detail::scheduler_slot& slot, process* p) {
     // Back from process code: s.wait says why it suspended.
     if (s.wait == wait_kind::yield) {
       s.flags &= ~kRunning;
+      left = 0;  // an explicit yield ends the slice: runnext must not run ahead of the ring
       requeue(rt, slot, p);
       break;
     }
@@ -459,11 +481,13 @@ void run_process(runtime::impl& rt, detail::scheduler_slot& slot, process* p) {
     if (s.budget <= 0) {
       // Used up its slice while waiting for something: let the others run first.
       s.flags &= ~kRunning;
+      left = s.budget;
       requeue(rt, slot, p);
       break;
     }
   }
   detail::tls().current = nullptr;
+  return left;
 }
 
 void runtime::impl::finish(process* p) noexcept {
@@ -524,14 +548,14 @@ void runtime::impl::finish(process* p) noexcept {
     delete x;
     s.extras = nullptr;
   }
-  {
-    std::unique_lock lock(names_mu, std::defer_lock);
-    lock.lock();
+  if (s.named.load(std::memory_order_acquire)) {
+    std::unique_lock lock(names_mu);
     auto it = name_of.find(self);
     if (it != name_of.end()) {
       names.erase(it->second);
       name_of.erase(it);
     }
+    s.named.store(false, std::memory_order_relaxed);
   }
   s.flags = 0;
   s.wait = wait_kind::none;
@@ -549,12 +573,7 @@ bool process::receive_ready(detail::receive_state& r) {
   drain(this);
   if (st_.flags & kExiting) return false;
   if (st_.budget <= 0) return false;  // yield first: fairness
-  if (scan(this, r)) return true;
-  if (r.timeout_ms == 0) {
-    r.timed_out = true;
-    return true;
-  }
-  return false;
+  return receive_satisfied(this, r);
 }
 
 void process::receive_suspend(detail::receive_state& r, std::coroutine_handle<> h) {
@@ -708,6 +727,7 @@ bool register_name(atom name, pid p) {
   if (rt->name_of.count(p)) return false;
   rt->names.emplace(name, p);
   rt->name_of.emplace(p, name);
+  st(rt->slot_of(p)).named.store(true, std::memory_order_release);
   return true;
 }
 

@@ -122,6 +122,24 @@ void runtime::impl::global_push_batch(process* head, process* tail, std::size_t 
   wake_worker();
 }
 
+process* runtime::impl::global_pop_batch(detail::run_ring& into, std::uint32_t max) noexcept {
+  if (global_len.load(std::memory_order_relaxed) == 0) return nullptr;
+  std::lock_guard lock(global_mu);
+  process* first = global_head;
+  if (!first) return nullptr;
+  process* p = process_access::st(first).run_link;
+  std::size_t taken = 1;
+  // One lock for a batch: the rest goes to our ring (which the caller owns and found empty).
+  while (p && taken < max && into.push(p)) {
+    p = process_access::st(p).run_link;
+    ++taken;
+  }
+  global_head = p;
+  if (!p) global_tail = nullptr;
+  global_len.fetch_sub(taken, std::memory_order_relaxed);
+  return first;
+}
+
 process* runtime::impl::global_pop() noexcept {
   if (global_len.load(std::memory_order_relaxed) == 0) return nullptr;
   std::lock_guard lock(global_mu);
@@ -199,7 +217,12 @@ bool has_stealable_work(runtime::impl& rt) noexcept {
 }  // namespace
 
 // Looks for work: runnext, own ring, global queue, timers and I/O, other rings.
-static process* find_work(runtime::impl& rt, scheduler_slot& s, worker& w, std::uint64_t tick) {
+// `chain_budget` is what is left of the current time slice; a process taken from runnext
+// inherits it (as in Go), so two processes waking each other cannot keep the ring waiting: once
+// the slice is used up, runnext goes to the back of the ring and the ring's head runs.
+static process* find_work(runtime::impl& rt, scheduler_slot& s, worker& w, std::uint64_t tick, std::int32_t chain_budget,
+                          bool& from_runnext) {
+  from_runnext = false;
   if (tick % 61 == 0) {
     if (process* p = rt.global_pop()) return p;
   }
@@ -211,17 +234,15 @@ static process* find_work(runtime::impl& rt, scheduler_slot& s, worker& w, std::
       rt.poll->poll(0);
     }
   }
-  if (process* p = s.runnext.exchange(nullptr, std::memory_order_acq_rel)) return p;
-  if (process* p = s.ring.pop()) return p;
-  if (process* p = rt.global_pop()) {
-    // Take a few more while we hold the lock's attention: amortises the global queue.
-    for (int i = 0; i < 32; ++i) {
-      process* q = rt.global_pop();
-      if (!q) break;
-      if (!s.ring.push(q)) { rt.global_push(q); break; }
+  if (process* p = s.runnext.exchange(nullptr, std::memory_order_acq_rel)) {
+    if (chain_budget > 0) {
+      from_runnext = true;
+      return p;
     }
-    return p;
+    if (!s.ring.push(p)) return p;  // ring full: run it anyway
   }
+  if (process* p = s.ring.pop()) return p;
+  if (process* p = rt.global_pop_batch(s.ring, detail::run_ring::kSize / 2)) return p;
   return nullptr;
 }
 
@@ -245,7 +266,8 @@ static process* steal_work(runtime::impl& rt, scheduler_slot& s) {
   return nullptr;
 }
 
-void run_process(runtime::impl& rt, scheduler_slot& s, process* p);  // process.cpp
+// Runs p for at most `budget` reductions; returns what is left of the budget (process.cpp).
+std::int32_t run_process(runtime::impl& rt, scheduler_slot& s, process* p, std::int32_t budget);
 
 void runtime::impl::worker_main(unsigned slot_id, worker* w) {
   detail::tls().w = w;
@@ -257,14 +279,16 @@ void runtime::impl::worker_main(unsigned slot_id, worker* w) {
     s.has_cpu_clock.store(true, std::memory_order_release);
   }
   std::uint64_t tick = 0;
+  std::int32_t chain_budget = 0;
   while (!stopping.load(std::memory_order_acquire)) {
-    process* p = find_work(*this, s, *w, ++tick);
+    bool from_runnext = false;
+    process* p = find_work(*this, s, *w, ++tick, chain_budget, from_runnext);
     if (!p) p = steal_work(*this, s);
     if (p) {
       // Single-writer counters: plain load + store, no locked instruction on the hot path.
       s.dispatches.store(s.dispatches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
       s.in_process.store(true, std::memory_order_relaxed);
-      run_process(*this, s, p);
+      chain_budget = run_process(*this, s, p, from_runnext ? chain_budget : cfg.reductions_per_slice);
       s.in_process.store(false, std::memory_order_relaxed);
       if (s.hogged.load(std::memory_order_relaxed)) s.hogged.store(false, std::memory_order_relaxed);
       s.runs.store(s.runs.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -518,10 +542,6 @@ bool runtime::wait_for(std::chrono::milliseconds timeout) {
 }
 
 const runtime_config& runtime::config() const { return impl_->cfg; }
-
-runtime& runtime::current() {
-  throw std::logic_error("athanor::runtime::current: use the runtime object you created");
-}
 
 void runtime::impl::process_ended() noexcept {
   if (live.fetch_sub(1, std::memory_order_acq_rel) == 1) {

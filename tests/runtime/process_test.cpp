@@ -168,6 +168,18 @@ TEST_F(RuntimeTest, AfterZeroPollsTheMailbox) {
   EXPECT_EQ(got.get(), std::make_pair(true, false));
 }
 
+TEST_F(RuntimeTest, PollingReceivesSurviveTheEndOfTimeSlices) {
+  // More polls than one slice's reductions: the receive that yields for fairness must still
+  // time out when it runs again.
+  outcome<int> timeouts;
+  run([&](process& self) -> proc {
+    int n = 0;
+    for (int i = 0; i < 20000; ++i) n += co_await self.receive(on([](int) { return 0; }), after(0ms, [] { return 1; }));
+    timeouts.set(n);
+  });
+  EXPECT_EQ(timeouts.get(), 20000);
+}
+
 TEST_F(RuntimeTest, ReceiveForReturnsTheMessageOrNullopt) {
   outcome<std::pair<int, bool>> got;
   pid p = spawn([&](process& self) -> proc {
@@ -201,6 +213,19 @@ TEST_F(RuntimeTest, MessagesFromOneSenderArriveInSendOrder) {
     });
   }
   EXPECT_TRUE(ok.get());
+}
+
+TEST_F(RuntimeTest, MoveOnlyMessagesAreMovedIntoTheReceiver) {
+  outcome<int> got;
+  auto box = std::make_unique<int>(41);
+  int* address = box.get();
+  pid p = spawn([&, address](process& self) -> proc {
+    std::unique_ptr<int> v = co_await self.receive<std::unique_ptr<int>>();
+    got.set(v.get() == address ? *v + 1 : -1);  // the same object: moved, never copied
+  });
+  send(p, std::move(box));
+  EXPECT_EQ(box, nullptr);
+  EXPECT_EQ(got.get(), 42);
 }
 
 TEST_F(RuntimeTest, SharedPayloadsAreSentByReferenceNotCopied) {

@@ -28,6 +28,36 @@ TEST_F(SingleSchedulerTest, ConsumeCheckpointLetsOtherProcessesRun) {
   EXPECT_LT(iterations.load(), 100'000'000);
 }
 
+TEST_F(SingleSchedulerTest, APairWakingEachOtherCannotStarveTheQueue) {
+  // Two processes that wake each other run back to back (runnext), but share one time slice:
+  // a third process must get its turn on the only scheduler.
+  std::atomic<bool> third_ran{false};
+  std::atomic<long> rounds{0};
+  run([&](process& self) -> proc {
+    pid me = self.self();
+    pid partner = spawn([](process& s) -> proc {
+      for (;;) {
+        auto m = co_await s.receive<ping, stop>();
+        if (m.index() == 1) co_return;
+        send(std::get<0>(m).from, pong{0});
+      }
+    });
+    spawn([&](process&) -> proc {
+      third_ran = true;
+      co_return;
+    });
+    long i = 0;
+    for (; !third_ran.load() && i < 50'000'000; ++i) {
+      send(partner, ping{me, 0});
+      co_await self.receive<pong>();
+    }
+    rounds = i;
+    send(partner, stop{});
+  });
+  EXPECT_TRUE(third_ran.load());
+  EXPECT_LT(rounds.load(), 50'000'000);
+}
+
 TEST_F(SingleSchedulerTest, AHogThatNeverSuspendsGetsRelief) {
   // The hog holds the only scheduler thread and never suspends; sysmon must start a relief
   // worker that runs the other process.

@@ -181,6 +181,7 @@ struct process_state {
   // process that reuses the slot. Special values mark "parked, waiting for a push" and "ended".
   std::atomic<std::uintptr_t> inbox{0};
   std::atomic<std::uint32_t> generation{0};  // of the current (or last) incarnation of this slot
+  std::atomic<bool> named{false};            // has (or had) a registered name: checked when it ends
 
   // ---- owned by the thread running this process ----
   athanor::pid self_pid;

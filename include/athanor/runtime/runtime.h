@@ -86,9 +86,6 @@ class runtime {
 
   const runtime_config& config() const;
 
-  // The runtime in use; throws std::logic_error if none.
-  static runtime& current();
-
   struct impl;
 
  private:
