@@ -90,7 +90,8 @@ spawn_idle(N) ->
     T0 = now_ns(),
     Pids = spawn_many(N, fun idle/0),
     T1 = now_ns(),
-    %% ...and until every new process has run up to its receive.
+    %% New processes start asynchronously: read the RSS only once every one
+    %% of them has run up to its receive (T2 - T0 is reported separately).
     wait_run_queues_empty(),
     T2 = now_ns(),
     RssAfter = rss_bytes(),
