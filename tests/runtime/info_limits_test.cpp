@@ -120,6 +120,22 @@ TEST_F(RuntimeTest, AProcessOverItsMemoryLimitIsKilledWithAClearReason) {
   EXPECT_EQ(r.element(2).as_int(), 64 * 1024);
 }
 
+TEST_F(RuntimeTest, MemoryCountsWhatMessagesOwnOnTheHeap) {
+  pid p = spawn([](process& s) -> proc { co_await s.receive<stop>(); });
+  auto before = process_info(p);
+  send(p, std::string(10000, 'x'));
+  send(p, std::vector<int>(1000, 1));
+  send(p, share(std::vector<int>(100000, 1)));  // shared: not charged to the receiver
+  auto after = process_info(p);
+  ASSERT_TRUE(before && after);
+  std::size_t grew = after->memory_bytes - before->memory_bytes;
+  EXPECT_GE(grew, 10000u + 4000u);
+  EXPECT_LT(grew, 10000u + 4000u + 100000u);
+  EXPECT_EQ(owned_bytes(std::string("short")), 0u);
+  EXPECT_GE(owned_bytes(std::vector<std::string>{std::string(100, 'a')}), 100u);
+  send(p, stop{});
+}
+
 class LimitedRuntimeTest : public RuntimeTest {
  protected:
   runtime_config config() override {
@@ -153,6 +169,19 @@ TEST(RuntimeLifecycle, OnlyOneRuntimeAtATimeAndNoneAfterwards) {
     EXPECT_GE(rt.config().schedulers, 1u);
   }
   EXPECT_THROW(spawn([](process&) -> proc { co_return; }), std::logic_error);
+  EXPECT_EQ(process_count(), 0u);
+}
+
+TEST(RuntimeLifecycle, WaitReturnsWhenTheLastProcessEnds) {
+  runtime rt;
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 50; ++i)
+    spawn([&ran](process& s) -> proc {
+      co_await s.sleep(std::chrono::milliseconds(1));
+      ran.fetch_add(1);
+    });
+  rt.wait();
+  EXPECT_EQ(ran.load(), 50);
   EXPECT_EQ(process_count(), 0u);
 }
 

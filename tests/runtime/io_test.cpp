@@ -29,6 +29,10 @@ TEST_F(RuntimeTest, EchoOverLoopbackBetweenTwoProcesses) {
     });
     port_is p = co_await self.receive<port_is>();
     tcp_socket c = co_await tcp_socket::connect("127.0.0.1", p.port);
+    EXPECT_TRUE(c.is_open());
+    EXPECT_GE(c.native_handle(), 0);
+    EXPECT_NE(c.local_port(), 0);
+    EXPECT_NE(c.local_port(), p.port);
     co_await c.write_all(std::string_view("hello, world"));
     std::string reply(12, '\0');
     bool full = co_await c.read_exactly(bytes(reply));
@@ -76,7 +80,9 @@ TEST_F(RuntimeTest, ConnectToAClosedPortThrowsAndEndsTheProcess) {
     // Find a free port by binding and closing.
     tcp_listener l = tcp_listener::listen("127.0.0.1", 0);
     std::uint16_t port = l.port();
+    EXPECT_GE(l.native_handle(), 0);
     l.close();
+    EXPECT_EQ(l.native_handle(), -1);
     try {
       co_await tcp_socket::connect("127.0.0.1", port);
       threw.set(false);
@@ -85,6 +91,24 @@ TEST_F(RuntimeTest, ConnectToAClosedPortThrowsAndEndsTheProcess) {
     }
   });
   EXPECT_TRUE(threw.get());
+}
+
+TEST_F(RuntimeTest, SocketsMoveAndCloseOnce) {
+  run([](process&) -> proc {
+    tcp_listener l = tcp_listener::listen("127.0.0.1", 0);
+    tcp_listener moved = std::move(l);
+    EXPECT_EQ(l.native_handle(), -1);
+    EXPECT_GE(moved.native_handle(), 0);
+    tcp_socket c = co_await tcp_socket::connect("127.0.0.1", moved.port());
+    tcp_socket d;
+    EXPECT_FALSE(d.is_open());
+    d = std::move(c);
+    EXPECT_FALSE(c.is_open());
+    EXPECT_TRUE(d.is_open());
+    d.close();
+    EXPECT_FALSE(d.is_open());
+    d.close();  // closing twice is harmless
+  });
 }
 
 TEST_F(RuntimeTest, BadAddressesAreReportedNotCrashed) {

@@ -85,6 +85,28 @@ TEST_F(RuntimeTest, TrapExitTurnsExitSignalsIntoMessages_IncludingNormal) {
   });
 }
 
+TEST_F(RuntimeTest, SpawnOptionTrapExitStartsTrappingAndTrapExitReturnsThePreviousValue) {
+  outcome<std::vector<bool>> got;
+  run([&](process& self) -> proc {
+    spawn_options o;
+    o.trap_exit = true;
+    pid me = self.self();
+    pid p = spawn(o, [&, me](process& s) -> proc {
+      std::vector<bool> v{s.trapping_exits()};
+      v.push_back(s.trap_exit(false));  // returns the previous value
+      v.push_back(s.trapping_exits());
+      v.push_back(s.trap_exit(true));
+      send(me, stop{});
+      exit_signal e = co_await s.receive<exit_signal>();
+      v.push_back(e.reason == term("bye"_a));
+      got.set(v);
+    });
+    co_await self.receive<stop>();
+    exit(p, "bye"_a);
+  });
+  EXPECT_EQ(got.get(), (std::vector<bool>{true, true, false, false, true}));
+}
+
 TEST_F(RuntimeTest, KillCannotBeTrappedAndBecomesKilled) {
   run([](process& self) -> proc {
     self.trap_exit(true);

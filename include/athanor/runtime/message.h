@@ -12,8 +12,10 @@
 #include <cstdint>
 #include <memory>
 #include <new>
+#include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "athanor/runtime/pool.h"
 
@@ -28,6 +30,41 @@ template <class T>
 shared<std::remove_cvref_t<T>> share(T&& value) {
   return std::make_shared<const std::remove_cvref_t<T>>(std::forward<T>(value));
 }
+
+// The heap memory a message owns beyond its own object, charged to the receiving process
+// (process_info's memory_bytes and the max_heap_bytes limit). Strings and vectors count their
+// capacity; shared<T> counts nothing (the payload is shared, as a BEAM refc binary). For other
+// types that own memory, define `std::size_t athanor_message_bytes(const T&)` in T's namespace.
+template <class T>
+std::size_t owned_bytes(const T& value);
+
+namespace detail {
+template <class T>
+struct owned_bytes_of {
+  static std::size_t of(const T& v) {
+    if constexpr (requires { athanor_message_bytes(v); }) return athanor_message_bytes(v);
+    else return 0;
+  }
+};
+template <class C, class Tr, class A>
+struct owned_bytes_of<std::basic_string<C, Tr, A>> {
+  static std::size_t of(const std::basic_string<C, Tr, A>& s) {
+    return s.capacity() > 15 ? (s.capacity() + 1) * sizeof(C) : 0;  // beyond the small-string buffer
+  }
+};
+template <class T, class A>
+struct owned_bytes_of<std::vector<T, A>> {
+  static std::size_t of(const std::vector<T, A>& v) {
+    std::size_t n = v.capacity() * sizeof(T);
+    if constexpr (!std::is_trivially_copyable_v<T>)
+      for (const T& x : v) n += owned_bytes_of<T>::of(x);
+    return n;
+  }
+};
+}  // namespace detail
+
+template <class T>
+std::size_t owned_bytes(const T& value) { return detail::owned_bytes_of<T>::of(value); }
 
 namespace detail {
 
@@ -73,7 +110,8 @@ envelope* make_envelope(bool is_signal, A&&... a) {
   }
   e->type = type_of<T>();
   e->destroy = &destroy_typed<T>;
-  e->bytes = sizeof(typed_envelope<T>);
+  std::size_t bytes = sizeof(typed_envelope<T>) + owned_bytes(e->value);
+  e->bytes = bytes > 0xFFFFFFFFu ? 0xFFFFFFFFu : std::uint32_t(bytes);
   e->is_signal = is_signal;
   return e;
 }
