@@ -580,12 +580,15 @@ system_info_t system_info() {
     scheduler_info si;
     si.utilization = up > 0 ? std::clamp(1.0 - double(rt->slots[i].idle_ns.load()) / double(up), 0.0, 1.0) : 0;
     si.processes_run = rt->slots[i].runs.load();
+    si.run_queue = rt->slots[i].ring.size() + (rt->slots[i].runnext.load() != nullptr);
+    info.run_queue += si.run_queue;
     si.steals = rt->slots[i].steals.load();
     info.scheduler.push_back(si);
   }
   info.memory_total_bytes = rss_bytes();
   info.memory_processes_bytes = detail::pool_bytes_in_use() + std::int64_t(info.process_count * sizeof(process));
   info.pending_timers = rt->timers->pending();
+  info.run_queue += rt->global_len.load();
   return info;
 }
 

@@ -102,6 +102,19 @@ TEST_F(RuntimeTest, SystemInfoCountsProcessesAndSchedulers) {
   EXPECT_EQ(system_info().process_count, 0u);
 }
 
+TEST_F(SingleSchedulerTest, SystemInfoCountsTheRunQueue) {
+  outcome<std::size_t> queued;
+  run([&](process& self) -> proc {
+    for (int i = 0; i < 10; ++i) spawn([](process&) -> proc { co_return; });
+    // One scheduler, and this process is running: all ten wait in its queue.
+    queued.set(system_info().run_queue);
+    co_await self.yield();
+  });
+  EXPECT_EQ(queued.get(), 10u);
+  EXPECT_EQ(system_info().run_queue, 0u);
+  EXPECT_EQ(system_info().pending_timers, 0u);
+}
+
 TEST_F(RuntimeTest, AProcessOverItsMemoryLimitIsKilledWithAClearReason) {
   outcome<term> reason;
   run([&](process& self) -> proc {

@@ -53,7 +53,8 @@ struct process_info_t {
 };
 
 struct scheduler_info {
-  double utilization = 0;             // fraction of wall time spent running processes since start
+  double utilization = 0;             // fraction of wall time not asleep, since the scheduler started
+  std::size_t run_queue = 0;          // processes waiting in this scheduler's queue
   std::uint64_t processes_run = 0;    // time slices run
   std::uint64_t steals = 0;
 };
@@ -68,6 +69,7 @@ struct system_info_t {
   std::int64_t memory_total_bytes = 0;     // resident set size of the OS process
   std::int64_t memory_processes_bytes = 0; // process blocks, frames and messages
   std::uint64_t pending_timers = 0;
+  std::size_t run_queue = 0;               // processes ready to run and waiting for a scheduler
 };
 
 class runtime {

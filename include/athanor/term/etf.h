@@ -1,0 +1,137 @@
+// athanor::etf — Erlang's External Term Format: encode() is term_to_binary/1, decode() is
+// binary_to_term/1,2. Thread-safe: the functions share no state (beyond the atom table,
+// which is itself thread-safe); options and contexts are plain values.
+//
+//   using namespace athanor::literals;
+//   std::vector<std::byte> bytes = etf::encode(tuple("ok"_a, 42));   // 131,104,2,100,0,2,"ok",97,42
+//   term back = etf::decode(bytes);                                  // {ok,42}
+//   term safe = etf::decode(untrusted, {.safe = true});              // never creates atoms
+//
+// Encoding is byte-identical to OTP 25's term_to_binary/1 (minor_version 1) for every term
+// Athanor can hold, except maps of more than 32 keys: Erlang writes those in its internal
+// hash order, Athanor in map key order (Erlang accepts any order; only the bytes differ).
+// With minor_version = 2 atoms are always UTF-8, as OTP 26's term_to_binary/1 and the
+// distribution protocol write them.
+//
+// Decoding accepts every tag OTP 25 writes and the older ones that map onto Athanor terms
+// (see decode()). Input is untrusted: the decoder never reads outside the span, never
+// recurses (an explicit stack, bounded by max_depth), checks every declared length against
+// the bytes that remain before allocating for it, bounds decompression by
+// max_decompressed_bytes, and reports every problem as an etf_error.
+//
+// Pids and references. A term's pid or ref names its node by a number (0 = this node),
+// the wire by a node-name atom and a creation. etf_context maps one to the other: node 0
+// is {context.node, context.creation} (default 'nonode@nohost' and 0, what a
+// non-distributed erl uses), other node numbers go through the optional node_name /
+// node_number functions (the distribution layer's node table). A pid is written with
+// ID = pid.index() and Serial = pid.generation(); a ref's 64-bit id as the three words
+// OTP uses for local refs: W0 = id & 0x3FFFF (18 bits), W1 = the next 32 bits,
+// W2 = id >> 50 (14 bits), so ref(0, 1) is #Ref<0.0.0.1> in both. A wire pid or ref that
+// does not fit (ID >= 2^28, Serial >= 2^20, a ref word beyond those widths, a 4th or 5th
+// non-zero word) is an etf_error: note that refs made by a real Erlang node usually have
+// a W2 above 14 bits and so cannot be decoded until athanor::ref grows.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "athanor/term/term.h"
+
+namespace athanor::etf {
+
+// Thrown by decode() for malformed, unsupported or refused input, and by encode() for a
+// term the format cannot carry. what() says what and where, e.g.
+// "etf: truncated input: BINARY_EXT needs 10 bytes at offset 6, 3 left". Thread-safe to
+// copy, like every exception.
+class etf_error : public std::runtime_error {
+ public:
+  etf_error(const std::string& message, std::size_t offset) : std::runtime_error(message), offset_(offset) {}
+  // The byte offset in the input where the problem was found (for encode(): 0). For
+  // compressed input, an offset inside the decompressed data.
+  std::size_t offset() const noexcept { return offset_; }
+
+ private:
+  std::size_t offset_;
+};
+
+// A node as the wire names it.
+struct node_identity {
+  atom name;
+  std::uint32_t creation = 0;
+};
+
+// How pids and refs map between node numbers and node names (see the file comment).
+struct etf_context {
+  // This node (node number 0).
+  atom node = atom("nonode@nohost");
+  std::uint32_t creation = 0;
+  // Encode: the name of node number n (n != 0), or nullopt if unknown (then encode throws).
+  std::function<std::optional<node_identity>(std::uint32_t)> node_name;
+  // Decode: the number (1..pid::kNodeMask) of a node that is not this one, or nullopt to
+  // refuse the pid or ref (then decode throws "unknown node").
+  std::function<std::optional<std::uint32_t>(const node_identity&)> node_number;
+};
+
+struct encode_options {
+  etf_context context;
+  // 1: as OTP 25's term_to_binary/1: atoms whose characters are all Latin-1 as ATOM_EXT,
+  //    the others as SMALL_ATOM_UTF8_EXT. 2: every atom as SMALL_ATOM_UTF8_EXT (OTP 26's
+  //    default, and what OTP 25 sends over distribution). Other values throw etf_error.
+  int minor_version = 1;
+  // Write the leading version byte 131 (off for distribution header mode).
+  bool version_byte = true;
+};
+
+struct decode_options {
+  etf_context context;
+  // As binary_to_term(B, [safe]): never create an atom; an atom that does not exist yet is
+  // an etf_error ("unknown atom").
+  bool safe = false;
+  // Most nested tuples, lists and maps (a LIST_EXT in another's tail counts as nesting).
+  std::size_t max_depth = 10'000;
+  // Largest size a compressed term (tag 80) may declare for its uncompressed data.
+  std::size_t max_decompressed_bytes = std::size_t(64) << 20;
+  // Expect the leading version byte 131 (off for distribution header mode; compressed
+  // terms then cannot occur).
+  bool version_byte = true;
+};
+
+// Returns the term in the External Term Format. Throws etf_error for a pid or ref of a
+// node the context cannot name, a binary or list longer than 2^32 - 1, or a bad
+// minor_version; std::bad_alloc if memory runs out. Never recurses: any nesting is fine.
+std::vector<std::byte> encode(const term& t, const encode_options& options = {});
+// Appends the encoding of `t` to `out` (same rules); on an exception `out` may hold a
+// partial encoding after its old contents.
+void encode_to(std::vector<std::byte>& out, const term& t, const encode_options& options = {});
+
+// Returns the term encoded in `bytes`, which must hold exactly one term. Throws etf_error
+// on anything else (see the file comment and the limits in decode_options).
+//
+// Accepted tags: SMALL_INTEGER_EXT, INTEGER_EXT, SMALL_BIG_EXT and LARGE_BIG_EXT (values
+// within int64; larger ones: "bignum not supported yet"), NEW_FLOAT_EXT and FLOAT_EXT
+// (finite values), ATOM_UTF8_EXT, SMALL_ATOM_UTF8_EXT, ATOM_EXT and SMALL_ATOM_EXT
+// (Latin-1; converted to UTF-8; at most 255 UTF-8 bytes, Athanor's atom limit),
+// SMALL_TUPLE_EXT, LARGE_TUPLE_EXT, NIL_EXT, STRING_EXT, LIST_EXT (improper tails too),
+// BINARY_EXT, BIT_BINARY_EXT of whole bytes, MAP_EXT (any key order; duplicates refused),
+// NEW_PID_EXT, PID_EXT, NEWER_REFERENCE_EXT, NEW_REFERENCE_EXT, REFERENCE_EXT, and a
+// compressed term (tag 80, zlib). Refused with a clear message: ports (NEW_PORT_EXT,
+// V4_PORT_EXT, PORT_EXT: "ports not supported"), funs (EXPORT_EXT, NEW_FUN_EXT, FUN_EXT:
+// "funs not supported"), bitstrings that are not whole bytes, ATOM_CACHE_REF, LOCAL_EXT
+// and unknown tags.
+term decode(std::span<const std::byte> bytes, const decode_options& options = {});
+
+// Decodes the one term at the start of `bytes` and returns it with the number of bytes
+// it used; the rest is left alone (a distribution message is two terms back to back).
+struct decoded {
+  term value;
+  std::size_t size = 0;
+};
+decoded decode_prefix(std::span<const std::byte> bytes, const decode_options& options = {});
+
+}  // namespace athanor::etf
