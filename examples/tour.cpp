@@ -110,6 +110,12 @@ int main() {
     down over = co_await self.receive(on<down>([m](const down& x) { return x.monitor == m; }, [](down& x) { return x; }));
     fmt::print("hoarder: {}\n", over.reason.to_string());
     send("logger"_a, stop{});
+
+    // Terms and the External Term Format
+    term value = tuple("ok"_a, list({1, 2, 3}), map({{"name"_a, "Alice"}}));
+    std::vector<std::byte> bytes = etf::encode(value);
+    term back = etf::decode(bytes, {.safe = true});
+    fmt::print("{} ({} bytes of ETF)\n", back, bytes.size());
   });
   rt.wait();
 }

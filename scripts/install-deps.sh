@@ -4,7 +4,7 @@
 #   scripts/install-deps.sh --bench    also Erlang/OTP and CAF for bench/compare.sh
 set -euo pipefail
 
-packages=(cmake make g++ pkg-config libgtest-dev libgmock-dev libfmt-dev erlang-base)
+packages=(cmake make g++ pkg-config libgtest-dev libgmock-dev libfmt-dev zlib1g-dev erlang-base clang)
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(libcaf-dev linux-perf)
 fi

@@ -8,6 +8,7 @@
 #include "athanor/runtime/runtime.h"
 #include "athanor/runtime/timer.h"
 #include "athanor/term/atom.h"
+#include "athanor/term/etf.h"
 #include "athanor/term/pid.h"
 #include "athanor/term/ref.h"
 #include "athanor/term/term.h"

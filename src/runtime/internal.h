@@ -91,9 +91,9 @@ struct scheduler_slot {
   std::atomic<bool> has_cpu_clock{false};
 };
 
-struct timer_service;
-struct netpoll;
-struct dirty_pools;
+class timer_service;
+class netpoll;
+class dirty_pools;
 struct worker;
 
 }  // namespace detail

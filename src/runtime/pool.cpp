@@ -15,8 +15,8 @@ namespace {
 
 constexpr std::size_t kClasses = kPoolMaxSize / kPoolGranule;
 constexpr std::size_t kChunkBytes = 2u << 20;  // one huge page
-constexpr int kLocalMax = 512;                 // blocks a thread caches per class
-constexpr int kBatch = 256;                    // blocks moved between a thread and the depot
+[[maybe_unused]] constexpr int kLocalMax = 512;                 // blocks a thread caches per class
+[[maybe_unused]] constexpr int kBatch = 256;                    // blocks moved between a thread and the depot
 
 // Bytes in use, counted per thread without atomic read-modify-writes (a block is often freed
 // on another thread than the one that allocated it, so one thread's figure may be negative);

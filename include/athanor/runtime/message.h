@@ -83,11 +83,22 @@ struct envelope {
   bool is_signal = false;                        // signals are handled by the runtime, never received
 };
 
+// Builds a T from arguments: parentheses for classes with constructors, braces for aggregates
+// (so that `send(p, point{1, 2})`-style signals work where parenthesised aggregate
+// initialisation is missing, as in clang 14, without braces picking initializer_list overloads).
+template <class T, class... A>
+T construct(A&&... a) {
+  if constexpr (std::is_aggregate_v<T> && !(sizeof...(A) == 1 && (std::is_same_v<std::remove_cvref_t<A>, T> && ...)))
+    return T{std::forward<A>(a)...};
+  else
+    return T(std::forward<A>(a)...);
+}
+
 template <class T>
 struct typed_envelope final : envelope {
   T value;
   template <class... A>
-  explicit typed_envelope(A&&... a) : value(std::forward<A>(a)...) {}
+  explicit typed_envelope(A&&... a) : value(construct<T>(std::forward<A>(a)...)) {}
 };
 
 template <class T>

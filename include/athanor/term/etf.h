@@ -5,7 +5,9 @@
 //   using namespace athanor::literals;
 //   std::vector<std::byte> bytes = etf::encode(tuple("ok"_a, 42));   // 131,104,2,100,0,2,"ok",97,42
 //   term back = etf::decode(bytes);                                  // {ok,42}
-//   term safe = etf::decode(untrusted, {.safe = true});              // never creates atoms
+//   etf::decode_options options;
+//   options.safe = true;                                             // never create atoms
+//   term from_peer = etf::decode(untrusted, options);
 //
 // Encoding is byte-identical to OTP 25's term_to_binary/1 (minor_version 1) for every term
 // Athanor can hold, except maps of more than 32 keys: Erlang writes those in its internal
@@ -17,7 +19,11 @@
 // (see decode()). Input is untrusted: the decoder never reads outside the span, never
 // recurses (an explicit stack, bounded by max_depth), checks every declared length against
 // the bytes that remain before allocating for it, bounds decompression by
-// max_decompressed_bytes, and reports every problem as an etf_error.
+// max_decompressed_bytes, and reports every problem as an etf_error. Memory: the decoded
+// term takes at most about 100 bytes per input byte at peak (a LIST_EXT of [] elements:
+// one cons cell per byte), so bound the input size (and max_decompressed_bytes) by what
+// you can afford. Without `safe`, every new atom in the input is interned for good, as
+// in Erlang: decode untrusted input with safe = true.
 //
 // Pids and references. A term's pid or ref names its node by a number (0 = this node),
 // the wire by a node-name atom and a creation. etf_context maps one to the other: node 0
@@ -79,7 +85,7 @@ struct etf_context {
 };
 
 struct encode_options {
-  etf_context context;
+  etf_context context{};
   // 1: as OTP 25's term_to_binary/1: atoms whose characters are all Latin-1 as ATOM_EXT,
   //    the others as SMALL_ATOM_UTF8_EXT. 2: every atom as SMALL_ATOM_UTF8_EXT (OTP 26's
   //    default, and what OTP 25 sends over distribution). Other values throw etf_error.
@@ -89,7 +95,7 @@ struct encode_options {
 };
 
 struct decode_options {
-  etf_context context;
+  etf_context context{};
   // As binary_to_term(B, [safe]): never create an atom; an atom that does not exist yet is
   // an etf_error ("unknown atom").
   bool safe = false;

@@ -13,7 +13,7 @@
 #include <iosfwd>
 #include <string>
 
-#include <fmt/core.h>
+#include <fmt/format.h>
 
 namespace athanor {
 

@@ -47,7 +47,7 @@
 #include <string_view>
 #include <utility>
 
-#include <fmt/core.h>
+#include <fmt/format.h>
 
 #include "athanor/term/atom.h"
 #include "athanor/term/pid.h"

@@ -1,0 +1,793 @@
+// External Term Format codec: see athanor/term/etf.h.
+#include "athanor/term/etf.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <charconv>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <string_view>
+#include <utility>
+
+#include <fmt/core.h>
+#include <zlib.h>
+
+namespace athanor::etf {
+namespace {
+
+// ---------------------------------------------------------------- tags
+
+enum tag : std::uint8_t {
+  kVersion = 131,
+  kCompressed = 80,
+  kNewFloat = 70,
+  kBitBinary = 77,
+  kAtomCacheRef = 82,
+  kNewPid = 88,
+  kNewPort = 89,
+  kNewerReference = 90,
+  kSmallInteger = 97,
+  kInteger = 98,
+  kFloat = 99,
+  kAtom = 100,
+  kReference = 101,
+  kPort = 102,
+  kPid = 103,
+  kSmallTuple = 104,
+  kLargeTuple = 105,
+  kNil = 106,
+  kString = 107,
+  kList = 108,
+  kBinary = 109,
+  kSmallBig = 110,
+  kLargeBig = 111,
+  kNewFun = 112,
+  kExport = 113,
+  kNewReference = 114,
+  kSmallAtom = 115,
+  kMap = 116,
+  kFun = 117,
+  kAtomUtf8 = 118,
+  kSmallAtomUtf8 = 119,
+  kV4Port = 120,
+  kLocal = 121,
+};
+
+constexpr std::uint32_t kRefW0Bits = 18;
+constexpr std::uint32_t kRefW2Bits = 14;
+
+// ---------------------------------------------------------------- encoding
+
+class encoder {
+ public:
+  encoder(std::vector<std::byte>& out, const encode_options& options) : out_(out), options_(options) {}
+
+  void run(const term& root) {
+    if (options_.minor_version != 1 && options_.minor_version != 2) {
+      throw etf_error(fmt::format("etf: minor_version must be 1 or 2, not {}", options_.minor_version), 0);
+    }
+    if (options_.version_byte) u8(kVersion);
+    // Pre-order walk with an explicit stack of terms still to write (pointers into
+    // `root`, which keeps them alive), so no nesting can overflow the C++ stack.
+    std::vector<const term*> todo{&root};
+    while (!todo.empty()) {
+      const term& t = *todo.back();
+      todo.pop_back();
+      one(t, todo);
+    }
+  }
+
+ private:
+  void u8(std::uint8_t v) { out_.push_back(std::byte(v)); }
+  void u16(std::uint16_t v) { u8(std::uint8_t(v >> 8)), u8(std::uint8_t(v)); }
+  void u32(std::uint32_t v) {
+    for (int shift = 24; shift >= 0; shift -= 8) u8(std::uint8_t(v >> shift));
+  }
+  void raw(const void* data, std::size_t size) {
+    const auto* p = static_cast<const std::byte*>(data);
+    out_.insert(out_.end(), p, p + size);
+  }
+  std::uint32_t length32(std::size_t n, const char* what) {
+    if (n > 0xFFFFFFFFu) throw etf_error(fmt::format("etf: {} too long for the format ({} > 2^32 - 1)", what, n), 0);
+    return std::uint32_t(n);
+  }
+
+  void integer(std::int64_t v) {
+    if (v >= 0 && v <= 255) {
+      u8(kSmallInteger), u8(std::uint8_t(v));
+    } else if (v >= std::numeric_limits<std::int32_t>::min() && v <= std::numeric_limits<std::int32_t>::max()) {
+      u8(kInteger), u32(std::uint32_t(std::int32_t(v)));
+    } else {
+      // Magnitude, computed in unsigned arithmetic so that INT64_MIN is fine.
+      std::uint64_t magnitude = v < 0 ? std::uint64_t(0) - std::uint64_t(v) : std::uint64_t(v);
+      std::uint8_t digits[8];
+      std::uint8_t n = 0;
+      while (magnitude != 0) digits[n++] = std::uint8_t(magnitude), magnitude >>= 8;
+      u8(kSmallBig), u8(n), u8(v < 0 ? 1 : 0);
+      raw(digits, n);
+    }
+  }
+
+  void atom_(atom a) {
+    const std::string_view name = a.name();
+    if (options_.minor_version == 1) {
+      // Latin-1 if every character fits, as OTP 25 does by default.
+      std::string latin1;
+      latin1.reserve(name.size());
+      bool fits = true;
+      for (std::size_t pos = 0; pos < name.size();) {
+        const std::int32_t c = detail::next_code_point(name, pos);
+        if (c < 0 || c > 255) {
+          fits = false;
+          break;
+        }
+        latin1.push_back(char(c));
+      }
+      if (fits) {
+        u8(kAtom), u16(std::uint16_t(latin1.size()));
+        raw(latin1.data(), latin1.size());
+        return;
+      }
+    }
+    if (name.size() <= 255) {
+      u8(kSmallAtomUtf8), u8(std::uint8_t(name.size()));
+    } else {
+      u8(kAtomUtf8), u16(std::uint16_t(name.size()));
+    }
+    raw(name.data(), name.size());
+  }
+
+  node_identity node_of(std::uint32_t node, const char* what) {
+    if (node == 0) return {options_.context.node, options_.context.creation};
+    if (options_.context.node_name) {
+      if (auto id = options_.context.node_name(node)) return *id;
+    }
+    throw etf_error(fmt::format("etf: cannot encode a {} of node {}: the context has no name for it", what, node), 0);
+  }
+
+  void one(const term& t, std::vector<const term*>& todo) {
+    switch (t.kind()) {
+      case term_kind::integer:
+        integer(t.as_int());
+        return;
+      case term_kind::bignum:
+        throw etf_error("etf: bignum not supported yet", 0);
+      case term_kind::float_: {
+        u8(kNewFloat);
+        const auto bits = std::bit_cast<std::uint64_t>(t.as_double());
+        u32(std::uint32_t(bits >> 32)), u32(std::uint32_t(bits));
+        return;
+      }
+      case term_kind::atom:
+        atom_(t.as_atom());
+        return;
+      case term_kind::pid: {
+        const pid p = t.as_pid();
+        const node_identity node = node_of(p.node(), "pid");
+        u8(kNewPid);
+        atom_(node.name);
+        u32(p.index()), u32(p.generation()), u32(node.creation);
+        return;
+      }
+      case term_kind::reference: {
+        const ref r = t.as_ref();
+        const node_identity node = node_of(r.node(), "reference");
+        u8(kNewerReference), u16(3);
+        atom_(node.name);
+        u32(node.creation);
+        const std::uint64_t id = r.id();
+        u32(std::uint32_t(id & ((1u << kRefW0Bits) - 1)));
+        u32(std::uint32_t(id >> kRefW0Bits));
+        u32(std::uint32_t(id >> (kRefW0Bits + 32)));
+        return;
+      }
+      case term_kind::tuple: {
+        const auto elements = t.tuple_elements();
+        if (elements.size() <= 255) {
+          u8(kSmallTuple), u8(std::uint8_t(elements.size()));
+        } else {
+          u8(kLargeTuple), u32(length32(elements.size(), "tuple"));
+        }
+        for (auto it = elements.rbegin(); it != elements.rend(); ++it) todo.push_back(&*it);
+        return;
+      }
+      case term_kind::map: {
+        const auto entries = t.map_entries();
+        u8(kMap), u32(length32(entries.size(), "map"));
+        for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
+          todo.push_back(&it->second);
+          todo.push_back(&it->first);
+        }
+        return;
+      }
+      case term_kind::nil:
+        u8(kNil);
+        return;
+      case term_kind::list:
+        list(t, todo);
+        return;
+      case term_kind::binary: {
+        const auto bytes = t.as_bytes();
+        u8(kBinary), u32(length32(bytes.size(), "binary"));
+        raw(bytes.data(), bytes.size());
+        return;
+      }
+    }
+    throw etf_error("etf: a term of unknown kind", 0);
+  }
+
+  // A list cell: STRING_EXT if it is a proper list of at most 65535 integers 0..255 (as
+  // Erlang does), else LIST_EXT with the elements up to the first non-list tail.
+  void list(const term& t, std::vector<const term*>& todo) {
+    std::size_t n = 0;
+    bool bytes = true;
+    const term* cell = &t;
+    for (; cell->is_cons(); cell = &cell->tail()) {
+      const term& h = cell->head();
+      if (!(h.is_integer() && h.as_int() >= 0 && h.as_int() <= 255)) bytes = false;
+      ++n;
+    }
+    const term& tail = *cell;
+    if (bytes && tail.is_nil() && n <= 0xFFFF) {
+      u8(kString), u16(std::uint16_t(n));
+      for (cell = &t; cell->is_cons(); cell = &cell->tail()) u8(std::uint8_t(cell->head().as_int()));
+      return;
+    }
+    u8(kList), u32(length32(n, "list"));
+    const std::size_t base = todo.size();
+    todo.push_back(&tail);
+    for (cell = &t; cell->is_cons(); cell = &cell->tail()) todo.push_back(&cell->head());
+    std::reverse(todo.begin() + std::ptrdiff_t(base) + 1, todo.end());
+  }
+
+  std::vector<std::byte>& out_;
+  const encode_options& options_;
+};
+
+// ---------------------------------------------------------------- decoding
+
+const char* tag_name(std::uint8_t t) {
+  switch (t) {
+    case kSmallInteger: return "SMALL_INTEGER_EXT";
+    case kInteger: return "INTEGER_EXT";
+    case kSmallBig: return "SMALL_BIG_EXT";
+    case kLargeBig: return "LARGE_BIG_EXT";
+    case kNewFloat: return "NEW_FLOAT_EXT";
+    case kFloat: return "FLOAT_EXT";
+    case kAtom: return "ATOM_EXT";
+    case kSmallAtom: return "SMALL_ATOM_EXT";
+    case kAtomUtf8: return "ATOM_UTF8_EXT";
+    case kSmallAtomUtf8: return "SMALL_ATOM_UTF8_EXT";
+    case kSmallTuple: return "SMALL_TUPLE_EXT";
+    case kLargeTuple: return "LARGE_TUPLE_EXT";
+    case kString: return "STRING_EXT";
+    case kList: return "LIST_EXT";
+    case kBinary: return "BINARY_EXT";
+    case kBitBinary: return "BIT_BINARY_EXT";
+    case kMap: return "MAP_EXT";
+    case kNewPid: return "NEW_PID_EXT";
+    case kPid: return "PID_EXT";
+    case kNewerReference: return "NEWER_REFERENCE_EXT";
+    case kNewReference: return "NEW_REFERENCE_EXT";
+    case kReference: return "REFERENCE_EXT";
+    case kCompressed: return "compressed term";
+    default: return "term";
+  }
+}
+
+class decoder {
+ public:
+  decoder(std::span<const std::byte> in, const decode_options& options, std::size_t base, bool inflated)
+      : in_(in), options_(options), base_(base), inflated_(inflated) {}
+
+  std::size_t pos() const { return pos_; }
+  void skip(std::size_t n) { pos_ += n; }
+
+  [[noreturn]] void fail(std::size_t at, std::string_view what) const {
+    throw etf_error(fmt::format("etf: {} at offset {}{}", what, base_ + at, inflated_ ? " of the decompressed data" : ""),
+                    base_ + at);
+  }
+
+  // Ensures `n` more bytes exist for `what`.
+  void need(std::size_t n, std::uint8_t what) const {
+    if (in_.size() - pos_ < n) {
+      fail(pos_, fmt::format("truncated input: {} needs {} more bytes, {} left", tag_name(what), n, in_.size() - pos_));
+    }
+  }
+  std::size_t left() const { return in_.size() - pos_; }
+  std::uint8_t u8() { return std::uint8_t(in_[pos_++]); }
+  std::uint16_t u16() {
+    const std::uint16_t v = std::uint16_t(std::uint16_t(in_[pos_]) << 8 | std::uint16_t(in_[pos_ + 1]));
+    pos_ += 2;
+    return v;
+  }
+  std::uint32_t u32() {
+    std::uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) v = v << 8 | std::uint32_t(in_[pos_ + i]);
+    pos_ += 4;
+    return v;
+  }
+  std::string_view text(std::size_t n) {
+    std::string_view v(reinterpret_cast<const char*>(in_.data()) + pos_, n);
+    pos_ += n;
+    return v;
+  }
+
+  // Decodes one term starting at pos_.
+  term run() {
+    values_.clear();
+    frames_.clear();
+    for (;;) {
+      step();
+      // Complete every frame that now has all its values.
+      while (!frames_.empty() && values_.size() - frames_.back().start == frames_.back().needed) complete();
+      if (frames_.empty() && !values_.empty()) {
+        term result = std::move(values_.back());
+        values_.pop_back();
+        return result;
+      }
+    }
+  }
+
+ private:
+  enum class container : std::uint8_t { tuple, list, map };
+  struct frame {
+    container kind;
+    std::size_t start;   // index in values_ of its first value
+    std::size_t needed;  // values to collect (list: elements + tail, map: 2 * arity)
+    std::size_t offset;  // where its tag was, for errors
+  };
+
+  void open(container kind, std::size_t needed, std::size_t at) {
+    if (frames_.size() >= options_.max_depth) {
+      fail(at, fmt::format("nesting deeper than the limit of {} (decode_options::max_depth)", options_.max_depth));
+    }
+    // Every value needs at least one more byte, so this bounds allocation by the input.
+    if (needed > left()) {
+      fail(at, fmt::format("declared length {} exceeds the {} bytes left", needed, left()));
+    }
+    frames_.push_back({kind, values_.size(), needed, at});
+  }
+
+  void complete() {
+    const frame f = frames_.back();
+    frames_.pop_back();
+    std::span<term> items(values_.data() + f.start, f.needed);
+    term result;
+    try {
+      switch (f.kind) {
+        case container::tuple:
+          result = tuple(std::span<const term>(items));
+          break;
+        case container::list:
+          result = list(std::span<const term>(items.first(items.size() - 1)), items.back());
+          break;
+        case container::map: {
+          std::vector<std::pair<term, term>> entries;
+          entries.reserve(items.size() / 2);
+          for (std::size_t i = 0; i < items.size(); i += 2) entries.emplace_back(std::move(items[i]), std::move(items[i + 1]));
+          result = map(entries);
+          if (result.map_size() != entries.size()) fail(f.offset, "MAP_EXT has a duplicate key");
+          break;
+        }
+      }
+    } catch (const std::length_error& e) {
+      fail(f.offset, e.what());
+    }
+    values_.resize(f.start);
+    values_.push_back(std::move(result));
+  }
+
+  void push(term t) { values_.push_back(std::move(t)); }
+
+  atom make_atom(std::string_view utf8, std::size_t at) {
+    if (utf8.size() > atom::kMaxNameBytes) {
+      fail(at, fmt::format("atom of {} UTF-8 bytes is longer than Athanor's limit of {}", utf8.size(), atom::kMaxNameBytes));
+    }
+    for (std::size_t p = 0; p < utf8.size();) {
+      if (detail::next_code_point(utf8, p) < 0) fail(at, "atom is not valid UTF-8");
+    }
+    if (auto existing = atom::existing(utf8)) return *existing;
+    if (options_.safe) {
+      std::size_t shown = std::min<std::size_t>(utf8.size(), 64);  // cut long names, at a code point
+      while (shown < utf8.size() && (static_cast<unsigned char>(utf8[shown]) & 0xC0) == 0x80) --shown;
+      fail(at, fmt::format("unknown atom '{}{}' (safe mode creates no atoms)", utf8.substr(0, shown),
+                           shown < utf8.size() ? "..." : ""));
+    }
+    try {
+      return atom(utf8);
+    } catch (const atom_table_full& e) {
+      fail(at, e.what());
+    }
+  }
+
+  // Reads an atom tag and its name at pos_, returning the atom.
+  atom read_atom() {
+    const std::size_t at = pos_;
+    if (left() == 0) fail(at, "truncated input: expected an atom, found the end");
+    const std::uint8_t t = u8();
+    std::size_t n;
+    switch (t) {
+      case kAtom:
+      case kAtomUtf8:
+        need(2, t);
+        n = u16();
+        break;
+      case kSmallAtom:
+      case kSmallAtomUtf8:
+        need(1, t);
+        n = u8();
+        break;
+      case kAtomCacheRef:
+        fail(at, "ATOM_CACHE_REF outside a distribution header");
+      default:
+        fail(at, fmt::format("expected an atom, found tag {}", t));
+    }
+    need(n, t);
+    const std::string_view bytes = text(n);
+    if (t == kAtom || t == kSmallAtom) {
+      std::string utf8;  // Latin-1 to UTF-8
+      utf8.reserve(bytes.size() * 2);
+      for (const char ch : bytes) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c < 0x80) {
+          utf8.push_back(char(c));
+        } else {
+          utf8.push_back(char(0xC0 | c >> 6));
+          utf8.push_back(char(0x80 | (c & 0x3F)));
+        }
+      }
+      return make_atom(utf8, at);
+    }
+    return make_atom(bytes, at);
+  }
+
+  // The node number of {name, creation}: 0 for this node, else the context's.
+  std::uint32_t node_number(atom name, std::uint32_t creation, std::size_t at, const char* what) {
+    const etf_context& c = options_.context;
+    if (name == c.node && creation == c.creation) return 0;
+    if (c.node_number) {
+      if (auto n = c.node_number(node_identity{name, creation})) {
+        if (*n != 0) return *n;
+      }
+    }
+    fail(at, fmt::format("{} of unknown node {} (creation {})", what, name.to_string(), creation));
+  }
+
+  void pid_(std::uint8_t t, std::size_t at) {
+    const atom node = read_atom();
+    need(t == kNewPid ? 12 : 9, t);
+    const std::uint32_t id = u32(), serial = u32();
+    const std::uint32_t creation = t == kNewPid ? u32() : u8();
+    if (id > pid::kIndexMask || serial > pid::kGenerationMask) {
+      fail(at, fmt::format("pid <{}.{}> does not fit athanor::pid (ID < 2^{}, Serial < 2^{})", id, serial,
+                           pid::kIndexBits, pid::kGenerationBits));
+    }
+    const std::uint32_t n = node_number(node, creation, at, "pid");
+    if (n > pid::kNodeMask) fail(at, fmt::format("node number {} does not fit athanor::pid", n));
+    push(term(pid(n, id, serial)));
+  }
+
+  void ref_(std::uint8_t t, std::size_t at) {
+    std::size_t words = 1;
+    if (t != kReference) {
+      need(2, t);
+      words = u16();
+      if (words == 0 || words > 5) fail(at, fmt::format("reference with {} ID words (1..5 allowed)", words));
+    }
+    const atom node = read_atom();
+    std::uint32_t creation = 0;
+    if (t == kNewerReference) {
+      need(4 + 4 * words, t);
+      creation = u32();
+    } else if (t == kNewReference) {
+      need(1 + 4 * words, t);
+      creation = u8();
+    } else {
+      need(5, t);
+    }
+    std::uint32_t w[5] = {};
+    for (std::size_t i = 0; i < words; ++i) w[i] = u32();
+    if (t == kReference) creation = u8();
+    if (w[0] >> kRefW0Bits != 0 || w[2] >> kRefW2Bits != 0 || w[3] != 0 || w[4] != 0) {
+      fail(at, "reference does not fit athanor::ref's 64-bit id (W0 < 2^18, W1 < 2^32, W2 < 2^14, no 4th/5th word)");
+    }
+    const std::uint64_t id = std::uint64_t(w[0]) | std::uint64_t(w[1]) << kRefW0Bits |
+                             std::uint64_t(w[2]) << (kRefW0Bits + 32);
+    push(term(ref(node_number(node, creation, at, "reference"), id)));
+  }
+
+  void big(std::uint8_t t, std::size_t at) {
+    std::size_t n;
+    if (t == kSmallBig) {
+      need(2, t);
+      n = u8();
+    } else {
+      need(5, t);
+      n = u32();
+    }
+    const std::uint8_t sign = u8();
+    need(n, t);
+    if (sign > 1) fail(at, fmt::format("{} with sign byte {} (0 or 1 allowed)", tag_name(t), sign));
+    const std::size_t digits = pos_;
+    skip(n);
+    std::size_t used = n;  // ignore high zero digits
+    while (used > 0 && in_[digits + used - 1] == std::byte(0)) --used;
+    if (used > 8) fail(at, "bignum not supported yet (integer outside int64)");
+    std::uint64_t magnitude = 0;
+    for (std::size_t i = used; i-- > 0;) magnitude = magnitude << 8 | std::uint64_t(in_[digits + i]);
+    constexpr std::uint64_t kMaxPositive = std::uint64_t(std::numeric_limits<std::int64_t>::max());
+    if (sign == 0) {
+      if (magnitude > kMaxPositive) fail(at, "bignum not supported yet (integer outside int64)");
+      push(term(std::int64_t(magnitude)));
+    } else {
+      if (magnitude > kMaxPositive + 1) fail(at, "bignum not supported yet (integer outside int64)");
+      push(term(std::int64_t(std::uint64_t(0) - magnitude)));
+    }
+  }
+
+  void float_(std::uint8_t t, std::size_t at) {
+    double d;
+    if (t == kNewFloat) {
+      need(8, t);
+      const std::uint64_t hi = u32();
+      d = std::bit_cast<double>(hi << 32 | u32());
+    } else {
+      need(31, t);
+      std::string_view s = text(31);
+      s = s.substr(0, s.find('\0'));
+      while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+      while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
+      if (!s.empty() && s.front() == '+') s.remove_prefix(1);
+      const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), d);
+      if (ec != std::errc() || end != s.data() + s.size()) fail(at, "FLOAT_EXT is not a number");
+    }
+    if (!std::isfinite(d)) fail(at, "float is not finite (NaN or infinity)");
+    push(term(d));
+  }
+
+  void step() {
+    const std::size_t at = pos_;
+    if (left() == 0) fail(at, "truncated input: expected a term, found the end");
+    const auto t = std::uint8_t(in_[pos_]);
+    switch (t) {
+      case kSmallInteger:
+        skip(1);
+        need(1, t);
+        push(term(std::int64_t(u8())));
+        return;
+      case kInteger:
+        skip(1);
+        need(4, t);
+        push(term(std::int64_t(std::int32_t(u32()))));
+        return;
+      case kSmallBig:
+      case kLargeBig:
+        skip(1);
+        big(t, at);
+        return;
+      case kNewFloat:
+      case kFloat:
+        skip(1);
+        float_(t, at);
+        return;
+      case kAtom:
+      case kSmallAtom:
+      case kAtomUtf8:
+      case kSmallAtomUtf8:
+      case kAtomCacheRef:
+        push(term(read_atom()));
+        return;
+      case kSmallTuple:
+      case kLargeTuple: {
+        skip(1);
+        need(t == kSmallTuple ? 1 : 4, t);
+        const std::size_t n = t == kSmallTuple ? u8() : u32();
+        if (n == 0) {
+          push(tuple());
+        } else {
+          open(container::tuple, n, at);
+        }
+        return;
+      }
+      case kNil:
+        skip(1);
+        push(term::nil());
+        return;
+      case kString: {
+        skip(1);
+        need(2, t);
+        const std::size_t n = u16();
+        need(n, t);
+        std::vector<term> elements;
+        elements.reserve(n);
+        for (std::size_t i = 0; i < n; ++i) elements.emplace_back(std::int64_t(u8()));
+        push(list(std::span<const term>(elements)));
+        return;
+      }
+      case kList: {
+        skip(1);
+        need(4, t);
+        const std::size_t n = u32();
+        if (n == 0) return;  // as erts: LIST_EXT of no elements is just its tail, decoded next
+        open(container::list, n + 1, at);
+        return;
+      }
+      case kMap: {
+        skip(1);
+        need(4, t);
+        const std::size_t n = u32();
+        if (n == 0) {
+          push(map(std::span<const std::pair<term, term>>()));
+        } else {
+          open(container::map, 2 * n, at);
+        }
+        return;
+      }
+      case kBinary: {
+        skip(1);
+        need(4, t);
+        const std::size_t n = u32();
+        need(n, t);
+        push(term::binary(in_.subspan(pos_, n)));
+        skip(n);
+        return;
+      }
+      case kBitBinary: {
+        skip(1);
+        need(5, t);
+        const std::size_t n = u32();
+        const std::uint8_t bits = u8();
+        need(n, t);
+        if ((bits == 0) != (n == 0) || bits > 8) fail(at, fmt::format("BIT_BINARY_EXT with {} bytes and {} bits in the last", n, bits));
+        if (bits != 8 && n != 0) fail(at, "bitstrings not supported (BIT_BINARY_EXT that is not whole bytes)");
+        push(term::binary(in_.subspan(pos_, n)));
+        skip(n);
+        return;
+      }
+      case kNewPid:
+      case kPid:
+        skip(1);
+        pid_(t, at);
+        return;
+      case kNewerReference:
+      case kNewReference:
+      case kReference:
+        skip(1);
+        ref_(t, at);
+        return;
+      case kNewPort:
+      case kV4Port:
+      case kPort:
+        fail(at, fmt::format("ports not supported (tag {})", t));
+      case kExport:
+      case kNewFun:
+      case kFun:
+        fail(at, fmt::format("funs not supported (tag {})", t));
+      case kLocal:
+        fail(at, "LOCAL_EXT not supported (it is never valid outside the node that made it)");
+      case kCompressed:
+        fail(at, "a compressed term may only appear at the top level");
+      case kVersion:
+        fail(at, "version byte 131 inside a term");
+      default:
+        fail(at, fmt::format("unknown tag {}", t));
+    }
+  }
+
+  std::span<const std::byte> in_;
+  const decode_options& options_;
+  std::size_t base_;
+  bool inflated_;
+  std::size_t pos_ = 0;
+  std::vector<term> values_;
+  std::vector<frame> frames_;
+};
+
+// Inflates the zlib stream at the start of `in` into `out`, which must come to exactly
+// `size` bytes (size < 2^32 - 1); returns how many input bytes the stream used. Throws
+// etf_error. The output buffer has one spare byte, so that data beyond `size` is noticed.
+std::size_t inflate_exactly(std::span<const std::byte> in, std::vector<std::byte>& out, std::size_t size,
+                            std::size_t base) {
+  auto fail = [&](std::string_view what) {
+    throw etf_error(fmt::format("etf: compressed term: {} (data at offset {})", what, base), base);
+  };
+  if (size >= std::numeric_limits<uInt>::max()) fail("declared size too large");
+  out.resize(size + 1);
+  z_stream z{};
+  if (inflateInit(&z) != Z_OK) fail("zlib initialisation failed");
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = uInt(size + 1);
+  constexpr std::size_t kChunk = 1u << 30;  // zlib counts input in uInt
+  std::size_t in_used = 0;
+  std::string error;
+  for (;;) {
+    const std::size_t chunk = std::min(kChunk, in.size() - in_used);
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<std::byte*>(in.data() + in_used));
+    z.avail_in = uInt(chunk);
+    const int rc = inflate(&z, Z_NO_FLUSH);
+    in_used += chunk - z.avail_in;
+    if (z.avail_out == 0) {
+      error = fmt::format("data is larger than the declared {} bytes", size);
+    } else if (rc == Z_STREAM_END) {
+      break;
+    } else if (rc == Z_OK || rc == Z_BUF_ERROR) {
+      if (in_used < in.size()) continue;
+      error = "truncated zlib data";
+    } else {
+      error = fmt::format("corrupt zlib data ({})", z.msg != nullptr ? z.msg : "unknown error");
+    }
+    break;
+  }
+  const std::size_t produced = z.total_out;
+  inflateEnd(&z);
+  if (!error.empty()) fail(error);
+  if (produced != size) fail(fmt::format("data is {} bytes, not the declared {}", produced, size));
+  out.resize(size);
+  return in_used;
+}
+
+decoded decode_any(std::span<const std::byte> bytes, const decode_options& options, bool whole) {
+  std::size_t start = 0;
+  if (options.version_byte) {
+    if (bytes.empty()) throw etf_error("etf: empty input (expected version byte 131)", 0);
+    if (std::uint8_t(bytes[0]) != kVersion) {
+      throw etf_error(fmt::format("etf: bad version byte {} at offset 0 (expected 131)", std::uint8_t(bytes[0])), 0);
+    }
+    start = 1;
+    if (bytes.size() > 1 && std::uint8_t(bytes[1]) == kCompressed) {
+      if (bytes.size() < 6) throw etf_error("etf: truncated input: compressed term needs a 4-byte size at offset 2", 2);
+      const std::size_t size = std::size_t(std::uint8_t(bytes[2])) << 24 | std::size_t(std::uint8_t(bytes[3])) << 16 |
+                               std::size_t(std::uint8_t(bytes[4])) << 8 | std::size_t(std::uint8_t(bytes[5]));
+      if (size > options.max_decompressed_bytes) {
+        throw etf_error(fmt::format("etf: compressed term declares {} bytes, more than the limit of {} "
+                                    "(decode_options::max_decompressed_bytes)",
+                                    size, options.max_decompressed_bytes),
+                        2);
+      }
+      if (size == 0) throw etf_error("etf: compressed term declares 0 bytes at offset 2", 2);
+      std::vector<std::byte> inflated;
+      const std::size_t used = inflate_exactly(bytes.subspan(6), inflated, size, 6);
+      if (whole && 6 + used != bytes.size()) {
+        throw etf_error(fmt::format("etf: {} trailing bytes after the compressed term at offset {}",
+                                    bytes.size() - 6 - used, 6 + used),
+                        6 + used);
+      }
+      decoder d(inflated, options, 0, true);
+      term t = d.run();
+      if (d.pos() != inflated.size()) d.fail(d.pos(), fmt::format("{} trailing bytes after the term", inflated.size() - d.pos()));
+      return {std::move(t), 6 + used};
+    }
+  }
+  decoder d(bytes.subspan(start), options, start, false);
+  term t = d.run();
+  const std::size_t end = start + d.pos();
+  if (whole && end != bytes.size()) {
+    throw etf_error(fmt::format("etf: {} trailing bytes after the term at offset {}", bytes.size() - end, end), end);
+  }
+  return {std::move(t), end};
+}
+
+}  // namespace
+
+void encode_to(std::vector<std::byte>& out, const term& t, const encode_options& options) {
+  encoder(out, options).run(t);
+}
+
+std::vector<std::byte> encode(const term& t, const encode_options& options) {
+  std::vector<std::byte> out;
+  encode_to(out, t, options);
+  return out;
+}
+
+term decode(std::span<const std::byte> bytes, const decode_options& options) {
+  return decode_any(bytes, options, true).value;
+}
+
+decoded decode_prefix(std::span<const std::byte> bytes, const decode_options& options) {
+  return decode_any(bytes, options, false);
+}
+
+}  // namespace athanor::etf
