@@ -103,19 +103,22 @@ void spawn_idle(const options& o) {
       double(r.rss_after) / 1048576.0));
 }
 
+// Answers every ping with a pong until told to stop.
+proc echo(process& self) {
+  for (;;) {
+    auto m = co_await self.receive<ping, stop>();
+    if (m.index() == 1) co_return;
+    send(std::get<0>(m).from, pong{});
+  }
+}
+
 // ---- ping_pong --------------------------------------------------------------------------------
 void ping_pong(const options& o) {
   long n = o.n > 0 ? o.n : 2'000'000;
   runtime rt(config_for(o));
   double ns = 0;
   spawn([&](process& self) -> proc {
-    pid ponger = spawn([](process& s) -> proc {
-      for (;;) {
-        auto m = co_await s.receive<ping, stop>();
-        if (m.index() == 1) co_return;
-        send(std::get<0>(m).from, pong{});
-      }
-    });
+    pid ponger = spawn(echo);
     pid me = self.self();
     auto t0 = clock_type::now();
     for (long i = 0; i < n; ++i) {
@@ -246,22 +249,16 @@ void fairness(const options& o) {
   }
   std::vector<double> lat;
   spawn([&](process& self) -> proc {
-    pid echo = spawn([](process& s) -> proc {
-      for (;;) {
-        auto m = co_await s.receive<ping, stop>();
-        if (m.index() == 1) co_return;
-        send(std::get<0>(m).from, pong{});
-      }
-    });
+    pid echo_pid = spawn(echo);
     pid me = self.self();
     for (long i = 0; i < samples; ++i) {
       co_await self.sleep(10ms);
       auto t0 = clock_type::now();
-      send(echo, ping{me});
+      send(echo_pid, ping{me});
       co_await self.receive<pong>();
       lat.push_back(ns_since(t0) / 1000.0);
     }
-    send(echo, stop{});
+    send(echo_pid, stop{});
     stop_hogs = true;
   });
   rt.wait();

@@ -123,11 +123,10 @@ void check_heap(process* p) {
 
 void handle_signal(process* p, envelope* e);
 
-// Takes the inbox and acts on it: messages go to the private queue, signals are handled.
-void drain(process* p) {
-  auto& s = st(p);
-  if (detail::inbox_ptr(s.inbox.load(std::memory_order_relaxed)) == detail::kInboxEmpty) return;
-  std::uintptr_t w = s.inbox.exchange(detail::inbox_word(s.generation.load(std::memory_order_relaxed), detail::kInboxEmpty),
+// Swaps the inbox for `marker` (empty, or closed when the process ends) and returns what it held
+// in arrival order (the stack is newest-first).
+envelope* take_inbox(process_state& s, std::uintptr_t marker) {
+  std::uintptr_t w = s.inbox.exchange(detail::inbox_word(s.generation.load(std::memory_order_relaxed), marker),
                                       std::memory_order_acq_rel);
   envelope* e = reinterpret_cast<envelope*>(detail::inbox_ptr(w));
   envelope* fifo = nullptr;
@@ -137,6 +136,24 @@ void drain(process* p) {
     fifo = e;
     e = next;
   }
+  return fifo;
+}
+
+// Removes e (whose predecessor in the private queue is prev, or null) from the queue.
+void unlink_message(process_state& s, envelope* prev, envelope* e) {
+  if (prev) prev->next = e->next;
+  else s.queue_head = e->next;
+  if (s.queue_tail == e) s.queue_tail = prev;
+  --s.queue_len;
+  s.memory -= e->bytes;
+  e->next = nullptr;
+}
+
+// Takes the inbox and acts on it: messages go to the private queue, signals are handled.
+void drain(process* p) {
+  auto& s = st(p);
+  if (detail::inbox_ptr(s.inbox.load(std::memory_order_relaxed)) == detail::kInboxEmpty) return;
+  envelope* fifo = take_inbox(s, detail::kInboxEmpty);
   bool any_message = false;
   while (fifo) {
     envelope* next = fifo->next;
@@ -219,12 +236,7 @@ bool scan(process* p, detail::receive_state& r) {
   envelope* e = prev ? prev->next : s.queue_head;
   while (e) {
     if (r.match(&r, e)) {
-      if (prev) prev->next = e->next;
-      else s.queue_head = e->next;
-      if (s.queue_tail == e) s.queue_tail = prev;
-      --s.queue_len;
-      s.memory -= e->bytes;
-      e->next = nullptr;
+      unlink_message(s, prev, e);
       r.taken = e;
       return true;
     }
@@ -493,19 +505,10 @@ std::int32_t run_process(runtime::impl& rt, detail::scheduler_slot& slot, proces
 void runtime::impl::finish(process* p) noexcept {
   auto& s = st(p);
   pid self = s.self_pid;
-  std::uint32_t gen = s.generation.load(std::memory_order_relaxed);
   term reason = s.extras ? s.extras->exit_reason : term(atoms::normal);
   // Close the inbox first: from now on sends are dropped and link/monitor requests fail at the
   // sender, so every signal that got in is in the list we take here.
-  std::uintptr_t w = s.inbox.exchange(detail::inbox_word(gen, kInboxClosed), std::memory_order_acq_rel);
-  envelope* e = reinterpret_cast<envelope*>(detail::inbox_ptr(w));
-  envelope* fifo = nullptr;
-  while (e) {
-    envelope* next = e->next;
-    e->next = fifo;
-    fifo = e;
-    e = next;
-  }
+  envelope* fifo = take_inbox(s, kInboxClosed);
   // Unwind the coroutine (runs the destructors of its locals: RAII cleanup of a killed process).
   if (s.body) {
     s.body.destroy();
@@ -688,11 +691,7 @@ bool demonitor(const ref& r, bool flush) {
     for (envelope* e = s.queue_head; e;) {
       envelope* next = e->next;
       if (e->type == detail::type_of<down>() && detail::payload<down>(e).monitor == r) {
-        if (prev) prev->next = next;
-        else s.queue_head = next;
-        if (s.queue_tail == e) s.queue_tail = prev;
-        --s.queue_len;
-        s.memory -= e->bytes;
+        unlink_message(s, prev, e);
         if (s.receiving && s.receiving->scanned == e) s.receiving->scanned = prev;
         detail::destroy_envelope(e);
       } else {
