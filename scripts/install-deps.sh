@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Athanor needs, if they are missing (idempotent; no-op when all are there).
-#   scripts/install-deps.sh            build + test dependencies
-#   scripts/install-deps.sh --bench    also Erlang/OTP and CAF for bench/compare.sh
+#   scripts/install-deps.sh            what the build and the demo need
+#   scripts/install-deps.sh --test     also clang, for the libFuzzer targets scripts/test.sh runs
+#   scripts/install-deps.sh --bench    also CAF and perf, for bench/compare.sh
 set -euo pipefail
 
-packages=(cmake make g++ pkg-config libgtest-dev libgmock-dev libfmt-dev zlib1g-dev erlang-base clang)
-if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(libcaf-dev linux-perf)
-fi
+packages=(cmake make g++ pkg-config libgtest-dev libgmock-dev libfmt-dev zlib1g-dev erlang-base)
+case "${1:-}" in
+  --test) packages+=(clang) ;;
+  --bench) packages+=(libcaf-dev linux-perf) ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do

@@ -6,7 +6,7 @@
 #   scripts/test.sh release    only the plain build's tests (also: asan, tsan, fuzz)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh || exit 1
+scripts/install-deps.sh --test || exit 1
 
 presets=("${@:-release asan tsan fuzz}")
 read -r -a presets <<<"${presets[*]}"
