@@ -1,49 +1,18 @@
-// athanor-bench <workload> [--n N] [--schedulers S] [--laps L] [--hogs H] [--checkpoint 0|1]
-//
-// Prints one JSON object per line. The same workloads exist in Erlang (bench/erlang) and CAF
-// (bench/caf); bench/compare.sh runs all three in one go and prints the ratios.
-#include <unistd.h>
-
+// The runtime's workloads: spawn_idle, ping_pong, ring, fan_out, create_destroy, fairness, timers.
+// The same workloads exist in Erlang (bench/erlang) and CAF (bench/caf).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <map>
-#include <string>
 #include <vector>
 
-#include <fmt/core.h>
-
-#include "athanor/athanor.h"
+#include "bench.h"
 
 using namespace athanor;
+using namespace athanor::bench;
 using namespace std::chrono_literals;
-using clock_type = std::chrono::steady_clock;
 
 namespace {
-
-struct options {
-  std::string workload;
-  long n = -1;
-  unsigned schedulers = 0;
-  long laps = 1000;
-  int hogs = 4;
-  bool checkpoint = true;
-};
-
-long rss_bytes() {
-  std::ifstream f("/proc/self/statm");
-  long pages = 0, resident = 0;
-  f >> pages >> resident;
-  return resident * ::sysconf(_SC_PAGESIZE);
-}
-
-double ns_since(clock_type::time_point t) {
-  return double(std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now() - t).count());
-}
 
 struct stop {};
 struct request { pid from; };
@@ -51,25 +20,6 @@ struct reply {};
 struct token { long hops_left; };
 struct ping { pid from; };
 struct pong {};
-
-runtime_config config_for(const options& o) {
-  runtime_config c;
-  c.schedulers = o.schedulers;
-  c.max_processes = std::size_t(std::max<long>(o.n + 1000, 1 << 20));
-  return c;
-}
-
-// Prints one result line, adding how many relief threads the runtime had to start for CPU hogs
-// (a loop without a checkpoint): a figure measured with relief threads running is not typical.
-void print_line(std::string json) {
-  if (!json.empty() && json.back() == '}' && json.find("\"relief_threads\"") == std::string::npos)
-    json.insert(json.size() - 1, fmt::format(R"(,"relief_threads":{})", system_info().relief_threads));
-  std::fwrite(json.data(), 1, json.size(), stdout);
-  std::fputc('\n', stdout);
-  std::fflush(stdout);
-}
-
-unsigned effective_schedulers(const runtime& rt) { return rt.config().schedulers; }
 
 // ---- spawn_idle -------------------------------------------------------------------------------
 void spawn_idle(const options& o) {
@@ -297,36 +247,12 @@ void timers(const options& o) {
       n, effective_schedulers(rt), arm_ns / double(n), cancel_ns / double(n), double(rss_after - rss_before) / double(n)));
 }
 
-int usage() {
-  std::fprintf(stderr,
-               "usage: athanor-bench <spawn_idle|ping_pong|ring|fan_out|create_destroy|fairness|timers> [--n N] "
-               "[--schedulers S] [--laps L] [--hogs H] [--checkpoint 0|1]\n");
-  return 2;
-}
-
 }  // namespace
 
-int main(int argc, char** argv) {
-  if (argc < 2) return usage();
-  options o;
-  o.workload = argv[1];
-  for (int i = 2; i + 1 < argc; i += 2) {
-    std::string k = argv[i];
-    long v = std::strtol(argv[i + 1], nullptr, 10);
-    if (k == "--n") o.n = v;
-    else if (k == "--schedulers") o.schedulers = unsigned(v);
-    else if (k == "--laps") o.laps = v;
-    else if (k == "--hogs") o.hogs = int(v);
-    else if (k == "--checkpoint") o.checkpoint = v != 0;
-    else return usage();
-  }
-  static const std::map<std::string, void (*)(const options&)> workloads = {
-      {"spawn_idle", spawn_idle}, {"ping_pong", ping_pong},           {"ring", ring},
-      {"fan_out", fan_out},       {"create_destroy", create_destroy}, {"fairness", fairness},
-      {"timers", timers},
-  };
-  auto it = workloads.find(o.workload);
-  if (it == workloads.end()) return usage();
-  it->second(o);
-  return 0;
-}
+ATHANOR_BENCH_WORKLOAD("spawn_idle", spawn_idle);
+ATHANOR_BENCH_WORKLOAD("ping_pong", ping_pong);
+ATHANOR_BENCH_WORKLOAD("ring", ring);
+ATHANOR_BENCH_WORKLOAD("fan_out", fan_out);
+ATHANOR_BENCH_WORKLOAD("create_destroy", create_destroy);
+ATHANOR_BENCH_WORKLOAD("fairness", fairness);
+ATHANOR_BENCH_WORKLOAD("timers", timers);
