@@ -1,6 +1,7 @@
 // Athanor: Erlang/OTP-style lightweight processes for C++20. Include this for everything.
 #pragma once
 
+#include "athanor/runtime/alias.h"
 #include "athanor/runtime/dirty.h"
 #include "athanor/runtime/io.h"
 #include "athanor/runtime/proc.h"

@@ -57,11 +57,22 @@ struct sig_down { ref mref; pid from; term reason; };
 struct sig_wake { std::uint32_t token; };
 // Runs fn in the target process's context (alive: dying == false; or while it ends: dying == true).
 struct sig_apply { std::function<void(process&, bool dying)> fn; };
+// A message sent through an alias: becomes a message if the alias is active on arrival, else is dropped.
+struct sig_alias {
+  ref alias;
+  envelope* inner;
+  sig_alias(const ref& a, envelope* e) noexcept : alias(a), inner(e) {}
+  sig_alias(const sig_alias&) = delete;
+  ~sig_alias() {
+    if (inner) destroy_envelope(inner);
+  }
+};
 
 struct process_extras {
   std::vector<pid> links;
   std::vector<std::pair<ref, pid>> monitors;      // monitors this process holds: ref -> target
   std::vector<std::pair<ref, pid>> monitored_by;  // monitors on this process: ref -> watcher
+  std::vector<ref> aliases;                        // active aliases (alias.h)
   term exit_reason;
   std::size_t max_heap_bytes = 0;
 };

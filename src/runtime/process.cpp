@@ -27,6 +27,7 @@
 #include <cstring>
 #include <future>
 
+#include "athanor/runtime/alias.h"
 #include "runtime/internal.h"
 #include "runtime/services.h"
 
@@ -173,7 +174,13 @@ process_info_t make_info(process* p, bool dying, bool asked_by_self = false);
 void handle_signal(process* p, envelope* e) {
   auto& s = st(p);
   pid self = s.self_pid;
-  if (e->type == detail::type_of<detail::sig_wake>()) {
+  if (e->type == detail::type_of<detail::sig_alias>()) {
+    auto& a = detail::payload<detail::sig_alias>(e);
+    if (s.extras && std::find(s.extras->aliases.begin(), s.extras->aliases.end(), a.alias) != s.extras->aliases.end()) {
+      enqueue_message(p, std::exchange(a.inner, nullptr));
+      check_heap(p);
+    }
+  } else if (e->type == detail::type_of<detail::sig_wake>()) {
     std::uint32_t token = detail::payload<detail::sig_wake>(e).token;
     if ((token & 0xFFFF) == (s.wait_token & 0xFFFF)) {
       if (s.wait == wait_kind::receive && s.receiving) {
@@ -527,6 +534,17 @@ void runtime::impl::finish(process* p) noexcept {
   s.queue_head = s.queue_tail = nullptr;
   s.queue_len = 0;
   s.receiving = nullptr;
+  // The name goes before any exit signal or DOWN does (as in ERTS): whoever reacts to this
+  // process's end, a supervisor restarting it say, can register the name again at once.
+  if (s.named.load(std::memory_order_acquire)) {
+    std::unique_lock lock(names_mu);
+    auto it = name_of.find(self);
+    if (it != name_of.end()) {
+      names.erase(it->second);
+      name_of.erase(it);
+    }
+    s.named.store(false, std::memory_order_relaxed);
+  }
   // Signals that arrived before the close: answer link and monitor requests as a dead process.
   for (envelope* m = fifo; m;) {
     envelope* next = m->next;
@@ -550,15 +568,6 @@ void runtime::impl::finish(process* p) noexcept {
     for (auto& [r, target] : x->monitors) detail::signal<detail::sig_demonitor>(target, self, r);
     delete x;
     s.extras = nullptr;
-  }
-  if (s.named.load(std::memory_order_acquire)) {
-    std::unique_lock lock(names_mu);
-    auto it = name_of.find(self);
-    if (it != name_of.end()) {
-      names.erase(it->second);
-      name_of.erase(it);
-    }
-    s.named.store(false, std::memory_order_relaxed);
   }
   s.flags = 0;
   s.wait = wait_kind::none;
@@ -701,6 +710,41 @@ bool demonitor(const ref& r, bool flush) {
     }
   }
   return active;
+}
+
+// ---- aliases ------------------------------------------------------------------------------------
+
+ref alias() {
+  ref r = make_ref();
+  alias(r);
+  return r;
+}
+
+void alias(const ref& r) {
+  auto& aliases = extras(require_process("alias")).aliases;
+  if (std::find(aliases.begin(), aliases.end(), r) == aliases.end()) aliases.push_back(r);
+}
+
+bool unalias(const ref& r) {
+  process* p = require_process("unalias");
+  if (!st(p).extras) return false;
+  auto& v = st(p).extras->aliases;
+  auto it = std::find(v.begin(), v.end(), r);
+  if (it == v.end()) return false;
+  *it = v.back();
+  v.pop_back();
+  return true;
+}
+
+bool detail::deliver_aliased(pid owner, const ref& r, envelope* e) noexcept {
+  envelope* sig;
+  try {
+    sig = detail::make_envelope<detail::sig_alias>(true, r, e);
+  } catch (...) {
+    detail::destroy_envelope(e);
+    return false;
+  }
+  return detail::deliver(owner, sig);
 }
 
 bool is_alive(pid p) noexcept {

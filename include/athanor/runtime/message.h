@@ -133,4 +133,43 @@ T& payload(envelope* e) { return static_cast<typed_envelope<T>*>(e)->value; }
 inline void destroy_envelope(envelope* e) noexcept { e->destroy(e); }
 
 }  // namespace detail
+
+// A received message of any type, owned by the receiver (process::receive_any()); generic code
+// such as a gen_server loop inspects its type and takes the value out. Move-only; not thread-safe.
+class message {
+ public:
+  message() noexcept = default;
+  explicit message(detail::envelope* e) noexcept : e_(e) {}
+  message(message&& other) noexcept : e_(std::exchange(other.e_, nullptr)) {}
+  message& operator=(message&& other) noexcept {
+    if (this != &other) {
+      reset();
+      e_ = std::exchange(other.e_, nullptr);
+    }
+    return *this;
+  }
+  message(const message&) = delete;
+  message& operator=(const message&) = delete;
+  ~message() { reset(); }
+
+  // False for an empty message (a receive that timed out, or one moved from).
+  explicit operator bool() const noexcept { return e_ != nullptr; }
+  // True if the message holds a T.
+  template <class T>
+  bool is() const noexcept { return e_ && e_->type == detail::type_of<T>(); }
+  // The value, which must be a T (check with is<T>()).
+  template <class T>
+  T& get() noexcept { return detail::payload<T>(e_); }
+  // A pointer to the value if it is a T, else null.
+  template <class T>
+  T* get_if() noexcept { return is<T>() ? &detail::payload<T>(e_) : nullptr; }
+  // The identity of the value's C++ type (detail::type_of<T>()).
+  detail::type_id type() const noexcept { return e_ ? e_->type : nullptr; }
+
+ private:
+  void reset() noexcept {
+    if (e_) detail::destroy_envelope(std::exchange(e_, nullptr));
+  }
+  detail::envelope* e_ = nullptr;
+};
 }  // namespace athanor

@@ -31,6 +31,7 @@
 #include "athanor/runtime/message.h"
 #include "athanor/runtime/proc.h"
 #include "athanor/term/atom.h"
+#include "athanor/term/match.h"
 #include "athanor/term/pid.h"
 #include "athanor/term/ref.h"
 #include "athanor/term/term.h"
@@ -124,7 +125,9 @@ enum class wait_kind : std::uint8_t { none, yield, receive, event, exiting };
 }  // namespace detail
 
 // ---------------------------------------------------------------------------
-// Receive clauses: on<T>(handler), on<T>(guard, handler), after(timeout, handler).
+// Receive clauses: on<T>(handler), on<T>(guard, handler), after(timeout, handler), and the
+// pattern clauses on(pattern, handler) and on(pattern, guard, handler) of athanor/term/match.h,
+// which take messages sent as `term`. Both kinds mix in one receive.
 
 namespace detail {
 template <class F>
@@ -221,9 +224,17 @@ class process {
   auto receive_for(std::chrono::duration<Rep, Period> d);
   // co_await receive(on<A>(...), on<B>(guard, ...), after(100ms, ...)): selective receive over clauses;
   // the value is what the chosen handler returns (all handlers must return the same type).
+  // Pattern clauses, on(tuple("hello"_a, _s), [](std::string_view name) { ... }), match
+  // messages sent as `term` (see athanor/term/match.h) and mix with typed ones.
   template <class... C>
     requires(sizeof...(C) > 0)
   auto receive(C... clauses);
+
+  // co_await receive_any(): the first message, whatever its type (for generic servers).
+  auto receive_any();
+  // co_await receive_any_for(d): the first message, or an empty message if none arrives within d.
+  template <class Rep, class Period>
+  auto receive_any_for(std::chrono::duration<Rep, Period> d);
 
   // co_await yield(): lets other processes run; resumes after them.
   auto yield();
@@ -258,6 +269,7 @@ class process {
   struct for_awaiter;
   template <class... C>
   struct clauses_awaiter;
+  struct any_awaiter;
   struct yield_awaiter;
   struct consume_awaiter;
   struct event_awaiter;
@@ -356,6 +368,11 @@ template <class F>
 struct clause_result<after_clause<F>> {
   using type = decltype(std::invoke(std::declval<F&>()));
 };
+template <class C>
+  requires term_clause<C>
+struct clause_result<C> {
+  using type = typename C::result_type;
+};
 }  // namespace detail
 
 template <class... C>
@@ -376,6 +393,13 @@ struct process::clauses_awaiter : receive_awaiter_base<clauses_awaiter<C...>> {
     using clause_t = std::tuple_element_t<I, std::tuple<C...>>;
     if constexpr (detail::is_after<clause_t>::value) {
       return false;
+    } else if constexpr (detail::term_clause<clause_t>) {
+      // A pattern clause: matches a term message, keeping its bindings in the clause (in this
+      // awaiter, so no allocation) until await_resume runs the handler.
+      if (e->type != detail::type_of<term>()) return false;
+      if (!std::get<I>(cl).test(detail::payload<term>(e))) return false;
+      this->clause = int(I);
+      return true;
     } else {
       using T = typename clause_t::message_type;
       if (e->type != detail::type_of<T>()) return false;
@@ -406,6 +430,10 @@ struct process::clauses_awaiter : receive_awaiter_base<clauses_awaiter<C...>> {
       if (this->taken) return;
       if constexpr (std::is_void_v<Out>) std::invoke(c.handler);
       else out->emplace(std::invoke(c.handler));
+    } else if constexpr (detail::term_clause<clause_t>) {
+      if (!this->taken || this->clause != int(I)) return;
+      if constexpr (std::is_void_v<Out>) c.run(detail::payload<term>(this->taken));
+      else out->emplace(c.run(detail::payload<term>(this->taken)));
     } else {
       if (!this->taken || this->clause != int(I)) return;
       using T = typename clause_t::message_type;
@@ -423,6 +451,25 @@ auto process::receive(C... clauses) {
   static_assert(((!detail::is_after<C>::value) + ...) >= int(n) - 1, "after() must be the last clause");
   clauses_awaiter<C...> a(this, std::tuple<C...>(std::move(clauses)...));
   if constexpr (has_after) a.timeout_ms = std::max<std::int64_t>(0, std::get<n - 1>(a.cl).timeout.count());
+  return a;
+}
+
+struct process::any_awaiter : receive_awaiter_base<any_awaiter> {
+  using receive_awaiter_base<any_awaiter>::receive_awaiter_base;
+  static bool match_envelope(detail::receive_state* st, detail::envelope*) {
+    st->clause = 0;
+    return true;
+  }
+  message await_resume() {
+    typename receive_awaiter_base<any_awaiter>::taken_guard g{this->self, this};
+    return message(std::exchange(this->taken, nullptr));
+  }
+};
+inline auto process::receive_any() { return any_awaiter(this); }
+template <class Rep, class Period>
+auto process::receive_any_for(std::chrono::duration<Rep, Period> d) {
+  any_awaiter a(this);
+  a.timeout_ms = std::max<std::int64_t>(0, std::chrono::ceil<std::chrono::milliseconds>(d).count());
   return a;
 }
 
