@@ -8,7 +8,8 @@
 #   bench/compare.sh --quick   small sizes, a smoke run of a few minutes
 #
 # Environment: BENCH_ONLY="case1 case2" runs only those cases (spawn_idle, spawn_idle_10M,
-# ping_pong_S1, ping_pong_S2, ring, fan_out, create_destroy, fairness_cp1, fairness_cp0).
+# ping_pong_S1, ping_pong_S2, ring, fan_out, create_destroy, fairness_cp1, fairness_cp0,
+# gen_call_S1, gen_call_S2).
 # BENCH_SCHEDULERS (default: nproc) sets S for spawn_idle, ring,
 # fan_out and create_destroy; ping_pong always runs with S=1 and S=2, fairness
 # with S=2.
@@ -152,6 +153,14 @@ run_all() { # case timeout_s S args...
   for system in athanor erlang caf; do run "$case" "$system" "$@"; done
 }
 
+# Same, for workloads that exist only in Athanor and Erlang (OTP behaviours have no CAF twin).
+run_otp() { # case timeout_s S args...
+  local case=$1; shift
+  if [ -n "${BENCH_ONLY:-}" ] && [[ " $BENCH_ONLY " != *" $case "* ]]; then return; fi
+  log "$case: $*"
+  for system in athanor erlang; do run "$case" "$system" "$@"; done
+}
+
 # Big spawn_idle runs only if the memory measured at 1M (per system) says it
 # fits: bytes_per_process * N * 1.25 + 1 GiB must be below MemAvailable.
 run_big_spawn() { # case n
@@ -192,9 +201,9 @@ PY
 }
 
 if [ $QUICK = 1 ]; then
-  N_SPAWN=100000 N_PP=200000 N_RING=10000 LAPS=100 N_FAN=100000 N_CD=100000 N_FAIR=100
+  N_SPAWN=100000 N_PP=200000 N_RING=10000 LAPS=100 N_FAN=100000 N_CD=100000 N_FAIR=100 N_CALL=100000
 else
-  N_SPAWN=1000000 N_PP=2000000 N_RING=10000 LAPS=1000 N_FAN=1000000 N_CD=1000000 N_FAIR=500
+  N_SPAWN=1000000 N_PP=2000000 N_RING=10000 LAPS=1000 N_FAN=1000000 N_CD=1000000 N_FAIR=500 N_CALL=1000000
 fi
 
 run_all spawn_idle      1800 "$S_DEFAULT" spawn_idle --n $N_SPAWN
@@ -206,6 +215,8 @@ run_all fan_out         1200 "$S_DEFAULT" fan_out --n $N_FAN
 run_all create_destroy   600 "$S_DEFAULT" create_destroy --n $N_CD
 run_all fairness_cp1     120 2            fairness --n $N_FAIR --hogs 4 --checkpoint 1
 run_all fairness_cp0     120 2            fairness --n $N_FAIR --hogs 4 --checkpoint 0
+run_otp gen_call_S1      600 1            gen_call --n $N_CALL
+run_otp gen_call_S2      600 2            gen_call --n $N_CALL
 
 # --- report -----------------------------------------------------------------
 
@@ -224,6 +235,7 @@ import json, sys
 METRICS = {
     "spawn_idle": [("ns_per_spawn", True), ("bytes_per_process", True)],
     "ping_pong": [("ns_per_roundtrip", True)],
+    "gen_call": [("ns_per_call", True)],
     "ring": [("hops_per_sec", False)],
     "fan_out": [("msgs_per_sec", False)],
     "create_destroy": [("ns_per_cycle", True)],

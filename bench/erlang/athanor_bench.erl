@@ -16,13 +16,16 @@
 -module(athanor_bench).
 
 -export([main/1]).
+%% gen_server callbacks for the gen_call workload (this module is also the server).
+-export([init/1, handle_call/3, handle_cast/2]).
 
 -define(DEFAULT_N, #{"spawn_idle" => 1000000,
                      "ping_pong" => 2000000,
                      "ring" => 10000,
                      "fan_out" => 1000000,
                      "create_destroy" => 1000000,
-                     "fairness" => 500}).
+                     "fairness" => 500,
+                     "gen_call" => 1000000}).
 
 %% Fairness: interval between pings, and the hogs' arithmetic.
 -define(PING_INTERVAL_MS, 10).
@@ -76,6 +79,9 @@ workload("fairness", N, #{hogs := Hogs, checkpoint := Checkpoint}) ->
     {P50, P99, Max} = fairness(N, Hogs),
     [{hogs, Hogs}, {checkpoint, Checkpoint},
      {p50_us, P50}, {p99_us, P99}, {max_us, Max}];
+workload("gen_call", N, _) ->
+    Ns = gen_call(N),
+    [{ns_per_call, Ns / N}];
 workload(Other, _, _) ->
     error({unknown_workload, Other}).
 
@@ -101,6 +107,32 @@ spawn_idle(N) ->
 
 idle() ->
     receive stop -> ok end.
+
+%%% ---------------------------------------------------------------------------
+%%% gen_call: one client calls one gen_server N times (gen_server:call/3).
+%%% ---------------------------------------------------------------------------
+
+gen_call(N) ->
+    {ok, Server} = gen_server:start_link(?MODULE, [], []),
+    Self = self(),
+    spawn_link(fun() ->
+                       _ = gen_call_loop(Server, 1000, 0),  % warm-up
+                       T0 = now_ns(),
+                       _ = gen_call_loop(Server, N, 0),
+                       Self ! {gen_call_done, now_ns() - T0}
+               end),
+    receive {gen_call_done, Ns} -> ok end,
+    gen_server:stop(Server),
+    Ns.
+
+gen_call_loop(_Server, 0, X) ->
+    X;
+gen_call_loop(Server, K, X) ->
+    gen_call_loop(Server, K - 1, gen_server:call(Server, X, 5000)).
+
+init([]) -> {ok, nostate}.
+handle_call(X, _From, State) -> {reply, X + 1, State}.
+handle_cast(_Msg, State) -> {noreply, State}.
 
 %%% ---------------------------------------------------------------------------
 %%% ping_pong: two processes, N request/reply round trips.
