@@ -1,4 +1,5 @@
-// The Athanor demo: a million processes, a crash contained to one of them, and messages flowing.
+// The Athanor demo: a million processes, a crash contained to one of them, messages flowing, then
+// a supervision tree healing itself (the three restart strategies side by side, escalation).
 // Run with ./scripts/demo.sh (builds and runs this), or build/release/demo [--n N].
 #include <fmt/core.h>
 #include <unistd.h>
@@ -11,6 +12,8 @@
 #include <vector>
 
 #include <athanor/athanor.h>
+#include <athanor/otp/gen_server.h>
+#include <athanor/otp/supervisor.h>
 
 using namespace athanor;
 using namespace athanor::literals;
@@ -19,7 +22,7 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-struct stop {};
+struct quit {};
 struct work { pid reply_to; long value; };
 struct done { long value; };
 struct crash_now {};
@@ -36,7 +39,7 @@ long rss_mb() {
 }
 
 // A worker: waits for work, doubles the value, replies; or crashes when told to.
-proc worker(process& self) {
+proc demo_worker(process& self) {
   for (;;) {
     bool keep_going = co_await self.receive(
         on([](work& w) {
@@ -44,9 +47,109 @@ proc worker(process& self) {
           return true;
         }),
         on([](crash_now&) -> bool { throw std::runtime_error("worker hit a bad record"); }),
-        on([](stop&) { return false; }));
+        on([](quit&) { return false; }));
     if (!keep_going) co_return;
   }
+}
+
+// ---- supervision ---------------------------------------------------------------------------------
+
+// An account server: holds a balance; a bad request crashes it ("let it crash": no defensive code).
+struct deposit { long amount; };
+struct balance {};
+struct bad_request {};
+struct account : gen_server<account> {
+  long cents = 0;
+  long handle_call(deposit d) { return cents += d.amount; }
+  long handle_call(balance) { return cents; }
+  long handle_call(bad_request) { throw std::runtime_error("corrupt record"); }
+};
+
+// One line per crash or supervisor report instead of the full multi-line reports.
+void compact_reports() {
+  logger::add_handler("demo", [](const log_event& e) {
+    if (e.domain == "crash_report") {
+      fmt::print("     crash report: {} died: {}\n", e.get("name").to_string(), e.get("reason").to_string());
+    } else if (e.domain == "supervisor_report") {
+      fmt::print("     supervisor {}: {} {} ({})\n", e.get("supervisor").to_string(), e.get("errorContext").to_string(),
+                 e.get("offender").element(1).to_string(), e.get("reason").to_string());
+    }
+  });
+}
+
+std::vector<child_spec> accounts(const std::string& group) {
+  return {child<account>(group + ".a"), child<account>(group + ".b"), child<account>(group + ".c")};
+}
+
+// Waits (bounded) until `name` is registered to a process other than `old`.
+task<pid> restarted(process& self, atom name, pid old) {
+  for (int i = 0; i < 2000; ++i) {
+    pid p = whereis(name);
+    if (p && p != old) co_return p;
+    co_await self.sleep(1ms);
+  }
+  co_return pid();
+}
+
+task<void> supervision_demo(process& self) {
+  compact_reports();
+  fmt::print("\n6. A supervision tree: one supervisor per restart strategy, three account servers each\n");
+  std::vector<child_spec> groups{
+      supervisor::spec("one_for_one"_a, {.strategy = one_for_one, .intensity = 3, .period = 5s}, accounts("one_for_one"), "one_for_one"_a),
+      supervisor::spec("one_for_all"_a, {.strategy = one_for_all, .intensity = 3, .period = 5s}, accounts("one_for_all"), "one_for_all"_a),
+      supervisor::spec("rest_for_one"_a, {.strategy = rest_for_one, .intensity = 3, .period = 5s}, accounts("rest_for_one"), "rest_for_one"_a)};
+  start_result top_started = co_await supervisor::start_link({.strategy = one_for_one, .intensity = 3, .period = 5s}, std::move(groups), "bank"_a);
+  pid top = top_started.value();
+  std::string tree = co_await supervisor::describe_tree(top);
+  fmt::print("{}", tree);
+
+  fmt::print("\n   Each .b account gets a request that makes it crash:\n");
+  for (std::string group : {"one_for_one", "one_for_all", "rest_for_one"}) {
+    atom b(group + ".b");
+    pid old = whereis(b);
+    try {
+      co_await call<account>(b, bad_request{});
+    } catch (const call_error& e) {
+      fmt::print("   call to {} failed in the caller with {}\n", group + ".b", e.why.to_string());
+    }
+    co_await restarted(self, b, old);
+    atom c(group + ".c");
+    if (group != "one_for_one") co_await restarted(self, c, pid());
+  }
+  fmt::print("\n   The tree after the crashes (restarts=N: restarted by its supervisor):\n");
+  std::string healed = co_await supervisor::describe_tree(top);
+  fmt::print("{}", healed);
+  fmt::print("   one_for_one restarted only .b; one_for_all restarted all three; rest_for_one restarted .b and .c.\n");
+
+  long balance_now = co_await call<account>("one_for_one.a", deposit{250});
+  fmt::print("   one_for_one.a kept its state through its neighbour's crash: balance {}\n", balance_now);
+
+  fmt::print("\n7. Escalation: one_for_one.a keeps crashing; its supervisor allows 3 restarts in 5 s\n");
+  pid group_sup = whereis("one_for_one"_a);
+  int crashes = 0;
+  while (whereis("one_for_one"_a) == group_sup && crashes < 10) {
+    pid old = whereis("one_for_one.a"_a);
+    try {
+      co_await call<account>("one_for_one.a", bad_request{});
+    } catch (const call_error&) {
+    }
+    ++crashes;
+    co_await restarted(self, "one_for_one.a"_a, old);
+  }
+  pid group_sup_now = co_await restarted(self, "one_for_one"_a, group_sup);
+  fmt::print("   after {} more crashes (4 restarts within 5 s, counting .b's), the one_for_one supervisor gave up;\n"
+             "   the bank supervisor restarted it with fresh children: {} -> {}\n",
+             crashes, group_sup.to_string(), group_sup_now.to_string());
+  std::string after = co_await supervisor::describe_tree(top);
+  fmt::print("{}", after);
+
+  fmt::print("\n8. Shutting the tree down (children stop in reverse start order)\n");
+  unlink(top);
+  ref m = monitor(top);
+  exit(top, term(atoms::shutdown));
+  down d = co_await self.receive(on<down>([m](const down& x) { return x.monitor == m; }, [](down& x) { return x; }));
+  fmt::print("   bank supervisor ended with {}; {} processes left besides this one\n", d.reason.to_string(), process_count() - 1);
+  logger::remove_handler("demo");
 }
 
 }  // namespace
@@ -68,7 +171,7 @@ int main(int argc, char** argv) {
     std::vector<pid> workers;
     workers.reserve(std::size_t(n));
     for (long i = 0; i < n; ++i) {
-      workers.push_back(spawn(worker));
+      workers.push_back(spawn(demo_worker));
       co_await self.consume(1);  // a checkpoint: long loops let other processes run
     }
     double spawn_ms = ms_since(t0);
@@ -112,11 +215,14 @@ int main(int argc, char** argv) {
 
     // 5. Shut down: every worker ends normally.
     auto t2 = clock_type::now();
-    for (pid p : workers) send(p, stop{});
+    for (pid p : workers) send(p, quit{});
     fmt::print("\n5. stopping all workers...\n");
-    (void)t2;
+    while (process_count() > 1) co_await self.sleep(1ms);
+    fmt::print("   all stopped in {:.0f} ms\n", ms_since(t2));
+
+    co_await supervision_demo(self);
   });
   rt.wait();
-  fmt::print("   done: {} processes left\n", process_count());
+  fmt::print("\ndone: {} processes left\n", process_count());
   return 0;
 }

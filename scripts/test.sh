@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds and runs every test: all tests in the release build, then the core (term + runtime)
+# Builds and runs every test: all tests in the release build, then the core (term, runtime, otp)
 # under AddressSanitizer+UBSan and under ThreadSanitizer, then every fuzz target for a short
 # run (FUZZ_SECONDS, default 30). Exits non-zero if any test fails or a fuzzer finds a crash.
 #   scripts/test.sh            everything (what CI runs)
@@ -53,9 +53,9 @@ for preset in "${presets[@]}"; do
     cmake --build --preset "$preset" || { status=1; failed=$((failed + 1)); echo "== $preset: build failed"; continue; }
     run_ctest --preset "$preset" || status=1
   else
-    # The core (term, runtime) is what the sanitizer runs cover.
-    cmake --build --preset "$preset" --target term_tests runtime_tests || { status=1; failed=$((failed + 1)); echo "== $preset: build failed"; continue; }
-    run_ctest --preset "$preset" -L 'term|runtime' || status=1
+    # The core (term, runtime, otp) is what the sanitizer runs cover.
+    cmake --build --preset "$preset" --target term_tests runtime_tests otp_tests || { status=1; failed=$((failed + 1)); echo "== $preset: build failed"; continue; }
+    run_ctest --preset "$preset" -L 'term|runtime|otp' || status=1
   fi
   echo "== $preset took $(($(date +%s) - start)) s"
 done

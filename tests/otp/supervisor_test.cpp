@@ -250,9 +250,9 @@ proc stubborn(process& self) {
 TEST_F(RuntimeTest, ShutdownTimeoutKillsAChildThatDoesNotStop_BrutalKillKillsAtOnce) {
   run([](process&) -> proc {
     log_capture logs;
-    child_spec slow = worker("stubborn"_a, stubborn);
+    child_spec slow = process_child("stubborn"_a, stubborn);
     slow.shutdown = shutdown_policy::after(20ms);
-    child_spec brutal = worker("brutal"_a, stubborn);
+    child_spec brutal = process_child("brutal"_a, stubborn);
     brutal.shutdown = shutdown_policy::brutal_kill();
     std::vector<child_spec> kids9{slow, brutal};
     pid sup = (co_await supervisor::start(supervisor_flags{}, std::move(kids9))).value();

@@ -93,7 +93,7 @@ task<start_result> spawn_linked_child(F body) {
 // A child spec for a plain process running `body(process&)` (a coroutine returning proc), linked
 // to the supervisor.
 template <class F>
-child_spec worker(term id, F body) {
+child_spec process_child(term id, F body) {
   child_spec c;
   c.id = std::move(id);
   c.start = [body]() -> task<start_result> { return detail::spawn_linked_child(body); };
