@@ -1,6 +1,11 @@
 // Athanor: Erlang/OTP-style lightweight processes for C++20. Include this for everything.
 #pragma once
 
+#include "athanor/otp/child_spec.h"
+#include "athanor/otp/gen_server.h"
+#include "athanor/otp/logger.h"
+#include "athanor/otp/start.h"
+#include "athanor/otp/supervisor.h"
 #include "athanor/runtime/alias.h"
 #include "athanor/runtime/dirty.h"
 #include "athanor/runtime/io.h"

@@ -14,6 +14,8 @@
 #include <fmt/core.h>
 #include <zlib.h>
 
+#include "term/internal.h"
+
 namespace athanor::etf {
 namespace {
 
@@ -55,8 +57,6 @@ enum tag : std::uint8_t {
   kLocal = 121,
 };
 
-constexpr std::uint32_t kRefW0Bits = 18;
-constexpr std::uint32_t kRefW2Bits = 14;
 
 // ---------------------------------------------------------------- encoding
 
@@ -71,7 +71,11 @@ class encoder {
     if (options_.version_byte) u8(kVersion);
     // Pre-order walk with an explicit stack of terms still to write (pointers into
     // `root`, which keeps them alive), so no nesting can overflow the C++ stack.
-    std::vector<const term*> todo{&root};
+    // The stack is kept per thread: encoding many small messages then allocates nothing
+    // but the output.
+    thread_local std::vector<const term*> todo;
+    todo.clear();
+    todo.push_back(&root);
     while (!todo.empty()) {
       const term& t = *todo.back();
       todo.pop_back();
@@ -81,9 +85,19 @@ class encoder {
 
  private:
   void u8(std::uint8_t v) { out_.push_back(std::byte(v)); }
-  void u16(std::uint16_t v) { u8(std::uint8_t(v >> 8)), u8(std::uint8_t(v)); }
+  // Returns room for `n` more bytes at the end of the output (one size check, not n).
+  std::byte* grow(std::size_t n) {
+    const std::size_t old = out_.size();
+    out_.resize(old + n);
+    return out_.data() + old;
+  }
+  void u16(std::uint16_t v) {
+    std::byte* p = grow(2);
+    p[0] = std::byte(v >> 8), p[1] = std::byte(v);
+  }
   void u32(std::uint32_t v) {
-    for (int shift = 24; shift >= 0; shift -= 8) u8(std::uint8_t(v >> shift));
+    std::byte* p = grow(4);
+    p[0] = std::byte(v >> 24), p[1] = std::byte(v >> 16), p[2] = std::byte(v >> 8), p[3] = std::byte(v);
   }
   void raw(const void* data, std::size_t size) {
     const auto* p = static_cast<const std::byte*>(data);
@@ -110,9 +124,33 @@ class encoder {
     }
   }
 
+  // SMALL_BIG_EXT or LARGE_BIG_EXT: the magnitude's bytes, least significant first.
+  void bignum(const term& t) {
+    const detail::bignum_view v = detail::bignum_of(t);
+    std::size_t n = v.limbs.size() * 8;
+    while (n > 0 && std::uint8_t(v.limbs[(n - 1) / 8] >> ((n - 1) % 8 * 8)) == 0) --n;
+    if (n <= 255) {
+      u8(kSmallBig), u8(std::uint8_t(n));
+    } else {
+      u8(kLargeBig), u32(length32(n, "integer"));
+    }
+    u8(v.negative ? 1 : 0);
+    const std::size_t start = out_.size();
+    out_.resize(start + n);
+    for (std::size_t i = 0; i < n; ++i) out_[start + i] = std::byte(v.limbs[i / 8] >> (i % 8 * 8));
+  }
+
   void atom_(atom a) {
     const std::string_view name = a.name();
     if (options_.minor_version == 1) {
+      // Most names are ASCII, which is Latin-1 as it stands.
+      bool ascii = true;
+      for (char c : name) ascii = ascii && static_cast<unsigned char>(c) < 0x80;
+      if (ascii) {
+        u8(kAtom), u16(std::uint16_t(name.size()));
+        raw(name.data(), name.size());
+        return;
+      }
       // Latin-1 if every character fits, as OTP 25 does by default.
       std::string latin1;
       latin1.reserve(name.size());
@@ -153,7 +191,8 @@ class encoder {
         integer(t.as_int());
         return;
       case term_kind::bignum:
-        throw etf_error("etf: bignum not supported yet", 0);
+        bignum(t);
+        return;
       case term_kind::float_: {
         u8(kNewFloat);
         const auto bits = std::bit_cast<std::uint64_t>(t.as_double());
@@ -174,13 +213,47 @@ class encoder {
       case term_kind::reference: {
         const ref r = t.as_ref();
         const node_identity node = node_of(r.node(), "reference");
-        u8(kNewerReference), u16(3);
+        u8(kNewerReference), u16(std::uint16_t(r.word_count()));
         atom_(node.name);
         u32(node.creation);
-        const std::uint64_t id = r.id();
-        u32(std::uint32_t(id & ((1u << kRefW0Bits) - 1)));
-        u32(std::uint32_t(id >> kRefW0Bits));
-        u32(std::uint32_t(id >> (kRefW0Bits + 32)));
+        for (std::uint32_t w : r.words()) u32(w);
+        return;
+      }
+      case term_kind::port: {
+        const port_id p = t.as_port();
+        const node_identity node = node_of(p.node(), "port");
+        // As OTP 25: NEW_PORT_EXT for numbers of up to 28 bits (what older nodes can hold),
+        // V4_PORT_EXT above (measured against erl, whatever the ID field's width).
+        const bool v4 = p.number() >= (std::uint64_t(1) << 28);
+        u8(v4 ? kV4Port : kNewPort);
+        atom_(node.name);
+        if (v4) {
+          u32(std::uint32_t(p.number() >> 32)), u32(std::uint32_t(p.number()));
+        } else {
+          u32(std::uint32_t(p.number()));
+        }
+        u32(node.creation);
+        return;
+      }
+      case term_kind::fun: {
+        const fun_info f = t.as_fun();
+        if (f.exported) {
+          u8(kExport);
+          atom_(f.module);
+          atom_(f.function);
+          u8(kSmallInteger), u8(std::uint8_t(f.arity));
+        } else {
+          // Kept as it arrived: a local fun's code and captured variables are opaque here.
+          const std::span<const std::byte> bytes = detail::fun_encoding(t);
+          raw(bytes.data(), bytes.size());
+        }
+        return;
+      }
+      case term_kind::bitstring: {
+        const auto bytes = t.bitstring_bytes();
+        u8(kBitBinary), u32(length32(bytes.size(), "bitstring"));
+        u8(std::uint8_t(t.bit_size() % 8));
+        raw(bytes.data(), bytes.size());
         return;
       }
       case term_kind::tuple: {
@@ -226,7 +299,7 @@ class encoder {
     const term* cell = &t;
     for (; cell->is_cons(); cell = &cell->tail()) {
       const term& h = cell->head();
-      if (!(h.is_integer() && h.as_int() >= 0 && h.as_int() <= 255)) bytes = false;
+      if (!(h.is_int64() && h.as_int() >= 0 && h.as_int() <= 255)) bytes = false;
       ++n;
     }
     const term& tail = *cell;
@@ -273,14 +346,51 @@ const char* tag_name(std::uint8_t t) {
     case kNewReference: return "NEW_REFERENCE_EXT";
     case kReference: return "REFERENCE_EXT";
     case kCompressed: return "compressed term";
+    case kNewPort: return "NEW_PORT_EXT";
+    case kV4Port: return "V4_PORT_EXT";
+    case kPort: return "PORT_EXT";
+    case kExport: return "EXPORT_EXT";
+    case kNewFun: return "NEW_FUN_EXT";
     default: return "term";
   }
 }
 
+enum class container : std::uint8_t { tuple, list, map };
+struct frame {
+  container kind;
+  std::size_t start;   // index in values_ of its first value
+  std::size_t needed;  // values to collect (list: elements + tail, map: 2 * arity)
+  std::size_t offset;  // where its tag was, for errors
+};
+
+// A decoder's working stacks. Each thread keeps one set that its outermost decoder borrows,
+// so decoding many small messages allocates only the terms themselves.
+struct scratch {
+  std::vector<term> values;
+  std::vector<frame> frames;
+  std::vector<std::pair<term, term>> entries;  // a map being built
+  bool in_use = false;
+};
+
 class decoder {
  public:
   decoder(std::span<const std::byte> in, const decode_options& options, std::size_t base, bool inflated)
-      : in_(in), options_(options), base_(base), inflated_(inflated) {}
+      : in_(in), options_(options), base_(base), inflated_(inflated), stacks_(borrow()),
+        values_(stacks_.values), frames_(stacks_.frames), entries_(stacks_.entries) {}
+  ~decoder() {
+    // Drop what an error left behind (the terms would otherwise live on in the thread's stacks).
+    values_.clear();
+    frames_.clear();
+    entries_.clear();
+    // A huge message's stacks are not kept for the thread's lifetime.
+    constexpr std::size_t kKeep = 4096;
+    if (values_.capacity() > kKeep) std::vector<term>().swap(values_);
+    if (frames_.capacity() > kKeep) std::vector<frame>().swap(frames_);
+    if (entries_.capacity() > kKeep) std::vector<std::pair<term, term>>().swap(entries_);
+    if (&stacks_ != &own_) stacks_.in_use = false;
+  }
+  decoder(const decoder&) = delete;
+  decoder& operator=(const decoder&) = delete;
 
   std::size_t pos() const { return pos_; }
   void skip(std::size_t n) { pos_ += n; }
@@ -332,14 +442,6 @@ class decoder {
   }
 
  private:
-  enum class container : std::uint8_t { tuple, list, map };
-  struct frame {
-    container kind;
-    std::size_t start;   // index in values_ of its first value
-    std::size_t needed;  // values to collect (list: elements + tail, map: 2 * arity)
-    std::size_t offset;  // where its tag was, for errors
-  };
-
   void open(container kind, std::size_t needed, std::size_t at) {
     if (frames_.size() >= options_.max_depth) {
       fail(at, fmt::format("nesting deeper than the limit of {} (decode_options::max_depth)", options_.max_depth));
@@ -359,17 +461,20 @@ class decoder {
     try {
       switch (f.kind) {
         case container::tuple:
-          result = tuple(std::span<const term>(items));
+          result = detail::tuple_from_temporaries(items.data(), items.size());
           break;
-        case container::list:
-          result = list(std::span<const term>(items.first(items.size() - 1)), items.back());
+        case container::list: {
+          result = std::move(items.back());
+          for (std::size_t i = items.size() - 1; i-- > 0;) result = cons(std::move(items[i]), std::move(result));
           break;
+        }
         case container::map: {
-          std::vector<std::pair<term, term>> entries;
-          entries.reserve(items.size() / 2);
-          for (std::size_t i = 0; i < items.size(); i += 2) entries.emplace_back(std::move(items[i]), std::move(items[i + 1]));
-          result = map(entries);
-          if (result.map_size() != entries.size()) fail(f.offset, "MAP_EXT has a duplicate key");
+          entries_.clear();
+          entries_.reserve(items.size() / 2);
+          for (std::size_t i = 0; i < items.size(); i += 2) entries_.emplace_back(std::move(items[i]), std::move(items[i + 1]));
+          const std::size_t count = entries_.size();
+          result = detail::map_from_temporaries(entries_);
+          if (result.map_size() != count) fail(f.offset, "MAP_EXT has a duplicate key");
           break;
         }
       }
@@ -382,11 +487,11 @@ class decoder {
 
   void push(term t) { values_.push_back(std::move(t)); }
 
-  atom make_atom(std::string_view utf8, std::size_t at) {
+  atom make_atom(std::string_view utf8, std::size_t at, bool ascii = false) {
     if (utf8.size() > atom::kMaxNameBytes) {
       fail(at, fmt::format("atom of {} UTF-8 bytes is longer than Athanor's limit of {}", utf8.size(), atom::kMaxNameBytes));
     }
-    for (std::size_t p = 0; p < utf8.size();) {
+    for (std::size_t p = 0; !ascii && p < utf8.size();) {
       if (detail::next_code_point(utf8, p) < 0) fail(at, "atom is not valid UTF-8");
     }
     if (auto existing = atom::existing(utf8)) return *existing;
@@ -427,6 +532,9 @@ class decoder {
     }
     need(n, t);
     const std::string_view bytes = text(n);
+    bool ascii = true;  // ASCII is the same in Latin-1 and UTF-8, and valid
+    for (char c : bytes) ascii = ascii && static_cast<unsigned char>(c) < 0x80;
+    if (ascii) return make_atom(bytes, at, true);
     if (t == kAtom || t == kSmallAtom) {
       std::string utf8;  // Latin-1 to UTF-8
       utf8.reserve(bytes.size() * 2);
@@ -488,15 +596,88 @@ class decoder {
     } else {
       need(5, t);
     }
-    std::uint32_t w[5] = {};
+    std::uint32_t w[ref::kMaxWords] = {};
     for (std::size_t i = 0; i < words; ++i) w[i] = u32();
     if (t == kReference) creation = u8();
-    if (w[0] >> kRefW0Bits != 0 || w[2] >> kRefW2Bits != 0 || w[3] != 0 || w[4] != 0) {
-      fail(at, "reference does not fit athanor::ref's 64-bit id (W0 < 2^18, W1 < 2^32, W2 < 2^14, no 4th/5th word)");
+    const std::uint32_t n = node_number(node, creation, at, "reference");
+    push(term(ref::from_words(n, std::span<const std::uint32_t>(w, words))));
+  }
+
+  void port_(std::uint8_t t, std::size_t at) {
+    const atom node = read_atom();
+    need(t == kV4Port ? 12 : t == kNewPort ? 8 : 5, t);
+    std::uint64_t number = u32();
+    if (t == kV4Port) number = number << 32 | u32();
+    const std::uint32_t creation = t == kPort ? u8() : u32();
+    push(term(port_id(node_number(node, creation, at, "port"), number)));
+  }
+
+  // An integer term inside a fun (SMALL_INTEGER_EXT or INTEGER_EXT).
+  std::int64_t small_integer(std::uint8_t owner) {
+    const std::size_t at = pos_;
+    if (left() == 0) fail(at, fmt::format("truncated input: {} needs an integer", tag_name(owner)));
+    const std::uint8_t t = u8();
+    if (t == kSmallInteger) {
+      need(1, owner);
+      return u8();
     }
-    const std::uint64_t id = std::uint64_t(w[0]) | std::uint64_t(w[1]) << kRefW0Bits |
-                             std::uint64_t(w[2]) << (kRefW0Bits + 32);
-    push(term(ref(node_number(node, creation, at, "reference"), id)));
+    if (t == kInteger) {
+      need(4, owner);
+      return std::int32_t(u32());
+    }
+    fail(at, fmt::format("{}: expected an integer, found tag {}", tag_name(owner), t));
+  }
+
+  void export_(std::size_t at) {
+    fun_info f;
+    f.exported = true;
+    f.module = read_atom();
+    f.function = read_atom();
+    const std::int64_t arity = small_integer(kExport);
+    if (arity < 0 || arity > 255) fail(at, fmt::format("EXPORT_EXT with arity {}", arity));
+    push(term::export_fun(f.module, f.function, std::uint32_t(arity)));
+  }
+
+  // NEW_FUN_EXT: Size (which counts itself), Arity, Uniq[16], Index, NumFree, Module, OldIndex,
+  // OldUniq, Pid, then NumFree terms. Athanor reads what it prints and compares, checks that
+  // the rest is well-formed ETF, and keeps the whole encoding to write it back unchanged.
+  void new_fun(std::size_t at) {
+    need(4, kNewFun);
+    const std::size_t size = u32();
+    if (size < 4 + 1 + 16 + 4 + 4) fail(at, fmt::format("NEW_FUN_EXT of size {}", size));
+    need(size - 4, kNewFun);
+    const std::size_t end = at + 1 + size;
+    fun_info f;
+    f.arity = u8();
+    skip(16 + 4);  // Uniq, Index
+    f.free_count = u32();
+    const std::span<const std::byte> whole = in_.subspan(at, end - at);
+    const std::span<const std::byte> saved_in = in_;
+    in_ = in_.first(end);  // the fields must lie inside Size
+    f.module = read_atom();
+    f.old_index = small_integer(kNewFun);
+    f.old_uniq = small_integer(kNewFun);
+    if (fun_depth_ >= kMaxFunDepth) fail(at, fmt::format("funs nested deeper than {} in captured variables", kMaxFunDepth));
+    // The creator pid and the captured variables: any node is fine (they are not used here).
+    decode_options inner = options_;
+    inner.version_byte = false;
+    inner.context.node_number = [](const node_identity&) -> std::optional<std::uint32_t> { return 1; };
+    inner.max_depth = options_.max_depth > frames_.size() + 1 ? options_.max_depth - frames_.size() - 1 : 1;
+    decoder rest(in_.subspan(pos_), inner, base_ + pos_, inflated_);
+    rest.fun_depth_ = fun_depth_ + 1;
+    const std::size_t first = pos_;
+    if (rest.left() == 0) fail(pos_, "truncated input: NEW_FUN_EXT needs a pid");
+    if (const auto pid_tag = std::uint8_t(in_[pos_]); pid_tag != kNewPid && pid_tag != kPid) {
+      fail(pos_, fmt::format("NEW_FUN_EXT: expected a pid, found tag {}", pid_tag));
+    }
+    for (std::size_t i = 0; i <= f.free_count; ++i) {
+      if (rest.left() == 0) fail(first + rest.pos(), "truncated input: NEW_FUN_EXT has fewer terms than NumFree says");
+      (void)rest.run();
+    }
+    if (first + rest.pos() != end) fail(first + rest.pos(), "NEW_FUN_EXT: Size does not match its contents");
+    in_ = saved_in;
+    pos_ = end;
+    push(detail::make_local_fun(f, whole));
   }
 
   void big(std::uint8_t t, std::size_t at) {
@@ -515,17 +696,15 @@ class decoder {
     skip(n);
     std::size_t used = n;  // ignore high zero digits
     while (used > 0 && in_[digits + used - 1] == std::byte(0)) --used;
-    if (used > 8) fail(at, "bignum not supported yet (integer outside int64)");
-    std::uint64_t magnitude = 0;
-    for (std::size_t i = used; i-- > 0;) magnitude = magnitude << 8 | std::uint64_t(in_[digits + i]);
-    constexpr std::uint64_t kMaxPositive = std::uint64_t(std::numeric_limits<std::int64_t>::max());
-    if (sign == 0) {
-      if (magnitude > kMaxPositive) fail(at, "bignum not supported yet (integer outside int64)");
-      push(term(std::int64_t(magnitude)));
-    } else {
-      if (magnitude > kMaxPositive + 1) fail(at, "bignum not supported yet (integer outside int64)");
-      push(term(std::int64_t(std::uint64_t(0) - magnitude)));
+    if (used <= 8) {  // the common case: no allocation
+      std::uint64_t magnitude = 0;
+      for (std::size_t i = used; i-- > 0;) magnitude = magnitude << 8 | std::uint64_t(in_[digits + i]);
+      push(detail::make_integer(sign == 1, {&magnitude, 1}));
+      return;
     }
+    std::vector<std::uint64_t> limbs((used + 7) / 8);
+    for (std::size_t i = 0; i < used; ++i) limbs[i / 8] |= std::uint64_t(in_[digits + i]) << (i % 8 * 8);
+    push(detail::make_integer(sign == 1, limbs));
   }
 
   void float_(std::uint8_t t, std::size_t at) {
@@ -601,10 +780,10 @@ class decoder {
         need(2, t);
         const std::size_t n = u16();
         need(n, t);
-        std::vector<term> elements;
-        elements.reserve(n);
-        for (std::size_t i = 0; i < n; ++i) elements.emplace_back(std::int64_t(u8()));
-        push(list(std::span<const term>(elements)));
+        term chars = term::nil();  // built from the end, as Erlang builds lists
+        for (std::size_t i = n; i-- > 0;) chars = cons(term(std::int64_t(std::uint8_t(in_[pos_ + i]))), std::move(chars));
+        skip(n);
+        push(std::move(chars));
         return;
       }
       case kList: {
@@ -642,8 +821,7 @@ class decoder {
         const std::uint8_t bits = u8();
         need(n, t);
         if ((bits == 0) != (n == 0) || bits > 8) fail(at, fmt::format("BIT_BINARY_EXT with {} bytes and {} bits in the last", n, bits));
-        if (bits != 8 && n != 0) fail(at, "bitstrings not supported (BIT_BINARY_EXT that is not whole bytes)");
-        push(term::binary(in_.subspan(pos_, n)));
+        push(term::bitstring(in_.subspan(pos_, n), n == 0 ? 0 : (n - 1) * 8 + bits));
         skip(n);
         return;
       }
@@ -661,11 +839,19 @@ class decoder {
       case kNewPort:
       case kV4Port:
       case kPort:
-        fail(at, fmt::format("ports not supported (tag {})", t));
+        skip(1);
+        port_(t, at);
+        return;
       case kExport:
+        skip(1);
+        export_(at);
+        return;
       case kNewFun:
+        skip(1);
+        new_fun(at);
+        return;
       case kFun:
-        fail(at, fmt::format("funs not supported (tag {})", t));
+        fail(at, "FUN_EXT (written before OTP R8) not supported");
       case kLocal:
         fail(at, "LOCAL_EXT not supported (it is never valid outside the node that made it)");
       case kCompressed:
@@ -677,13 +863,26 @@ class decoder {
     }
   }
 
+  static constexpr int kMaxFunDepth = 8;  // funs captured by funs: each level recurses once
+
   std::span<const std::byte> in_;
   const decode_options& options_;
   std::size_t base_;
   bool inflated_;
+  int fun_depth_ = 0;
   std::size_t pos_ = 0;
-  std::vector<term> values_;
-  std::vector<frame> frames_;
+  scratch own_;      // used when the thread's stacks are taken (a fun's captured variables)
+  scratch& stacks_;
+  std::vector<term>& values_;
+  std::vector<frame>& frames_;
+  std::vector<std::pair<term, term>>& entries_;
+
+  scratch& borrow() {
+    thread_local scratch shared;
+    if (shared.in_use) return own_;
+    shared.in_use = true;
+    return shared;
+  }
 };
 
 // Inflates the zlib stream at the start of `in` into `out`, which must come to exactly
@@ -778,6 +977,7 @@ void encode_to(std::vector<std::byte>& out, const term& t, const encode_options&
 
 std::vector<std::byte> encode(const term& t, const encode_options& options) {
   std::vector<std::byte> out;
+  out.reserve(256);  // most messages fit: one allocation instead of a doubling series
   encode_to(out, t, options);
   return out;
 }

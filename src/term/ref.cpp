@@ -1,7 +1,9 @@
 #include "athanor/term/ref.h"
 
 #include <atomic>
+#include <iterator>
 #include <ostream>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
@@ -28,11 +30,23 @@ ref make_ref() noexcept {
   return ref(0, next++);
 }
 
+ref ref::from_words(std::uint32_t node, std::span<const std::uint32_t> words) {
+  if (words.empty() || words.size() > kMaxWords) {
+    throw std::invalid_argument(fmt::format("athanor::ref: a reference has 1 to {} ID words, not {}", kMaxWords,
+                                            words.size()));
+  }
+  ref r;
+  r.node_ = node;
+  r.count_ = std::uint32_t(words.size());
+  for (std::size_t i = 0; i < words.size(); ++i) r.words_[i] = words[i];
+  return r;
+}
+
 std::string ref::to_string() const {
-  const std::uint64_t low = id_ & ((1u << 18) - 1);
-  const std::uint64_t middle = (id_ >> 18) & 0xFFFFFFFFu;
-  const std::uint64_t high = id_ >> 50;
-  return fmt::format("#Ref<{}.{}.{}.{}>", node_, high, middle, low);
+  std::string out = fmt::format("#Ref<{}", node_);
+  for (std::size_t i = count_; i-- > 0;) fmt::format_to(std::back_inserter(out), ".{}", words_[i]);
+  out += '>';
+  return out;
 }
 
 std::ostream& operator<<(std::ostream& out, const ref& r) { return out << r.to_string(); }

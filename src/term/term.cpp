@@ -5,20 +5,32 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <new>
 #include <ostream>
 #include <vector>
 
 #include <fmt/format.h>
+#include <gmp.h>
+
+#include "term/internal.h"
 
 namespace athanor {
+
+static_assert(sizeof(mp_limb_t) == sizeof(std::uint64_t) && GMP_NAIL_BITS == 0,
+              "bignum limbs are stored as 64-bit words and handed to GMP as they are");
 
 // Everything that needs a term's representation: static functions only, as thread-safe as
 // the terms passed in. Each heap block is a term_box header followed by its contents:
 //   tuple:  header (size = arity), then `size` terms
 //   list:   header, head, tail
 //   map:    header (size = entries), then `size` key/value pairs sorted by key
-//   binary: header, a size_t byte count, then the bytes
+//   binary: header (size = 0), byte count and data pointer, then the bytes; a sub-binary
+//           (size = 1) has no bytes of its own and holds a reference to the block that does
+//           (bitstrings are the same, with the bits used in the last byte in term::aux_)
+//   bignum: header (size = limbs), the sign, then the limbs (least significant first)
+//   fun:    header (size = encoded bytes), a fun_info, then a local fun's NEW_FUN_EXT bytes
+//   ref:    header, an athanor::ref (references that are not compact)
 struct detail::term_internals {
   using entry = std::pair<term, term>;
 
@@ -29,6 +41,17 @@ struct detail::term_internals {
   };
   struct binary_box : term_box {
     std::size_t byte_count;
+    const char* data;
+    binary_box* owner;  // a sub-binary's block with the bytes; null in the owning block
+  };
+  struct bignum_box : term_box {
+    std::uint64_t negative;
+  };
+  struct fun_box : term_box {
+    fun_info info;
+  };
+  struct ref_box : term_box {
+    ref value;
   };
   static_assert(sizeof(term_box) % alignof(term) == 0 && sizeof(term_box) % alignof(entry) == 0);
 
@@ -36,6 +59,7 @@ struct detail::term_internals {
   static entry* entries(term_box* box) noexcept { return reinterpret_cast<entry*>(box + 1); }
   static cons_box* cell(const term& t) noexcept { return static_cast<cons_box*>(t.box_); }
   static char* bytes(binary_box* box) noexcept { return reinterpret_cast<char*>(box + 1); }
+  static std::uint64_t* limbs(bignum_box* box) noexcept { return reinterpret_cast<std::uint64_t*>(box + 1); }
 
   static term_kind kind(const term& t) noexcept { return t.kind_; }
   static term_box* box(const term& t) noexcept { return t.box_; }
@@ -44,12 +68,16 @@ struct detail::term_internals {
   static std::uint64_t bits(const term& t) noexcept { return t.bits_; }
   static std::uint32_t aux(const term& t) noexcept { return t.aux_; }
   static atom atom_of(const term& t) noexcept { return term::atom_at(t.bits_); }
-  static ref ref_of(const term& t) noexcept { return ref(t.aux_, t.bits_); }
+  static ref ref_of(const term& t) noexcept {
+    return t.boxed_ ? static_cast<ref_box*>(t.box_)->value : ref(t.aux_, t.bits_);
+  }
 
   // Returns a term of kind `k` owning the (new) block `box`, which may be null for an empty one.
-  static term adopt(term_kind k, term_box* box) noexcept {
+  static term adopt(term_kind k, term_box* box, std::uint32_t aux = 0) noexcept {
     term t;
     t.kind_ = k;
+    t.boxed_ = box != nullptr;
+    t.aux_ = aux;
     t.box_ = box;
     return t;
   }
@@ -78,8 +106,83 @@ struct detail::term_internals {
     if (size == 0) return adopt(term_kind::binary, nullptr);
     auto* box = ::new (allocate<binary_box>(size)) binary_box;
     box->byte_count = size;
+    box->data = bytes(box);
+    box->owner = nullptr;
     std::memcpy(bytes(box), data, size);
     return adopt(term_kind::binary, box);
+  }
+
+  // Returns the bitstring of `bit_count` bits whose bytes are at `data` (ceil(bit_count / 8)
+  // of them), clearing the unused low bits of the last byte.
+  static term make_bitstring(const void* data, std::size_t bit_count) {
+    const std::size_t size = (bit_count + 7) / 8;
+    term t = make_binary(data, size);
+    const unsigned used = unsigned(bit_count % 8);
+    if (used != 0) {
+      auto* box = static_cast<binary_box*>(t.box_);
+      bytes(box)[size - 1] = char(static_cast<unsigned char>(bytes(box)[size - 1]) & (0xFF00u >> used));
+      t.kind_ = term_kind::bitstring;
+      t.aux_ = used;
+    }
+    return t;
+  }
+
+  // Returns the part of binary `t` of `size` bytes from `offset` (which fit), sharing its bytes.
+  static term make_sub_binary(const term& t, std::size_t offset, std::size_t size) {
+    if (size == 0) return adopt(term_kind::binary, nullptr);
+    auto* whole = static_cast<binary_box*>(t.box_);
+    if (offset == 0 && size == whole->byte_count) return t;
+    binary_box* owner = whole->owner != nullptr ? whole->owner : whole;
+    auto* box = ::new (allocate<binary_box>(0)) binary_box;
+    box->size = 1;
+    box->byte_count = size;
+    box->data = whole->data + offset;
+    box->owner = owner;
+    owner->refs.fetch_add(1, std::memory_order_relaxed);
+    return adopt(term_kind::binary, box);
+  }
+
+  static term make_integer(bool negative, std::span<const std::uint64_t> digits) {
+    std::size_t n = digits.size();
+    while (n > 0 && digits[n - 1] == 0) --n;
+    if (n == 0) return term(0);
+    if (n == 1) {
+      constexpr std::uint64_t kMax = std::uint64_t(std::numeric_limits<std::int64_t>::max());
+      if (!negative && digits[0] <= kMax) return term(std::int64_t(digits[0]));
+      if (negative && digits[0] <= kMax + 1) return term(std::int64_t(std::uint64_t(0) - digits[0]));
+    }
+    if (n > 0xFFFFFFFFu) throw std::length_error("athanor::term: integer too large");
+    auto* box = ::new (allocate<bignum_box>(n * sizeof(std::uint64_t))) bignum_box;
+    box->size = std::uint32_t(n);
+    box->negative = negative;
+    std::memcpy(limbs(box), digits.data(), n * sizeof(std::uint64_t));
+    return adopt(term_kind::bignum, box);
+  }
+
+  static detail::bignum_view bignum_of(const term& t) noexcept {
+    auto* box = static_cast<bignum_box*>(t.box_);
+    return {box->negative != 0, {limbs(box), box->size}};
+  }
+
+  static term make_fun(const fun_info& info, std::span<const std::byte> encoding) {
+    if (encoding.size() > 0xFFFFFFFFu) throw std::length_error("athanor::term: fun too large");
+    auto* box = ::new (allocate<fun_box>(encoding.size())) fun_box;
+    box->size = std::uint32_t(encoding.size());
+    box->info = info;
+    if (!encoding.empty()) std::memcpy(static_cast<void*>(box + 1), encoding.data(), encoding.size());
+    return adopt(term_kind::fun, box);
+  }
+  static const fun_info& fun_of(const term& t) noexcept { return static_cast<fun_box*>(t.box_)->info; }
+  static std::span<const std::byte> fun_bytes(const term& t) noexcept {
+    auto* box = static_cast<fun_box*>(t.box_);
+    return {reinterpret_cast<const std::byte*>(box + 1), box->size};
+  }
+
+  static term make_wide_ref(const ref& r) {
+    auto* box = ::new (allocate<ref_box>(0)) ref_box;
+    box->value = r;
+    term t = adopt(term_kind::reference, box);
+    return t;
   }
 
   // Returns a map of the entries in `sorted` (unique keys, in map key order), moving them.
@@ -93,10 +196,15 @@ struct detail::term_internals {
     return adopt(term_kind::map, box);
   }
 
+  // A binary's or bitstring's bytes.
   static std::string_view binary_view(const term& t) noexcept {
     auto* box = static_cast<binary_box*>(t.box_);
     if (box == nullptr) return {};
-    return {bytes(box), box->byte_count};
+    return {box->data, box->byte_count};
+  }
+  static std::size_t bit_count(const term& t) noexcept {
+    const std::size_t bytes = binary_view(t).size();
+    return t.kind_ == term_kind::bitstring ? (bytes - 1) * 8 + t.aux_ : bytes * 8;
   }
   static std::span<const term> tuple_view(const term& t) noexcept {
     if (t.box_ == nullptr) return {};
@@ -123,6 +231,14 @@ struct detail::term_internals {
       case term_kind::map: return i % 2 == 0 ? entries(box)[i / 2].first : entries(box)[i / 2].second;
       default: return i == 0 ? static_cast<cons_box*>(box)->head : static_cast<cons_box*>(box)->tail;
     }
+  }
+
+  // Releases what a dead leaf block holds besides terms: a sub-binary's reference to the
+  // block with its bytes (which holds nothing itself, so this never goes deeper).
+  static void release_leaf(term_kind k, term_box* box) noexcept {
+    if (k != term_kind::binary && k != term_kind::bitstring) return;
+    binary_box* owner = static_cast<binary_box*>(box)->owner;
+    if (owner != nullptr && owner->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) ::operator delete(owner);
   }
 
   // Frees `box`, whose last reference is gone, and every block only it kept alive.
@@ -161,6 +277,7 @@ struct detail::term_internals {
         break;
       }
       if (went_down) continue;
+      release_leaf(current_kind, current);
       ::operator delete(current);
       if (up == nullptr) return;
       // Back up to the parent, taking the way further up out of the slot we came through.
@@ -181,8 +298,33 @@ namespace {
 
 // ---------------------------------------------------------------- comparison
 
-// Orders the kinds as Erlang does: all numbers rank together.
-int kind_rank(term_kind k) noexcept { return k <= term_kind::float_ ? 0 : int(k); }
+// Orders the kinds as Erlang does: all numbers rank together, and so do all bitstrings.
+int kind_rank(term_kind k) noexcept {
+  if (k <= term_kind::float_) return 0;
+  if (k == term_kind::bitstring) return int(term_kind::binary);
+  return int(k);
+}
+
+// A read-only GMP view of a bignum's limbs (no copy; GMP never writes through it).
+mpz_srcptr as_mpz(const term& t, mpz_t storage) noexcept {
+  const detail::bignum_view v = internals::bignum_of(t);
+  const mp_size_t n = mp_size_t(v.limbs.size());
+  return mpz_roinit_n(storage, reinterpret_cast<const mp_limb_t*>(v.limbs.data()), v.negative ? -n : n);
+}
+
+// Compares two integers (either representation) by value. A bignum is outside int64, so
+// against an in-place integer its sign decides.
+std::strong_ordering compare_integers(const term& a, const term& b) noexcept {
+  const bool a_big = a.is_bignum(), b_big = b.is_bignum();
+  if (!a_big && !b_big) return internals::integer(a) <=> internals::integer(b);
+  if (!b_big) return internals::bignum_of(a).negative ? std::strong_ordering::less : std::strong_ordering::greater;
+  if (!a_big) return internals::bignum_of(b).negative ? std::strong_ordering::greater : std::strong_ordering::less;
+  const detail::bignum_view x = internals::bignum_of(a), y = internals::bignum_of(b);
+  if (x.negative != y.negative) return x.negative ? std::strong_ordering::less : std::strong_ordering::greater;
+  std::strong_ordering magnitude = x.limbs.size() <=> y.limbs.size();
+  for (std::size_t i = x.limbs.size(); magnitude == 0 && i-- > 0;) magnitude = x.limbs[i] <=> y.limbs[i];
+  return x.negative ? 0 <=> magnitude : magnitude;
+}
 
 // Compares an integer with a finite float by exact value (no rounding of the integer,
 // which a cast to double would do beyond 2^53).
@@ -198,6 +340,42 @@ std::strong_ordering compare_int_float(std::int64_t i, double d) noexcept {
   return std::strong_ordering::equal;
 }
 
+// Compares bitstrings bit by bit (a prefix first), as Erlang does: <<1>> < <<1:1>>.
+std::strong_ordering compare_bitstrings(const term& a, const term& b) noexcept {
+  const std::string_view x = internals::binary_view(a), y = internals::binary_view(b);
+  const std::size_t x_bits = internals::bit_count(a), y_bits = internals::bit_count(b);
+  const std::size_t common = std::min(x_bits, y_bits);
+  const std::size_t whole = common / 8;
+  if (whole > 0) {
+    if (int c = std::memcmp(x.data(), y.data(), whole); c != 0) return c <=> 0;
+  }
+  if (const unsigned rest = unsigned(common % 8); rest != 0) {
+    const unsigned xb = static_cast<unsigned char>(x[whole]) >> (8 - rest);
+    const unsigned yb = static_cast<unsigned char>(y[whole]) >> (8 - rest);
+    if (xb != yb) return xb <=> yb;
+  }
+  return x_bits <=> y_bits;
+}
+
+// Orders funs: local funs before exported ones (as OTP 25 does); exported ones by module,
+// function and arity; local ones by module, old index and old uniq, then by their encoding
+// (which holds the captured variables), so the order is total and agrees with ==.
+std::strong_ordering compare_funs(const term& a, const term& b) noexcept {
+  const fun_info& x = internals::fun_of(a);
+  const fun_info& y = internals::fun_of(b);
+  if (x.exported != y.exported) return x.exported ? std::strong_ordering::greater : std::strong_ordering::less;
+  if (x.module != y.module) return x.module <=> y.module;
+  if (x.exported) {
+    if (x.function != y.function) return x.function <=> y.function;
+    return x.arity <=> y.arity;
+  }
+  if (x.old_index != y.old_index) return x.old_index <=> y.old_index;
+  if (x.old_uniq != y.old_uniq) return x.old_uniq <=> y.old_uniq;
+  const std::span<const std::byte> p = internals::fun_bytes(a), q = internals::fun_bytes(b);
+  if (p.size() != q.size()) return p.size() <=> q.size();
+  return std::memcmp(p.data(), q.data(), p.size()) <=> 0;
+}
+
 // How two terms are compared:
 //  * erlang: Erlang's term order, a total preorder: numbers compare by value, so 1 and
 //    1.0 are "equal" (such a tie is reported through `tie`, see compare());
@@ -210,10 +388,18 @@ enum class mode { erlang, key, exact, arithmetic };
 
 constexpr bool is_ordering(mode m) { return m == mode::erlang || m == mode::key; }
 
+// Compares an integer of either representation with a finite float by exact value.
+std::strong_ordering compare_integer_float(const term& i, double d) noexcept {
+  if (!i.is_bignum()) return compare_int_float(internals::integer(i), d);
+  mpz_t storage;
+  const int c = mpz_cmp_d(as_mpz(i, storage), d);  // exact: GMP does not round the integer
+  return c < 0 ? std::strong_ordering::less : c > 0 ? std::strong_ordering::greater : std::strong_ordering::equal;
+}
+
 template <mode M>
 std::strong_ordering compare_numbers(const term& a, const term& b, bool& tie) noexcept {
   const bool a_int = a.is_integer(), b_int = b.is_integer();
-  if (a_int && b_int) return internals::integer(a) <=> internals::integer(b);
+  if (a_int && b_int) return compare_integers(a, b);
   if (!a_int && !b_int) {
     const double x = internals::floating(a), y = internals::floating(b);
     if (x < y) return std::strong_ordering::less;
@@ -228,9 +414,8 @@ std::strong_ordering compare_numbers(const term& a, const term& b, bool& tie) no
   }
   if (M == mode::exact) return std::strong_ordering::less;  // an integer is never =:= a float
   if (M == mode::key) return a_int ? std::strong_ordering::less : std::strong_ordering::greater;
-  const std::strong_ordering by_value =
-      a_int ? compare_int_float(internals::integer(a), internals::floating(b))
-            : 0 <=> compare_int_float(internals::integer(b), internals::floating(a));
+  const std::strong_ordering by_value = a_int ? compare_integer_float(a, internals::floating(b))
+                                              : 0 <=> compare_integer_float(b, internals::floating(a));
   if (by_value == 0 && M == mode::erlang) tie = true;
   return by_value;
 }
@@ -257,15 +442,17 @@ std::strong_ordering compare_terms(const term* a, const term* b, bool& tie) noex
         return internals::atom_of(*a) <=> internals::atom_of(*b);
       case term_kind::reference:
         return internals::ref_of(*a) <=> internals::ref_of(*b);
+      case term_kind::port:
+        return port_id(internals::aux(*a), internals::bits(*a)) <=> port_id(internals::aux(*b), internals::bits(*b));
       case term_kind::pid:
         return pid::from_bits(internals::bits(*a)) <=> pid::from_bits(internals::bits(*b));
+      case term_kind::fun:
+        return compare_funs(*a, *b);
       case term_kind::nil:
         return std::strong_ordering::equal;
-      case term_kind::binary: {
-        const std::string_view x = internals::binary_view(*a), y = internals::binary_view(*b);
-        if (!is_ordering(M)) return x == y ? std::strong_ordering::equal : std::strong_ordering::less;
-        return x.compare(y) <=> 0;  // unsigned bytes; a prefix comes first
-      }
+      case term_kind::binary:
+      case term_kind::bitstring:
+        return compare_bitstrings(*a, *b);
       default:
         break;
     }
@@ -333,16 +520,33 @@ std::uint64_t hash_term(const term* t) noexcept {
     h = mix(h, std::uint64_t(k));
     switch (k) {
       case term_kind::integer:
-      case term_kind::bignum:
       case term_kind::atom:
       case term_kind::pid:
         return mix(h, internals::bits(*t));
+      case term_kind::port:
+        return mix(mix(h, internals::aux(*t)), internals::bits(*t));
+      case term_kind::bignum: {
+        const detail::bignum_view v = internals::bignum_of(*t);
+        h = mix(h, v.negative);
+        for (std::uint64_t limb : v.limbs) h = mix(h, limb);
+        return h;
+      }
+      case term_kind::fun: {
+        const fun_info& f = internals::fun_of(*t);
+        h = mix(mix(mix(h, f.module.index()), f.function.index()), f.arity);
+        const std::span<const std::byte> e = internals::fun_bytes(*t);
+        return mix(h, std::hash<std::string_view>{}(std::string_view(reinterpret_cast<const char*>(e.data()), e.size())));
+      }
+
       case term_kind::float_:
         return mix(h, std::bit_cast<std::uint64_t>(internals::floating(*t)));  // -0.0 =/= 0.0, so bits are fine
       case term_kind::reference:
-        return mix(mix(h, internals::aux(*t)), internals::bits(*t));
+        return mix(h, std::hash<ref>{}(internals::ref_of(*t)));
       case term_kind::nil:
         return h;
+      case term_kind::bitstring:
+        h = mix(h, internals::aux(*t));
+        [[fallthrough]];
       case term_kind::binary:
         return mix(h, std::hash<std::string_view>{}(internals::binary_view(*t)));
       case term_kind::tuple: {
@@ -487,25 +691,95 @@ void append_binary(std::string& out, std::string_view bytes) {
 // Writes terms in Erlang syntax, stopping with "..." once the text passes `limit` bytes
 // (error messages quote the offending term without printing all of a huge one). Not
 // thread-safe; each call of print_term uses its own.
+// Appends an atom as ~w writes it: as atom::to_string(), but characters beyond Latin-1 as
+// \x{HEX} (~w, unlike ~tw, writes only Latin-1 characters).
+void append_atom_w(std::string& out, atom a) {
+  const std::string text = a.to_string();
+  for (std::size_t pos = 0; pos < text.size();) {
+    const std::size_t start = pos;
+    const std::int32_t c = detail::next_code_point(text, pos);
+    if (c > 0xFF) {
+      fmt::format_to(std::back_inserter(out), "\\x{{{:X}}}", c);
+    } else {
+      out.append(text, start, pos - start);
+    }
+  }
+}
+
+// Appends a binary's bytes or a bitstring as <<1,2,3>> or <<5,1:3>>.
+void append_bytes(std::string& out, std::string_view bytes, unsigned last_bits) {
+  out += "<<";
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    if (i > 0) out += ',';
+    const unsigned byte = static_cast<unsigned char>(bytes[i]);
+    if (i + 1 == bytes.size() && last_bits != 0) {
+      out += fmt::format_int(byte >> (8 - last_bits)).c_str();
+      out += ':';
+      out += fmt::format_int(last_bits).c_str();
+    } else {
+      out += fmt::format_int(byte).c_str();
+    }
+  }
+  out += ">>";
+}
+
+void append_bignum(std::string& out, const term& t) {
+  mpz_t storage;
+  mpz_srcptr z = as_mpz(t, storage);
+  const std::size_t start = out.size();
+  out.resize(start + mpz_sizeinbase(z, 10) + 2);
+  mpz_get_str(out.data() + start, 10, z);
+  out.resize(start + std::strlen(out.data() + start));
+}
+
 class printer {
  public:
-  explicit printer(std::size_t limit) : limit_(limit) {}
+  printer(std::size_t limit, bool w) : limit_(limit), w_(w) {}
+
+  void atom_(atom a) {
+    if (w_) {
+      append_atom_w(out_, a);
+    } else {
+      out_ += a.to_string();
+    }
+  }
 
   void print(const term& t) {
     if (full()) return;
     switch (t.kind()) {
       case term_kind::integer:
-      case term_kind::bignum:
         out_ += fmt::format_int(internals::integer(t)).c_str();
+        return;
+      case term_kind::bignum:
+        append_bignum(out_, t);
         return;
       case term_kind::float_:
         append_float(out_, internals::floating(t));
         return;
       case term_kind::atom:
-        out_ += internals::atom_of(t).to_string();
+        atom_(internals::atom_of(t));
         return;
       case term_kind::reference:
         out_ += internals::ref_of(t).to_string();
+        return;
+      case term_kind::fun: {
+        const fun_info& f = internals::fun_of(t);
+        if (f.exported) {
+          out_ += "fun ";
+          atom_(f.module);
+          out_ += ':';
+          atom_(f.function);
+          out_ += '/';
+          out_ += fmt::format_int(f.arity).c_str();
+        } else {
+          out_ += "#Fun<";
+          atom_(f.module);
+          fmt::format_to(std::back_inserter(out_), ".{}.{}>", f.old_index, f.old_uniq);
+        }
+        return;
+      }
+      case term_kind::port:
+        out_ += port_id(internals::aux(t), internals::bits(t)).to_string();
         return;
       case term_kind::pid:
         out_ += pid::from_bits(internals::bits(t)).to_string();
@@ -514,7 +788,14 @@ class printer {
         out_ += "[]";
         return;
       case term_kind::binary:
-        append_binary(out_, internals::binary_view(t));
+        if (w_) {
+          append_bytes(out_, internals::binary_view(t), 0);
+        } else {
+          append_binary(out_, internals::binary_view(t));
+        }
+        return;
+      case term_kind::bitstring:
+        append_bytes(out_, internals::binary_view(t), internals::aux(t));
         return;
       case term_kind::tuple: {
         out_ += '{';
@@ -579,11 +860,12 @@ class printer {
 
   std::string out_;
   std::size_t limit_;
+  bool w_;
   bool truncated_ = false;
 };
 
-std::string print_term(const term& t, std::size_t limit = std::numeric_limits<std::size_t>::max()) {
-  printer p(limit);
+std::string print_term(const term& t, std::size_t limit = std::numeric_limits<std::size_t>::max(), bool w = false) {
+  printer p(limit, w);
   p.print(t);
   return std::move(p).take();
 }
@@ -599,6 +881,42 @@ term term::binary(std::span<const std::byte> bytes) { return internals::make_bin
 term term::binary(std::initializer_list<std::uint8_t> bytes) {
   return internals::make_binary(bytes.begin(), bytes.size());
 }
+
+term term::bitstring(std::span<const std::byte> bytes, std::size_t bit_count) {
+  if (bytes.size() != (bit_count + 7) / 8) {
+    throw std::invalid_argument(fmt::format("athanor::term::bitstring: {} bits need {} bytes, got {}", bit_count,
+                                            (bit_count + 7) / 8, bytes.size()));
+  }
+  return internals::make_bitstring(bytes.data(), bit_count);
+}
+
+term term::export_fun(atom module, atom function, std::uint32_t arity) {
+  if (arity > 255) throw std::invalid_argument(fmt::format("athanor::term::export_fun: arity {} > 255", arity));
+  fun_info info;
+  info.exported = true;
+  info.module = module;
+  info.function = function;
+  info.arity = arity;
+  return internals::make_fun(info, {});
+}
+
+term term::from_large_unsigned(std::uint64_t value) { return internals::make_integer(false, {&value, 1}); }
+
+term term::from_wide_ref(const ref& r) { return internals::make_wide_ref(r); }
+
+ref term::boxed_ref() const noexcept { return static_cast<internals::ref_box*>(box_)->value; }
+
+term detail::make_integer(bool negative, std::span<const std::uint64_t> limbs) {
+  return internals::make_integer(negative, limbs);
+}
+
+detail::bignum_view detail::bignum_of(const term& t) noexcept { return internals::bignum_of(t); }
+
+term detail::make_local_fun(const fun_info& info, std::span<const std::byte> encoding) {
+  return internals::make_fun(info, encoding);
+}
+
+std::span<const std::byte> detail::fun_encoding(const term& t) noexcept { return internals::fun_bytes(t); }
 
 term tuple(std::span<const term> elements) {
   return internals::make_tuple(elements.size(), [&](term* slot, std::size_t i) { ::new (slot) term(elements[i]); });
@@ -626,6 +944,13 @@ term list(std::initializer_list<term> elements, term tail) {
 
 term map(std::span<const std::pair<term, term>> entries) {
   std::vector<internals::entry> sorted(entries.begin(), entries.end());
+  return detail::map_from_temporaries(sorted);
+}
+
+term detail::map_from_temporaries(std::vector<std::pair<term, term>>& sorted) {
+  bool in_order = true;  // strictly increasing keys: nothing to sort or drop
+  for (std::size_t i = 1; i < sorted.size() && in_order; ++i) in_order = compare_keys(sorted[i - 1].first, sorted[i].first) < 0;
+  if (in_order) return internals::make_map(sorted);
   std::stable_sort(sorted.begin(), sorted.end(),
                    [](const auto& x, const auto& y) { return compare_keys(x.first, y.first) < 0; });
   // Keep the last of each run of equal keys (the stable sort kept them in input order).
@@ -644,9 +969,12 @@ term map(std::initializer_list<std::pair<term, term>> entries) {
 
 void term::free_box(term_kind k, detail::term_box* box) noexcept { internals::free_box(k, box); }
 
-void term::throw_integer_too_large(std::uint64_t value) {
-  throw std::out_of_range(fmt::format(
-      "athanor::term: the integer {} does not fit in 64 signed bits (bignums are not supported yet)", value));
+void term::throw_not_int64() const {
+  if (is_bignum()) {
+    throw std::out_of_range(
+        fmt::format("athanor::term::as_int: the integer {} does not fit in 64 signed bits", print_term(*this, 80)));
+  }
+  throw_wrong_kind("as_int", kind::integer);
 }
 
 void term::throw_not_finite() {
@@ -663,6 +991,31 @@ void term::throw_wrong_kind(const char* function, term_kind expected) const {
 std::string_view term::as_binary() const {
   if (!is_binary()) throw_wrong_kind("as_binary", kind::binary);
   return internals::binary_view(*this);
+}
+
+std::span<const std::byte> term::bitstring_bytes() const {
+  if (!is_bitstring()) throw_wrong_kind("bitstring_bytes", kind::bitstring);
+  return std::as_bytes(std::span<const char>(internals::binary_view(*this)));
+}
+
+std::size_t term::bit_size() const {
+  if (!is_bitstring()) throw_wrong_kind("bit_size", kind::bitstring);
+  return internals::bit_count(*this);
+}
+
+term term::sub_binary(std::size_t offset, std::size_t size) const {
+  if (!is_binary()) throw_wrong_kind("sub_binary", kind::binary);
+  const std::size_t total = internals::binary_view(*this).size();
+  if (offset > total || size > total - offset) {
+    throw std::out_of_range(
+        fmt::format("athanor::term::sub_binary: {} bytes at offset {} of a binary of {} bytes", size, offset, total));
+  }
+  return internals::make_sub_binary(*this, offset, size);
+}
+
+fun_info term::as_fun() const {
+  if (!is_fun()) throw_wrong_kind("as_fun", kind::fun);
+  return internals::fun_of(*this);
 }
 
 std::span<const std::byte> term::as_bytes() const {
@@ -776,6 +1129,8 @@ bool equal(const term& a, const term& b) noexcept {
 
 std::string term::to_string() const { return print_term(*this); }
 
+std::string term::to_string_w() const { return print_term(*this, std::numeric_limits<std::size_t>::max(), true); }
+
 std::ostream& operator<<(std::ostream& out, const term& t) { return out << t.to_string(); }
 
 std::string_view kind_name(term_kind k) noexcept {
@@ -785,12 +1140,15 @@ std::string_view kind_name(term_kind k) noexcept {
     case term_kind::float_: return "float";
     case term_kind::atom: return "atom";
     case term_kind::reference: return "reference";
+    case term_kind::fun: return "fun";
+    case term_kind::port: return "port";
     case term_kind::pid: return "pid";
     case term_kind::tuple: return "tuple";
     case term_kind::map: return "map";
     case term_kind::nil: return "nil";
     case term_kind::list: return "list";
     case term_kind::binary: return "binary";
+    case term_kind::bitstring: return "bitstring";
   }
   return "unknown";
 }

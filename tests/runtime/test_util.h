@@ -8,7 +8,17 @@
 #include <future>
 #include <memory>
 
-#include "athanor/athanor.h"
+// The runtime's own headers only: the tests of a part never include a higher part.
+#include "athanor/runtime/alias.h"
+#include "athanor/runtime/dirty.h"
+#include "athanor/runtime/io.h"
+#include "athanor/runtime/proc.h"
+#include "athanor/runtime/process.h"
+#include "athanor/runtime/runtime.h"
+#include "athanor/runtime/timer.h"
+#include "athanor/term/atom.h"
+#include "athanor/term/etf.h"
+#include "athanor/term/term.h"
 
 namespace athanor::testing {
 

@@ -72,7 +72,7 @@ TEST(Atom, WellKnownAtomsAreSeededInOrder) {
       atoms::timeout, atoms::undefined,    atoms::ok,          atoms::error,        atoms::EXIT,
       atoms::DOWN,    atoms::process,      atoms::noconnection, atoms::badarg,      atoms::true_,
       atoms::false_,  atoms::nil,          atoms::infinity,    atoms::brutal_kill,  atoms::system_limit,
-      atoms::noreply, atoms::reply,        atoms::stop,        atoms::ignore,
+      atoms::noreply, atoms::reply,        atoms::stop,        atoms::ignore,       atoms::nonode_at_nohost,
   };
   ASSERT_EQ(std::size(constants), std::size(detail::kWellKnownAtomNames));
   for (std::uint32_t i = 0; i < std::size(constants); ++i) {

@@ -6,6 +6,7 @@
 // It writes back its own term_to_binary(T) and term_to_binary(T, [compressed]), which
 // C++ decodes and compares with the original term.
 #include "athanor/term/etf.h"
+#include "athanor/term/integer.h"
 
 #include <gtest/gtest.h>
 
@@ -17,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -107,6 +109,34 @@ std::vector<sample> corpus() {
   add(ref(0, 1));
   add(ref(0, 0x123456789ABCDEFull));
   add(ref(0, ~std::uint64_t(0)));
+  // Integers beyond 64 bits, both signs, up to LARGE_BIG_EXT.
+  term big = integer_from_string("18446744073709551616");
+  for (int i = 0; i < 5; ++i) {
+    add(big);
+    add(multiply(big, -1));
+    add(athanor::add(big, -1));
+    big = multiply(big, big);  // 2^128, 2^256, ... 2^2048 (LARGE_BIG_EXT)
+  }
+  add(integer_from_string("9223372036854775808"));
+  add(integer_from_string("-9223372036854775809"));
+  // Bitstrings, ports, exported funs, references beyond 64 bits.
+  for (std::size_t n : {1, 3, 7, 9, 15, 17}) {
+    std::vector<std::byte> b((n + 7) / 8, std::byte(0xA5));
+    add(term::bitstring(b, n));
+  }
+  add(list({term::bitstring(std::vector<std::byte>{std::byte(0x80)}, 1), "x"}));
+  add(term::export_fun("lists"_a, "map"_a, 2));
+  add(term::export_fun(atom("a b"), atom("\xCE\xB1"), 255));
+  add(port_id(0, 0));
+  add(port_id(0, (1ull << 28) - 1));
+  add(port_id(0, 1ull << 28));
+  add(port_id(0, 0xFFFFFFFFull));
+  add(port_id(0, 0x100000000ull));
+  const std::uint32_t real[] = {171110, 374603777, 1623555385};
+  add(ref::from_words(0, real));
+  const std::uint32_t five[] = {1, 2, 3, 4, 5};
+  add(ref::from_words(0, five));
+  add(tuple(term(ref::from_words(0, real)), port_id(0, 9), term::export_fun("m"_a, "f"_a, 0)));
   term deep = "leaf"_a;
   for (int i = 0; i < 2000; ++i) deep = tuple(i, deep);
   add(deep);
@@ -250,6 +280,102 @@ TEST(EtfErl, ErlangAgreesByteForByte) {
   EXPECT_EQ(pos, answer.size());
   const auto elapsed = std::chrono::steady_clock::now() - started;
   EXPECT_LT(std::chrono::duration_cast<std::chrono::seconds>(elapsed).count(), 20) << "the erl cross-check is slow";
+}
+
+// The other direction, for what only a real node makes: erl writes term_to_binary(T) and
+// io_lib:format("~w", [T]) for funs (exported and local, with captured variables), ports,
+// its own refs and pids, pids, refs and ports of another node, bignums and bitstrings. C++
+// must decode each, re-encode it to the same bytes and (for this node's terms) print what
+// erl printed.
+constexpr const char* kErlMakesScript = R"erl(
+[Out] = init:get_plain_arguments(),
+Node = <<100, 10:16, "other@host">>,
+X = 5,
+Local = [1 bsl 64, -(1 bsl 64), 1 bsl 1000, -(1 bsl 2100), 1 bsl 63, -(1 bsl 63) - 1,
+         <<1:1>>, <<5, 1:3>>, <<0:7>>, <<255, 255, 1:5>>,
+         fun lists:map/2, fun erlang:abs/1, fun() -> ok end, fun(Y) -> X + Y end,
+         hd(erlang:ports()), make_ref(), alias(), self(),
+         {ok, [fun lists:map/2, <<1:1>>, 1 bsl 70], #{a => hd(erlang:ports()), b => fun(Z) -> {Z, X} end}}],
+Remote = [binary_to_term(<<131, 88, Node/binary, 7:32, 1:32, 3:32>>),
+          binary_to_term(<<131, 90, 3:16, Node/binary, 3:32, 171110:32, 374603777:32, 1623555385:32>>),
+          binary_to_term(<<131, 90, 5:16, Node/binary, 3:32, 1:32, 2:32, 3:32, 4:32, 5:32>>),
+          binary_to_term(<<131, 89, Node/binary, 42:32, 3:32>>),
+          binary_to_term(<<131, 120, Node/binary, 7:64, 3:32>>),
+          binary_to_term(<<131, 120, Node/binary, (1 bsl 40):64, 3:32>>)],
+Enc = fun(T, Flag) ->
+  B = term_to_binary(T), W = unicode:characters_to_binary(io_lib:format("~w", [T])),
+  <<Flag:8, (byte_size(B)):32, B/binary, (byte_size(W)):32, W/binary>>
+end,
+ok = file:write_file(Out, [[Enc(T, 1) || T <- Local], [Enc(T, 0) || T <- Remote]]),
+io:format("written~n"),
+halt(0).
+)erl";
+
+TEST(EtfErl, TermsOnlyErlangMakesComeBackByteForByte) {
+  if (!on_path("erl")) GTEST_SKIP() << "erl is not on PATH: the Erlang cross-check is skipped";
+  const auto dir = std::filesystem::temp_directory_path() /
+                   fmt::format("athanor-etf-erl-made-{}-{}", ::getpid(),
+                               std::chrono::steady_clock::now().time_since_epoch().count());
+  std::filesystem::create_directories(dir);
+  const auto out_path = dir / "out.bin";
+  const std::string command =
+      "erl -noshell -eval " + shell_quote(kErlMakesScript) + " -extra " + shell_quote(out_path.string()) + " 2>&1";
+  std::string output;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  char buffer[4096];
+  std::size_t n;
+  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) output.append(buffer, n);
+  ASSERT_EQ(::pclose(pipe), 0) << "erl failed:\n" << output;
+  std::ifstream f(out_path, std::ios::binary);
+  const std::string answer((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::filesystem::remove_all(dir);
+
+  // erl's own node is ours (node 0); other@host (creation 3) is our node 7.
+  etf::decode_options dec;
+  dec.context.node_number = [](const etf::node_identity& id) -> std::optional<std::uint32_t> {
+    if (id.name == atom("other@host") && id.creation == 3) return 7;
+    return std::nullopt;
+  };
+  etf::encode_options enc;
+  enc.context.node_name = [](std::uint32_t node) -> std::optional<etf::node_identity> {
+    if (node == 7) return etf::node_identity{atom("other@host"), 3};
+    return std::nullopt;
+  };
+  std::size_t pos = 0, count = 0;
+  auto get = [&]() {
+    std::size_t len = 0;
+    for (int i = 0; i < 4; ++i) len = len << 8 | static_cast<unsigned char>(answer.at(pos++));
+    std::string s = answer.substr(pos, len);
+    pos += len;
+    return s;
+  };
+  std::set<term_kind> kinds;
+  while (pos < answer.size()) {
+    const bool local = answer[pos++] == 1;
+    const std::string encoded = get(), printed = get();
+    const std::span<const std::byte> in(reinterpret_cast<const std::byte*>(encoded.data()), encoded.size());
+    term t;
+    try {
+      t = etf::decode(in, dec);
+    } catch (const etf::etf_error& e) {
+      ADD_FAILURE() << "cannot decode erl's " << printed << ": " << e.what();
+      continue;
+    }
+    kinds.insert(t.kind());
+    const std::vector<std::byte> again = etf::encode(t, enc);
+    EXPECT_TRUE(std::equal(again.begin(), again.end(), in.begin(), in.end())) << printed << " re-encodes differently";
+    EXPECT_EQ(etf::decode(again, dec), t) << printed;
+    if (local) {
+      EXPECT_EQ(t.to_string_w(), printed);
+    }
+    ++count;
+  }
+  EXPECT_EQ(count, 25u) << output;
+  for (term_kind k : {term_kind::bignum, term_kind::bitstring, term_kind::fun, term_kind::port, term_kind::reference,
+                      term_kind::pid, term_kind::tuple}) {
+    EXPECT_TRUE(kinds.count(k)) << "no " << kind_name(k) << " came from erl";
+  }
 }
 
 }  // namespace

@@ -66,9 +66,15 @@ TEST(Term, FromEveryIntegerType) {
   EXPECT_TRUE(term(1).is_number());
 }
 
-TEST(Term, UnsignedAbove64SignedBitsThrowsUntilBignums) {
-  EXPECT_THROW(term(std::numeric_limits<std::uint64_t>::max()), std::out_of_range);
-  EXPECT_THROW(term(std::uint64_t(1) << 63), std::out_of_range);
+TEST(Term, UnsignedAbove64SignedBitsIsABignum) {
+  const term big(std::numeric_limits<std::uint64_t>::max());
+  EXPECT_EQ(big.kind(), term::kind::bignum);
+  EXPECT_TRUE(big.is_integer());
+  EXPECT_FALSE(big.is_int64());
+  EXPECT_EQ(big.to_string(), "18446744073709551615");
+  EXPECT_THROW((void)big.as_int(), std::out_of_range);
+  EXPECT_THROW((void)term("a"_a).as_int(), bad_term_access);
+  EXPECT_EQ(term(std::uint64_t(1) << 63).to_string(), "9223372036854775808");
 }
 
 TEST(Term, FromFloatingPoint) {

@@ -47,6 +47,7 @@ inline constexpr std::string_view kWellKnownAtomNames[] = {
     "normal",   "kill",         "killed",      "noproc",       "shutdown", "timeout", "undefined", "ok",
     "error",    "EXIT",         "DOWN",        "process",      "noconnection", "badarg", "true",  "false",
     "nil",      "infinity",     "brutal_kill", "system_limit", "noreply",  "reply",   "stop",      "ignore",
+    "nonode@nohost",
 };
 
 // Returns the index of a well-known atom; a name that is not well known fails to compile.
@@ -148,6 +149,8 @@ inline constexpr atom noreply = detail::well_known_atom("noreply");
 inline constexpr atom reply = detail::well_known_atom("reply");
 inline constexpr atom stop = detail::well_known_atom("stop");
 inline constexpr atom ignore = detail::well_known_atom("ignore");
+// The node name of a node that is not distributed (what a plain erl calls itself).
+inline constexpr atom nonode_at_nohost = detail::well_known_atom("nonode@nohost");
 }  // namespace atoms
 
 inline namespace literals {

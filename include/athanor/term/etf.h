@@ -29,13 +29,17 @@
 // the wire by a node-name atom and a creation. etf_context maps one to the other: node 0
 // is {context.node, context.creation} (default 'nonode@nohost' and 0, what a
 // non-distributed erl uses), other node numbers go through the optional node_name /
-// node_number functions (the distribution layer's node table). A pid is written with
-// ID = pid.index() and Serial = pid.generation(); a ref's 64-bit id as the three words
-// OTP uses for local refs: W0 = id & 0x3FFFF (18 bits), W1 = the next 32 bits,
-// W2 = id >> 50 (14 bits), so ref(0, 1) is #Ref<0.0.0.1> in both. A wire pid or ref that
-// does not fit (ID >= 2^28, Serial >= 2^20, a ref word beyond those widths, a 4th or 5th
-// non-zero word) is an etf_error: note that refs made by a real Erlang node usually have
-// a W2 above 14 bits and so cannot be decoded until athanor::ref grows.
+// node_number functions (the distribution layer's node table); ports go the same way. A
+// pid is written with ID = pid.index() and Serial = pid.generation(); a wire pid that does
+// not fit (ID >= 2^28, Serial >= 2^20) is an etf_error. A ref keeps the wire's ID words
+// (1 to 5 of them, any values: a real node's 82-bit refs and its 5-word ones round-trip);
+// a local ref's 64-bit id is the three words OTP uses, W0 = id & 0x3FFFF (18 bits),
+// W1 = the next 32 bits, W2 = id >> 50, so ref(0, 1) is #Ref<0.0.0.1> in both.
+//
+// Funs are opaque (see fun_info): an exported fun is written as EXPORT_EXT from its parts;
+// a local fun is written back exactly as it was decoded (its captured variables are kept
+// encoded, checked to be well-formed ETF but not decoded, and its atoms are not rewritten
+// for minor_version 2).
 #pragma once
 
 #include <cstddef>
@@ -75,7 +79,7 @@ struct node_identity {
 // How pids and refs map between node numbers and node names (see the file comment).
 struct etf_context {
   // This node (node number 0).
-  atom node = atom("nonode@nohost");
+  atom node = atoms::nonode_at_nohost;
   std::uint32_t creation = 0;
   // Encode: the name of node number n (n != 0), or nullopt if unknown (then encode throws).
   std::function<std::optional<node_identity>(std::uint32_t)> node_name;
@@ -108,7 +112,7 @@ struct decode_options {
   bool version_byte = true;
 };
 
-// Returns the term in the External Term Format. Throws etf_error for a pid or ref of a
+// Returns the term in the External Term Format. Throws etf_error for a pid, port or ref of a
 // node the context cannot name, a binary or list longer than 2^32 - 1, or a bad
 // minor_version; std::bad_alloc if memory runs out. Never recurses: any nesting is fine.
 std::vector<std::byte> encode(const term& t, const encode_options& options = {});
@@ -119,17 +123,16 @@ void encode_to(std::vector<std::byte>& out, const term& t, const encode_options&
 // Returns the term encoded in `bytes`, which must hold exactly one term. Throws etf_error
 // on anything else (see the file comment and the limits in decode_options).
 //
-// Accepted tags: SMALL_INTEGER_EXT, INTEGER_EXT, SMALL_BIG_EXT and LARGE_BIG_EXT (values
-// within int64; larger ones: "bignum not supported yet"), NEW_FLOAT_EXT and FLOAT_EXT
+// Accepted tags: SMALL_INTEGER_EXT, INTEGER_EXT, SMALL_BIG_EXT and LARGE_BIG_EXT (any
+// size; a value that fits 64 bits becomes an in-place integer), NEW_FLOAT_EXT and FLOAT_EXT
 // (finite values), ATOM_UTF8_EXT, SMALL_ATOM_UTF8_EXT, ATOM_EXT and SMALL_ATOM_EXT
 // (Latin-1; converted to UTF-8; at most 255 UTF-8 bytes, Athanor's atom limit),
 // SMALL_TUPLE_EXT, LARGE_TUPLE_EXT, NIL_EXT, STRING_EXT, LIST_EXT (improper tails too),
-// BINARY_EXT, BIT_BINARY_EXT of whole bytes, MAP_EXT (any key order; duplicates refused),
-// NEW_PID_EXT, PID_EXT, NEWER_REFERENCE_EXT, NEW_REFERENCE_EXT, REFERENCE_EXT, and a
-// compressed term (tag 80, zlib). Refused with a clear message: ports (NEW_PORT_EXT,
-// V4_PORT_EXT, PORT_EXT: "ports not supported"), funs (EXPORT_EXT, NEW_FUN_EXT, FUN_EXT:
-// "funs not supported"), bitstrings that are not whole bytes, ATOM_CACHE_REF, LOCAL_EXT
-// and unknown tags.
+// BINARY_EXT, BIT_BINARY_EXT, MAP_EXT (any key order; duplicates refused), NEW_PID_EXT,
+// PID_EXT, NEWER_REFERENCE_EXT, NEW_REFERENCE_EXT, REFERENCE_EXT, NEW_PORT_EXT,
+// V4_PORT_EXT, PORT_EXT, EXPORT_EXT, NEW_FUN_EXT (funs nested at most 8 deep in captured
+// variables), and a compressed term (tag 80, zlib). Refused with a clear message: FUN_EXT
+// (pre-R8), ATOM_CACHE_REF, LOCAL_EXT and unknown tags.
 term decode(std::span<const std::byte> bytes, const decode_options& options = {});
 
 // Decodes the one term at the start of `bytes` and returns it with the number of bytes

@@ -9,10 +9,12 @@
 //   term user = map({{"name"_a, "Alice"}, {"age"_a, 42}});
 //   if (const term* age = user.find("age"_a)) fmt::print("{}\n", *age);  // 42
 //
-// A term is 16 bytes. Integers, floats, atoms, pids and references are stored in
-// it; tuples, lists, maps and binaries live in an immutable heap block shared by
-// every copy and freed with the last one (an atomic reference count, because terms
-// are sent between threads). Nothing a term refers to can change, so sharing needs
+// A term is 16 bytes. Integers that fit 64 bits, floats, atoms, pids, ports and
+// references of this node are stored in it; tuples, lists, maps, binaries, integers
+// beyond 64 bits (bignums), funs and wider references live in an immutable heap block
+// shared by every copy and freed with the last one (an atomic reference count, because
+// terms are sent between threads). A binary's bytes are shared the same way, so copying
+// a large binary, or taking a part of one (sub_binary()), never copies its bytes. Nothing a term refers to can change, so sharing needs
 // no locks. Freeing never recurses, however deeply a term nests. Comparing, hashing
 // and printing loop along list tails (and a tuple's last element, a map's last
 // value) but recurse into heads and other elements, so they need stack in
@@ -25,7 +27,8 @@
 //
 // Printing (to_string, fmt, <<) uses Erlang syntax, as io:format("~tw") prints a
 // term, except that a binary of printable text is written as a string
-// (<<"Alice">>, as "~tp" does) rather than as bytes. Map keys print in term order,
+// (<<"Alice">>, as "~tp" does) rather than as bytes; to_string_w() prints exactly as
+// "~w" does. athanor::parse_term (athanor/term/parse.h) reads either form back. Map keys print in term order,
 // which is Erlang's order for maps of up to 32 keys (larger Erlang maps print in
 // hash order).
 #pragma once
@@ -51,6 +54,7 @@
 
 #include "athanor/term/atom.h"
 #include "athanor/term/pid.h"
+#include "athanor/term/port.h"
 #include "athanor/term/ref.h"
 
 namespace athanor {
@@ -76,24 +80,43 @@ struct term_internals;
 
 }  // namespace detail
 
+// What a fun is, as far as Athanor can tell: funs arrive from Erlang nodes (EXPORT_EXT,
+// NEW_FUN_EXT) and are kept as opaque values that compare, print and re-encode as in
+// Erlang, but cannot be called. A plain value.
+struct fun_info {
+  bool exported = false;      // fun Module:Function/Arity; otherwise a local fun (a closure)
+  atom module;
+  atom function;              // exported funs only ('undefined' for local funs)
+  std::uint32_t arity = 0;
+  std::int64_t old_index = 0;  // local funs only: what #Fun<Module.OldIndex.OldUniq> prints
+  std::int64_t old_uniq = 0;
+  std::uint32_t free_count = 0;  // local funs only: captured variables (kept encoded)
+};
+
 class term {
  public:
-  // What a term is. Declared in Erlang's term order (number < atom < reference < pid <
-  // tuple < map < nil < list < binary); funs and ports do not exist in Athanor yet.
-  // Inside declarations the accessor kind() hides this type's name, so spell the type
-  // athanor::term_kind there; term::kind::atom etc. work everywhere.
+  // What a term is. Declared in Erlang's term order (number < atom < reference < fun <
+  // port < pid < tuple < map < nil < list < bitstring). As in Erlang an integer is one
+  // type whatever its size: `integer` and `bignum` are two representations of it (a value
+  // is a bignum exactly when it does not fit 64 bits), and is_integer() is true for both.
+  // Likewise `binary` and `bitstring` are both bitstrings, and is_bitstring() is true for
+  // both. Inside declarations the accessor kind() hides this type's name, so spell the
+  // type athanor::term_kind there; term::kind::atom etc. work everywhere.
   enum class kind : std::uint8_t {
-    integer,    // a signed 64-bit integer
-    bignum,     // reserved for arbitrary-precision integers; no term has this kind yet
+    integer,    // an integer that fits a signed 64-bit integer
+    bignum,     // an integer that does not (arbitrary precision)
     float_,     // a finite double
     atom,
     reference,
+    fun,        // an opaque fun from an Erlang node (see fun_info)
+    port,       // an Erlang port's identity (port_id)
     pid,
     tuple,
     map,        // keys are unique and kept sorted in map key order (see map_entries())
     nil,        // the empty list []
     list,       // a non-empty list cell [Head | Tail]; the tail may be any term (improper list)
     binary,     // a sequence of bytes
+    bitstring,  // a sequence of bits whose length is not a multiple of 8
   };
 
   // A forward range over the elements of a proper list (see list_elements()).
@@ -111,13 +134,17 @@ class term {
     requires std::same_as<T, bool>
   term(T value) noexcept : term(value ? atoms::true_ : atoms::false_) {}
 
-  // An integer. Throws std::out_of_range for an unsigned value above INT64_MAX, which
-  // needs a bignum (not implemented yet).
+  // An integer. An unsigned value above INT64_MAX becomes a bignum (which may throw
+  // std::bad_alloc); every other value is stored in place.
   template <std::integral T>
     requires(!std::same_as<T, bool>)
   term(T value) : kind_(kind::integer) {
     if constexpr (std::is_unsigned_v<T> && sizeof(T) >= sizeof(std::int64_t)) {
-      if (value > std::uint64_t(std::numeric_limits<std::int64_t>::max())) throw_integer_too_large(value);
+      if (value > std::uint64_t(std::numeric_limits<std::int64_t>::max())) {
+        integer_ = 0;
+        *this = from_large_unsigned(value);
+        return;
+      }
     }
     integer_ = static_cast<std::int64_t>(value);
   }
@@ -131,7 +158,18 @@ class term {
   }
 
   term(pid p) noexcept : kind_(kind::pid), bits_(p.bits()) {}
-  term(ref r) noexcept : kind_(kind::reference), aux_(r.node()), bits_(r.id()) {}
+  term(port_id p) noexcept : kind_(kind::port), aux_(p.node()), bits_(p.number()) {}
+  // A reference. A compact one (see ref::is_compact(), every local one) is stored in
+  // place; others take a heap block and may throw std::bad_alloc.
+  term(const ref& r) : kind_(kind::reference) {
+    if (r.is_compact()) {
+      aux_ = r.node();
+      bits_ = r.id();
+    } else {
+      bits_ = 0;
+      *this = from_wide_ref(r);
+    }
+  }
 
   // A binary holding the bytes of the string (as an Elixir string). Throws std::bad_alloc.
   term(std::string_view bytes);
@@ -150,13 +188,24 @@ class term {
   // Returns a binary holding a copy of `bytes`. Throws std::bad_alloc.
   static term binary(std::span<const std::byte> bytes);
   static term binary(std::initializer_list<std::uint8_t> bytes);
+  // Returns the bitstring of the first `bit_count` bits of `bytes` (each byte's most
+  // significant bit first, as Erlang's <<5, 1:3>>); the unused low bits of the last byte
+  // are cleared. A bit count that is a multiple of 8 gives a binary. Throws
+  // std::invalid_argument if `bytes` is not exactly ceil(bit_count / 8) long, and
+  // std::bad_alloc.
+  static term bitstring(std::span<const std::byte> bytes, std::size_t bit_count);
+  // Returns the exported fun `fun Module:Function/Arity`. Throws std::invalid_argument for an
+  // arity above 255 (Erlang's limit), std::bad_alloc.
+  static term export_fun(atom module, atom function, std::uint32_t arity);
 
-  term(const term& other) noexcept : kind_(other.kind_), aux_(other.aux_), bits_(other.bits_) {
+  term(const term& other) noexcept
+      : kind_(other.kind_), boxed_(other.boxed_), aux_(other.aux_), bits_(other.bits_) {
     if (holds_box()) box_->refs.fetch_add(1, std::memory_order_relaxed);
   }
   // Leaves `other` as the atom 'undefined'.
-  term(term&& other) noexcept : kind_(other.kind_), aux_(other.aux_), bits_(other.bits_) {
+  term(term&& other) noexcept : kind_(other.kind_), boxed_(other.boxed_), aux_(other.aux_), bits_(other.bits_) {
     other.kind_ = kind::atom;
+    other.boxed_ = 0;
     other.aux_ = 0;
     other.bits_ = atoms::undefined.index();
   }
@@ -177,6 +226,7 @@ class term {
   // Exchanges the two values; never throws.
   void swap(term& other) noexcept {
     std::swap(kind_, other.kind_);
+    std::swap(boxed_, other.boxed_);
     std::swap(aux_, other.aux_);
     std::swap(bits_, other.bits_);
   }
@@ -185,12 +235,18 @@ class term {
   // ---- What it is. None of these throw.
 
   enum kind kind() const noexcept { return kind_; }
-  bool is_integer() const noexcept { return kind_ == kind::integer; }  // false for bignums, for now
+  // Erlang's is_integer/1: true for every integer, whatever its size.
+  bool is_integer() const noexcept { return kind_ <= kind::bignum; }
+  // True for an integer that fits 64 signed bits (as_int() will not throw).
+  bool is_int64() const noexcept { return kind_ == kind::integer; }
+  bool is_bignum() const noexcept { return kind_ == kind::bignum; }
   bool is_float() const noexcept { return kind_ == kind::float_; }
   bool is_number() const noexcept { return kind_ <= kind::float_; }
   bool is_atom() const noexcept { return kind_ == kind::atom; }
   bool is_atom(atom a) const noexcept { return kind_ == kind::atom && bits_ == a.index(); }
   bool is_reference() const noexcept { return kind_ == kind::reference; }
+  bool is_fun() const noexcept { return kind_ == kind::fun; }
+  bool is_port() const noexcept { return kind_ == kind::port; }
   bool is_pid() const noexcept { return kind_ == kind::pid; }
   bool is_tuple() const noexcept { return kind_ == kind::tuple; }
   bool is_map() const noexcept { return kind_ == kind::map; }
@@ -198,7 +254,10 @@ class term {
   bool is_cons() const noexcept { return kind_ == kind::list; }
   // Erlang's is_list/1: the empty list or a list cell (proper or not).
   bool is_list() const noexcept { return kind_ == kind::nil || kind_ == kind::list; }
+  // Erlang's is_binary/1: a whole number of bytes.
   bool is_binary() const noexcept { return kind_ == kind::binary; }
+  // Erlang's is_bitstring/1: any binary or bitstring.
+  bool is_bitstring() const noexcept { return kind_ >= kind::binary; }
 
   // ---- Reading it. Each returns the value on success and throws bad_term_access if the
   // term is another kind. Returned references and views live as long as this term.
@@ -207,8 +266,10 @@ class term {
     if (!is_atom()) throw_wrong_kind("as_atom", kind::atom);
     return atom_at(bits_);
   }
+  // An integer that fits 64 bits; a bignum throws std::out_of_range (see is_int64(); the
+  // functions in athanor/term/integer.h handle every integer).
   std::int64_t as_int() const {
-    if (!is_integer()) throw_wrong_kind("as_int", kind::integer);
+    if (kind_ != kind::integer) throw_not_int64();
     return integer_;
   }
   // Floats only: an integer is not silently converted.
@@ -222,14 +283,31 @@ class term {
   }
   ref as_ref() const {
     if (!is_reference()) throw_wrong_kind("as_ref", kind::reference);
+    if (boxed_) return boxed_ref();
     return ref(aux_, bits_);
   }
+  port_id as_port() const {
+    if (!is_port()) throw_wrong_kind("as_port", kind::port);
+    return port_id(aux_, bits_);
+  }
+  // What a fun is (see fun_info).
+  fun_info as_fun() const;
 
-  // A binary's bytes, as text or as bytes.
+  // A binary's bytes, as text or as bytes. (A bitstring throws bad_term_access: use
+  // bitstring_bytes().)
   std::string_view as_binary() const;
   std::span<const std::byte> as_bytes() const;
-  // Erlang's byte_size/1.
-  std::size_t byte_size() const { return as_binary().size(); }
+  // A binary's or bitstring's bytes, the last one partly used by a bitstring (its unused low
+  // bits are 0).
+  std::span<const std::byte> bitstring_bytes() const;
+  // Erlang's byte_size/1 (a bitstring's partial last byte counts) and bit_size/1, for
+  // binaries and bitstrings.
+  std::size_t byte_size() const { return bitstring_bytes().size(); }
+  std::size_t bit_size() const;
+  // Erlang's binary_part/3: the `size` bytes of a binary from `offset`, sharing this
+  // binary's bytes (no copy; the bytes live as long as any binary that uses them). Throws
+  // bad_term_access if this is not a binary, std::out_of_range if the part is outside it.
+  term sub_binary(std::size_t offset, std::size_t size) const;
 
   // Erlang's tuple_size/1.
   std::size_t tuple_size() const;
@@ -259,9 +337,10 @@ class term {
   std::span<const std::pair<term, term>> map_entries() const;
 
   // Returns how many terms share this term's heap block, like shared_ptr::use_count, or
-  // 0 if it has none (numbers, atoms, pids, references, [] and empty tuples, maps and
-  // binaries). For tests and diagnostics: while other threads copy the term the answer
-  // may be stale as soon as it is returned.
+  // 0 if it has none (64-bit integers, floats, atoms, pids, ports, compact references, []
+  // and empty tuples, maps and binaries). A sub-binary has its own block. For tests and
+  // diagnostics: while other threads copy the term the answer may be stale as soon as it
+  // is returned.
   std::size_t use_count() const noexcept { return holds_box() ? box_->refs.load(std::memory_order_relaxed) : 0; }
 
   // ---- Comparing and printing.
@@ -277,25 +356,29 @@ class term {
   // Returns the term in Erlang syntax: {ok,[1,2|3]}, #{a => <<"Alice">>}, 'EXIT', 1.0e10.
   // Throws only std::bad_alloc.
   std::string to_string() const;
+  // Returns the term exactly as Erlang's io:format("~w", [T]) prints it: binaries as bytes
+  // (<<65,108>>), atoms outside Latin-1 with \x{...} escapes. Throws only std::bad_alloc.
+  std::string to_string_w() const;
 
  private:
   friend struct detail::term_internals;
 
-  static constexpr unsigned kBoxedKinds = 1u << unsigned(kind::tuple) | 1u << unsigned(kind::map) |
-                                          1u << unsigned(kind::list) | 1u << unsigned(kind::binary);
-
   // True if this term owns a reference to a heap block. Empty tuples, maps and
   // binaries have no block (box_ is null), so they cost no allocation.
-  bool holds_box() const noexcept { return (kBoxedKinds >> unsigned(kind_) & 1u) && box_ != nullptr; }
+  bool holds_box() const noexcept { return boxed_ != 0; }
 
   static atom atom_at(std::uint64_t index) noexcept { return atom(std::uint32_t(index)); }
   static void free_box(enum kind k, detail::term_box* box) noexcept;
-  [[noreturn]] static void throw_integer_too_large(std::uint64_t value);
+  static term from_large_unsigned(std::uint64_t value);
+  static term from_wide_ref(const ref& r);
+  ref boxed_ref() const noexcept;
+  [[noreturn]] void throw_not_int64() const;
   [[noreturn]] static void throw_not_finite();
   [[noreturn]] void throw_wrong_kind(const char* function, enum kind expected) const;
 
   enum kind kind_;
-  std::uint32_t aux_ = 0;  // a reference's node; room for later kinds (e.g. a small binary's length)
+  std::uint8_t boxed_ = 0;  // 1 if box_ is a heap block this term holds a reference to
+  std::uint32_t aux_ = 0;   // a reference's or port's node; a bitstring's bits in its last byte
   union {
     std::int64_t integer_;
     double float_;
@@ -314,11 +397,13 @@ bool equal(const term& a, const term& b) noexcept;
 std::string_view kind_name(term_kind k) noexcept;
 
 // Erlang's total term order, as a strong order (consistent with ==):
-//   number < atom < reference < pid < tuple < map < [] < list < binary
-// Numbers compare by value (exactly, even beyond 2^53). Atoms compare by name, tuples
+//   number < atom < reference < fun < port < pid < tuple < map < [] < list < bitstring
+// Numbers compare by value (exactly, even beyond 2^53 and for bignums against floats).
+// Funs: local funs before exported ones; exported ones by module, function, arity; local
+// ones by module, old index, old uniq, then their encoding. Atoms compare by name, tuples
 // by size then elements, maps by size, then their keys in map key order (all integers
 // before all floats: #{2 => a} < #{1.5 => a}), then their values; lists element by
-// element (a tail is compared as a term), binaries byte by byte. Terms that Erlang
+// element (a tail is compared as a term), bitstrings bit by bit. Terms that Erlang
 // calls equal but are not exactly equal (they differ only in 1 vs 1.0 or 0.0 vs -0.0
 // somewhere: [1] and [1.0]) are ordered by map key order, so [1] < [1.0]; any pair
 // Erlang orders is ordered the same way here.
