@@ -218,6 +218,29 @@ run_all fairness_cp0     120 2            fairness --n $N_FAIR --hogs 4 --checkp
 run_otp gen_call_S1      600 1            gen_call --n $N_CALL
 run_otp gen_call_S2      600 2            gen_call --n $N_CALL
 
+# --- term_codec: ETF encode/decode throughput, Athanor vs Erlang (no CAF twin) ---------------
+# bench/term_bench.cpp and bench/erlang/term_codec.erl, one thread each; BENCH_ONLY=term_codec.
+if [ -z "${BENCH_ONLY:-}" ] || [[ " $BENCH_ONLY " == *" term_codec "* ]]; then
+  TC_REPS=$([ $QUICK = 1 ] && echo 20 || echo 100)
+  log "term_codec: --n 10000 --reps $TC_REPS"
+  if [ $HAVE_ATHANOR = 1 ]; then
+    wait_quiet
+    timeout -k 10 600 "$ATHANOR_BIN" term_codec --n 10000 --reps "$TC_REPS" >"$BUILD/bench-last.out"
+    record term_codec athanor term_codec $? "$BUILD/bench-last.out"
+  else
+    record term_codec athanor term_codec 1 /dev/null "not built"
+  fi
+  if [ $HAVE_ERLANG = 1 ] && erlc -o "$ERL_DIR" bench/erlang/term_codec.erl; then
+    wait_quiet
+    timeout -k 10 600 erl -noshell -pa "$ERL_DIR" \
+      -eval "term_codec:main([\"--n\",\"10000\",\"--reps\",\"$TC_REPS\"])." >"$BUILD/bench-last.out"
+    record term_codec erlang term_codec $? "$BUILD/bench-last.out"
+  else
+    record term_codec erlang term_codec 1 /dev/null "not built"
+  fi
+  record term_codec caf term_codec 1 /dev/null "no CAF equivalent"
+fi
+
 # --- report -----------------------------------------------------------------
 
 echo
@@ -240,6 +263,7 @@ METRICS = {
     "fan_out": [("msgs_per_sec", False)],
     "create_destroy": [("ns_per_cycle", True)],
     "fairness": [("p50_us", True), ("p99_us", True), ("max_us", True)],
+    "term_codec": [("encode_mb_per_s", False), ("decode_mb_per_s", False)],
 }
 
 cases, by_case = [], {}
