@@ -14,7 +14,7 @@ using namespace athanor::literals;
 using namespace std::chrono_literals;
 
 struct hello { std::string name; };
-struct stop {};
+struct quit {};
 struct tick {};
 struct port_is { std::uint16_t port; };
 
@@ -25,7 +25,7 @@ int main() {
     // Processes and messages
     pid p = spawn([](process& s) -> proc {
       hello h = co_await s.receive<hello>();
-      std::variant<int, stop> m = co_await s.receive<int, stop>();
+      std::variant<int, quit> m = co_await s.receive<int, quit>();
       std::optional<int> v = co_await s.receive_for<int>(100ms);
       shared<std::vector<int>> big = co_await s.receive<shared<std::vector<int>>>();
       fmt::print("got {}, {}, {}, a shared vector of {}\n", h.name, m.index() == 0 ? std::get<int>(m) : -1,
@@ -52,7 +52,7 @@ int main() {
     exit_signal e = co_await self.receive<exit_signal>();
     fmt::print("{} exited: {}\n", e.from.to_string(), e.reason.to_string());
     (void)worker;
-    auto [child, mref] = spawn_monitor([](process& s) -> proc { co_await s.receive<stop>(); });
+    auto [child, mref] = spawn_monitor([](process& s) -> proc { co_await s.receive<quit>(); });
     exit(child, atoms::kill);
     down d = co_await self.receive<down>();
     fmt::print("{} is down: {}\n", d.from.to_string(), d.reason.to_string());
@@ -61,7 +61,7 @@ int main() {
     // Names and timers
     pid logger = spawn([](process& s) -> proc {
       for (;;) {
-        auto m = co_await s.receive<std::string, stop>();
+        auto m = co_await s.receive<std::string, quit>();
         if (m.index() == 1) co_return;
         fmt::print("logger: {}\n", std::get<0>(m));
       }
@@ -104,12 +104,12 @@ int main() {
                info->registered_name ? info->registered_name->to_string() : "none");
     system_info_t s = system_info();
     fmt::print("{} processes, {} schedulers\n", s.process_count, s.schedulers);
-    pid hoarder = spawn(spawn_options{.max_heap_bytes = 1 << 16}, [](process& h) -> proc { co_await h.receive<stop>(); });
+    pid hoarder = spawn(spawn_options{.max_heap_bytes = 1 << 16}, [](process& h) -> proc { co_await h.receive<quit>(); });
     ref m = monitor(hoarder);
     for (int i = 0; i < 100; ++i) send(hoarder, std::string(1000, 'x'));
     down over = co_await self.receive(on<down>([m](const down& x) { return x.monitor == m; }, [](down& x) { return x; }));
     fmt::print("hoarder: {}\n", over.reason.to_string());
-    send("logger"_a, stop{});
+    send("logger"_a, quit{});
 
     // Terms and the External Term Format
     term value = tuple("ok"_a, list({1, 2, 3}), map({{"name"_a, "Alice"}}));

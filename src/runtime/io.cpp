@@ -91,6 +91,71 @@ void detail::fd_wait::await_suspend(std::coroutine_handle<> h) {
   if (g_rt->poll->arm(fd, events, s.self_pid, token) != 0) s.flags |= kEventFired;  // retry reports the error
 }
 
+namespace detail {
+namespace {
+// The match function of io_wait's mailbox mode: it never takes a message (it stays queued for the
+// process's own receive) but ends the wait, by marking the receive as timed out, when one exists.
+bool match_any_message(receive_state* r, envelope* e) {
+  auto* w = static_cast<fd_wait_for*>(r);
+  if (w->wake_type && e->type != w->wake_type) return false;
+  w->got_message = true;
+  r->timed_out = true;
+  return false;
+}
+}  // namespace
+
+// One wait token covers the three ways out (epoll, timer, mailbox): whichever comes first makes
+// the process runnable; the others arrive with a stale token and are ignored. In mailbox mode
+// the wait is a receive (so message arrivals re-check it) whose match function never matches.
+void fd_wait_for::await_suspend(std::coroutine_handle<> h) {
+  process* p = tls().current;
+  if (!p || !g_rt) throw std::logic_error("athanor::io_wait must be awaited in a process");
+  auto& s = process_access::st(p);
+  s.flags &= ~kEventFired;
+  std::uint32_t token = ++s.wait_token;
+  s.resume_point = h;
+  if (wake_on_message) {
+    match = &match_any_message;
+    timeout_ms = -1;  // the receive's own timeout: none (ours is the timer above)
+    s.receiving = this;
+    s.wait = wait_kind::receive;
+  } else {
+    s.wait = wait_kind::event;
+  }
+  if (g_rt->poll->arm(fd, events, s.self_pid, token) != 0) {
+    // Not pollable (closed or bad fd): resume at once; the caller's next syscall reports it.
+    if (wake_on_message) timed_out = true;
+    else s.flags |= kEventFired;
+    return;
+  }
+  if (wait_ms >= 0) {
+    deadline_ms = now_ms() + std::uint64_t(wait_ms);
+    timer_handle = g_rt->timers->start(wait_ms, s.self_pid, make_envelope<sig_wake>(true, token));
+  }
+}
+
+io_wait_result fd_wait_for::await_resume() noexcept {
+  process* p = tls().current;
+  auto& s = process_access::st(p);
+  if (wake_on_message) s.receiving = nullptr;
+  ++s.wait_token;  // wake-ups still in flight for this wait are now stale
+  if (timer_handle) {
+    g_rt->timers->cancel(timer_handle);
+    timer_handle = 0;
+  }
+  if (got_message) return io_wait_result::message;
+  if (wait_ms >= 0 && now_ms() >= deadline_ms) return io_wait_result::timeout;
+  return io_wait_result::ready;
+}
+
+fd_wait_for::~fd_wait_for() {
+  // Destroyed while suspended (the process was killed): the timer must not outlive the frame's
+  // interest in it; its payload is harmless but the slot is not.
+  if (timer_handle && g_rt) g_rt->timers->cancel(timer_handle);
+}
+
+}  // namespace detail
+
 // ---- sockets ------------------------------------------------------------------------------
 
 namespace {
@@ -181,6 +246,44 @@ task<std::size_t> tcp_socket::read(std::span<std::byte> buf) {
   }
 }
 
+io_result tcp_socket::try_read(std::span<std::byte> buf) {
+  for (;;) {
+    ssize_t n = ::read(fd_, buf.data(), buf.size());
+    if (n > 0) return io_result{std::size_t(n), false, false};
+    if (n == 0) return io_result{0, true, false};
+    if (errno == EINTR) continue;
+    if (errno == ECONNRESET) return io_result{0, true, false};
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return io_result{0, false, true};
+    fail("athanor: read");
+  }
+}
+
+io_result tcp_socket::try_write(std::span<const std::byte> buf) {
+  for (;;) {
+    ssize_t n = ::send(fd_, buf.data(), buf.size(), MSG_NOSIGNAL);
+    if (n >= 0) return io_result{std::size_t(n), false, false};
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return io_result{0, false, true};
+    fail("athanor: write");
+  }
+}
+
+std::string tcp_socket::peer_name() const {
+  sockaddr_in a{};
+  socklen_t len = sizeof a;
+  if (fd_ < 0 || ::getpeername(fd_, reinterpret_cast<sockaddr*>(&a), &len) < 0 || a.sin_family != AF_INET) return {};
+  char ip[INET_ADDRSTRLEN] = {};
+  ::inet_ntop(AF_INET, &a.sin_addr, ip, sizeof ip);
+  return std::string(ip) + ":" + std::to_string(ntohs(a.sin_port));
+}
+
+bool tcp_socket::set_buffer_sizes(int send_bytes, int receive_bytes) noexcept {
+  bool ok = true;
+  if (send_bytes > 0) ok &= ::setsockopt(fd_, SOL_SOCKET, SO_SNDBUF, &send_bytes, sizeof send_bytes) == 0;
+  if (receive_bytes > 0) ok &= ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_bytes, sizeof receive_bytes) == 0;
+  return ok;
+}
+
 task<bool> tcp_socket::read_exactly(std::span<std::byte> buf) {
   std::size_t got = 0;
   while (got < buf.size()) {
@@ -239,6 +342,25 @@ tcp_listener tcp_listener::listen(const std::string& host, std::uint16_t port, i
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
   l.port_ = ntohs(bound.sin_port);
   return l;
+}
+
+tcp_listener tcp_listener::duplicate() const {
+  int fd = ::fcntl(fd_, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) fail("athanor: dup");
+  tcp_listener l;
+  l.fd_ = fd;
+  l.port_ = port_;
+  return l;
+}
+
+tcp_socket tcp_listener::try_accept() {
+  for (;;) {
+    int fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) return tcp_socket(fd);
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return tcp_socket();
+    fail("athanor: accept");
+  }
 }
 
 task<tcp_socket> tcp_listener::accept() {

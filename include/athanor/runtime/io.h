@@ -12,6 +12,7 @@
 // which read() reports as 0.
 #pragma once
 
+#include <chrono>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
@@ -20,8 +21,16 @@
 #include <string_view>
 
 #include "athanor/runtime/proc.h"
+#include "athanor/runtime/process.h"
 
 namespace athanor {
+
+// What a readiness wait (io_wait) ended with.
+enum class io_wait_result { ready, timeout, message };
+
+// Readiness events for io_wait (the epoll bits).
+inline constexpr std::uint32_t io_readable = 0x001;  // EPOLLIN
+inline constexpr std::uint32_t io_writable = 0x004;  // EPOLLOUT
 
 namespace detail {
 // Suspends the current process until fd is ready for `events` (EPOLLIN/EPOLLOUT).
@@ -32,7 +41,51 @@ struct fd_wait {
   void await_suspend(std::coroutine_handle<> h);
   void await_resume() const noexcept {}
 };
+
+// Suspends the current process until fd is ready, a timeout passes, or (optionally) a message is
+// queued in its mailbox. The mailbox case leaves the message in place. Lives in the awaiting frame.
+struct fd_wait_for : receive_state {
+  int fd;
+  std::uint32_t events;
+  std::int64_t wait_ms;      // -1: no timeout
+  bool wake_on_message;
+  type_id wake_type;         // with wake_on_message: only a message of this type wakes (nullptr: any)
+  bool got_message = false;
+  std::uint64_t deadline_ms = 0;
+  std::uint64_t timer_handle = 0;
+  fd_wait_for(int f, std::uint32_t ev, std::int64_t t, bool m, type_id only)
+      : fd(f), events(ev), wait_ms(t), wake_on_message(m), wake_type(only) {}
+  fd_wait_for(const fd_wait_for&) = delete;
+  fd_wait_for& operator=(const fd_wait_for&) = delete;
+  ~fd_wait_for();
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h);
+  io_wait_result await_resume() noexcept;
+};
 }  // namespace detail
+
+// co_await io_wait(fd, io_readable, 5000ms, true): suspends the calling process (not its thread)
+// until fd is ready for `events` (io_readable / io_writable), `timeout` passes (negative: never) or,
+// with wake_on_message, any message is waiting in the mailbox (it stays there). Returns which of
+// the three happened (ready also when the fd is in error or hung up: the next read/write reports it).
+// Throws std::logic_error outside a process.
+inline detail::fd_wait_for io_wait(int fd, std::uint32_t events, std::chrono::milliseconds timeout,
+                                   bool wake_on_message = false) {
+  return detail::fd_wait_for(fd, events, timeout.count() < 0 ? -1 : std::int64_t(timeout.count()), wake_on_message, nullptr);
+}
+// Same, but only a queued message of type T ends the wait (others stay queued and do not wake it).
+template <class T>
+detail::fd_wait_for io_wait_or_message(int fd, std::uint32_t events, std::chrono::milliseconds timeout) {
+  return detail::fd_wait_for(fd, events, timeout.count() < 0 ? -1 : std::int64_t(timeout.count()), true,
+                             detail::type_of<T>());
+}
+
+// The result of a non-blocking read or write: a byte count, end of stream (reads), or "would block".
+struct io_result {
+  std::size_t n = 0;
+  bool eof = false;          // reads only: the peer closed its side (or reset the connection)
+  bool would_block = false;  // nothing transferred; wait with io_wait and try again
+};
 
 class tcp_socket {
  public:
@@ -54,6 +107,13 @@ class tcp_socket {
   task<void> write_all(std::span<const std::byte> buf);
   task<void> write_all(std::string_view text) { return write_all(std::as_bytes(std::span(text.data(), text.size()))); }
 
+  // Reads what is available without suspending. Returns the count, eof, or would_block.
+  // Throws std::system_error on errors other than a reset (which reads as eof).
+  io_result try_read(std::span<std::byte> buf);
+  // Writes what fits without suspending. Returns the count or would_block. Throws
+  // std::system_error (EPIPE, ECONNRESET) when the peer is gone.
+  io_result try_write(std::span<const std::byte> buf);
+
   // Closes the socket now (the destructor also does).
   void close() noexcept;
   // Shuts down the sending side (the peer reads end of stream).
@@ -61,6 +121,10 @@ class tcp_socket {
   bool is_open() const noexcept { return fd_ >= 0; }
   int native_handle() const noexcept { return fd_; }
   std::uint16_t local_port() const;
+  // The peer's address as "a.b.c.d:port", or "" if unknown.
+  std::string peer_name() const;
+  // Sets SO_SNDBUF / SO_RCVBUF (bytes; the kernel doubles them). Returns false if refused.
+  bool set_buffer_sizes(int send_bytes, int receive_bytes) noexcept;
 
  private:
   int fd_ = -1;
@@ -80,6 +144,13 @@ class tcp_listener {
   // Waits for and returns the next connection. Throws std::system_error; when the process is out
   // of file descriptors (EMFILE/ENFILE), throws with that error rather than spinning.
   task<tcp_socket> accept();
+  // Accepts a pending connection without suspending: an open socket, or a closed one when none is
+  // pending. Throws std::system_error on errors, including EMFILE/ENFILE (out of descriptors).
+  tcp_socket try_accept();
+
+  // Another descriptor for the same listening socket (dup), so that several processes can each wait
+  // on it (readiness is registered per descriptor). Throws std::system_error.
+  tcp_listener duplicate() const;
 
   std::uint16_t port() const noexcept { return port_; }
   void close() noexcept;

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Web benchmarks, loopback only, each bounded in time (about 1 minute in all):
+#   1. HTTP: wrk -t2 -c256 against athanor-hello's GET /hello/:name and against nginx-light serving
+#      a small static file with the same body (nginx config in a temp dir, run as this user on a
+#      high port, 2 worker processes = the 2 Athanor schedulers).
+#   2. WebSocket echo: athanor-loadgen with 1,000 connections in a closed loop against
+#      athanor-hello's /echo and against a Node.js `ws` echo server (bench/web/ws_echo_server.js).
+#   3. Scale: CONNS (default 19,900) WebSocket connections held open against a fresh athanor-hello:
+#      server RSS per connection, kernel memory per connection (/proc/meminfo Slab + TCP buffer
+#      pages from /proc/net/sockstat), and the time for one broadcast to reach every connection.
+# Usage: bench/web/compare.sh [--quick]     (env: BUILD=build dir, SKIP_BUILD=1, SECS=run length, CONNS=scale)
+# Needs: wrk, nginx-light, node + npm (scripts/install-deps.sh --bench), and `ulimit -n` >= 20000.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+BUILD=${BUILD:-$ROOT/build/bench-web}
+SECS=${SECS:-3}
+CONNS=${CONNS:-19900}
+if [[ "${1:-}" == --quick ]]; then SECS=1; CONNS=2000; fi
+TMP=$(mktemp -d)
+chmod 755 "$TMP"  # nginx workers run as another user when started by root
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [[ -n "$p" ]] && kill "$p" 2>/dev/null || true; done
+  [[ -f "$TMP/nginx.pid" ]] && kill "$(cat "$TMP/nginx.pid")" 2>/dev/null || true
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+echo "== machine: $(nproc) vCPU, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r), ulimit -n $(ulimit -n)"
+if [[ -z "${SKIP_BUILD:-}" ]]; then  # SKIP_BUILD=1: use the binaries already in $BUILD
+  cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DATHANOR_BUILD_TESTS=OFF -DATHANOR_BUILD_BENCH=OFF \
+        -DATHANOR_BUILD_EXAMPLES=OFF >/dev/null
+  cmake --build "$BUILD" -j2 --target athanor-hello athanor-loadgen >/dev/null
+fi
+HELLO=$BUILD/tools/athanor-hello/athanor-hello
+LOADGEN=$BUILD/tools/athanor-loadgen/athanor-loadgen
+
+wait_port() {  # waits until something listens on 127.0.0.1:$1 (bounded: 10 s)
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "nothing listens on port $1" >&2
+  return 1
+}
+wrk_line() {  # prints "requests/s p50 p99 errors" for a wrk run against $1
+  local out
+  out=$(wrk -t2 -c256 -d"${SECS}s" --latency "$1" 2>&1)
+  local rps p50 p99 errs
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  errs=$( (grep -E 'Socket errors|Non-2xx' <<<"$out" || echo none) | tr '\n' ' ')
+  echo "$rps $p50 $p99 $errs"
+}
+
+# ---- 1. HTTP hello world ----
+echo "== 1. HTTP: wrk -t2 -c256 -d${SECS}s"
+"$HELLO" --port 18181 --acceptors 2 2>/dev/null &
+PIDS+=($!)
+wait_port 18181
+read -r a_rps a_p50 a_p99 a_err <<<"$(wrk_line http://127.0.0.1:18181/hello/bench)"
+kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
+echo "athanor-hello GET /hello/bench: ${a_rps} req/s, p50 ${a_p50}, p99 ${a_p99}, errors: ${a_err}"
+
+if command -v nginx >/dev/null; then
+  mkdir -p "$TMP/www/hello"
+  printf 'Hello, bench' >"$TMP/www/hello/bench"
+  cat >"$TMP/nginx.conf" <<EOF
+worker_processes 2;
+$( [[ $(id -u) -eq 0 ]] && echo "user root;" )
+pid $TMP/nginx.pid;
+error_log $TMP/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $TMP/body; proxy_temp_path $TMP/proxy; fastcgi_temp_path $TMP/fcgi;
+  uwsgi_temp_path $TMP/uwsgi; scgi_temp_path $TMP/scgi;
+  default_type text/plain;
+  keepalive_requests 1000000;
+  server { listen 127.0.0.1:18182; root $TMP/www; }
+}
+EOF
+  nginx -c "$TMP/nginx.conf" -p "$TMP" 2>/dev/null
+  wait_port 18182
+  read -r n_rps n_p50 n_p99 n_err <<<"$(wrk_line http://127.0.0.1:18182/hello/bench)"
+  kill "$(cat "$TMP/nginx.pid")"; rm -f "$TMP/nginx.pid"
+  echo "nginx-light static /hello/bench: ${n_rps} req/s, p50 ${n_p50}, p99 ${n_p99}, errors: ${n_err}"
+else
+  echo "nginx not installed: skipped (scripts/install-deps.sh --bench)"
+fi
+
+# ---- 2. WebSocket echo, 1,000 connections ----
+echo "== 2. WebSocket echo: 1000 connections, closed loop, 32-byte messages, ${SECS}s"
+"$HELLO" --port 18183 2>/dev/null &
+PIDS+=($!)
+wait_port 18183
+"$LOADGEN" --port 18183 --connections 1000 --duration "$SECS" --sources 4 | sed 's/^/athanor: /'
+kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
+if command -v node >/dev/null && (cd tests/web/js && { [[ -d node_modules/ws ]] || npm ci --no-audit --no-fund --loglevel=error; }); then
+  NODE_PATH=$ROOT/tests/web/js/node_modules node bench/web/ws_echo_server.js 18184 2>/dev/null &
+  PIDS+=($!)
+  wait_port 18184
+  "$LOADGEN" --port 18184 --connections 1000 --duration "$SECS" --sources 4 | sed 's/^/node ws: /'
+  kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
+else
+  echo "node/ws not available: skipped"
+fi
+
+# ---- 3. Connection scale and broadcast ----
+echo "== 3. Scale: $CONNS WebSocket connections held, then one broadcast"
+meminfo_kib() { awk -v k="$1:" '$1 == k {print $2}' /proc/meminfo; }
+tcp_pages() { awk '$1 == "TCP:" {for (i = 1; i < NF; i++) if ($i == "mem") print $(i + 1)}' /proc/net/sockstat; }
+slab0=$(meminfo_kib Slab); tcp0=$(tcp_pages)
+"$HELLO" --port 18185 --max-connections 20000 2>/dev/null &
+HP=$!
+PIDS+=($HP)
+wait_port 18185
+"$LOADGEN" --port 18185 --path '/echo?join=1' --connections "$CONNS" --workers 2 --sources 16 --server-pid "$HP" \
+           --duration 0 --broadcast --hold 2 >"$TMP/scale.json" &
+LG=$!
+# Sample the kernel while the connections are held (the loadgen prints "broadcast" then holds 2 s).
+for _ in $(seq 600); do grep -q broadcast "$TMP/scale.json" 2>/dev/null && break; sleep 0.1; done
+slab1=$(meminfo_kib Slab); tcp1=$(tcp_pages)
+wait "$LG" || true
+sed 's/^/athanor: /' "$TMP/scale.json"
+held=$(grep -o '"connections":[0-9]*' "$TMP/scale.json" | head -1 | cut -d: -f2)
+if [[ -n "$held" && "$held" -gt 0 ]]; then
+  echo "kernel: Slab +$(( (slab1 - slab0) * 1024 / held )) bytes/connection pair, TCP buffers +$(( (tcp1 - tcp0) * 4096 / held )) bytes/connection pair (both ends are on this machine)"
+fi
+kill "$HP"; wait "$HP" 2>/dev/null || true

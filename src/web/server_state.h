@@ -1,0 +1,95 @@
+// The state a running server shares between its handle, acceptors and connection processes, and
+// the WebSocket connection state. Internal to the web part.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "athanor/term/pid.h"
+#include "athanor/web/server.h"
+#include "athanor/web/websocket.h"
+#include "web/transport.h"
+
+namespace athanor::web::detail {
+
+// Sent to acceptors and connections when the server stops: finish what is in flight, then end.
+struct drain_msg {};
+
+// Shared by the handle and every process of one server. Thread-safe (atomics and mu).
+struct server_state {
+  server_config cfg;
+  router routes;
+  std::unique_ptr<tls_context> tls;
+  std::uint16_t port = 0;
+
+  std::atomic<bool> stopping{false};
+  std::atomic<std::size_t> active{0};      // open connections (counted from accept to close)
+  std::atomic<std::size_t> refused{0};
+  std::atomic<bool> fd_exhausted_logged{false};
+  std::atomic<int> spare_fd{-1};           // closed to accept-and-refuse when out of descriptors
+
+  std::mutex mu;                           // guards the sets; cv signals "a process ended"
+  std::condition_variable cv;
+  std::unordered_set<pid> connections;
+  std::unordered_set<pid> acceptors;
+
+  ~server_state();
+  void add_connection(pid p);
+  // A connection process is done (its socket closed): drop it from the set and the count.
+  void connection_ended(pid p) noexcept;
+  void replace_connection(pid old_pid, pid new_pid);
+  void log(const std::string& line) const noexcept;
+};
+
+// Counts one open connection for its whole life, whichever process holds it. Not thread-safe.
+class conn_guard {
+ public:
+  conn_guard() = default;
+  conn_guard(std::shared_ptr<server_state> s, pid p) noexcept : s_(std::move(s)), p_(p) {}
+  conn_guard(conn_guard&& o) noexcept : s_(std::move(o.s_)), p_(o.p_) {}
+  conn_guard& operator=(conn_guard&&) = delete;
+  ~conn_guard() {
+    if (s_) s_->connection_ended(p_);
+  }
+  // Hands the connection to another process (the WebSocket process after an upgrade).
+  void move_to(pid p) {
+    if (s_) s_->replace_connection(p_, p);
+    p_ = p;
+  }
+  server_state* server() const noexcept { return s_.get(); }
+
+ private:
+  std::shared_ptr<server_state> s_;
+  pid p_;
+};
+
+// A WebSocket connection's state, owned by its `ws` (so by its process).
+struct ws_state {
+  transport io;
+  std::shared_ptr<const ws_options> opts;
+  std::unique_ptr<ws_deflate> deflate;
+  ws_decoder decoder;
+  std::string in;    // a partial frame carried between reads
+  std::string out;   // frames not yet written
+  std::vector<ws_decoder::event> events;  // decoded, not yet handled
+  std::size_t next_event = 0;
+  std::string path, query;
+  param_list params;
+  std::uint16_t close_code = ws_close::abnormal;
+  bool close_sent = false;
+  bool closed = false;
+  std::chrono::steady_clock::time_point last_seen{};
+  std::chrono::steady_clock::time_point last_ping{};
+  conn_guard guard;
+
+  ws_state(transport t, std::shared_ptr<const ws_options> o, std::unique_ptr<ws_deflate> d, conn_guard g)
+      : io(std::move(t)), opts(std::move(o)), deflate(std::move(d)),
+        decoder(opts->limits, true, deflate.get()), guard(std::move(g)) {}
+};
+
+}  // namespace athanor::web::detail

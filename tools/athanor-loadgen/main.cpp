@@ -1,0 +1,460 @@
+// athanor-loadgen: a WebSocket load generator for Athanor (or any RFC 6455 echo server).
+//
+//   athanor-loadgen --port 4000 --connections 19900 --workers 2 --sources 8 --server-pid PID
+//                   [--path /echo?join=1] [--duration 2] [--size 32] [--broadcast] [--hold 0]
+//
+// Opens N WebSocket connections from W forked worker processes (each has its own descriptor
+// limit: 20,000 here), spread over loopback source addresses 127.0.0.1 .. 127.0.0.S so that no
+// source address runs out of ephemeral ports, and keeps them open. Then, for --duration seconds,
+// every connection runs a closed loop (send a message stamped with the send time, wait for its
+// echo, send the next), and with --broadcast it asks the server for one broadcast
+// (GET /broadcast) and measures when the last connection received it. Each worker is a single
+// epoll loop; the parent coordinates phases over pipes and prints one JSON object per line:
+//   {"event":"connected","connections":..,"failed":..,"seconds":..,"server_rss_kib":..,"rss_bytes_per_connection":..}
+//   {"event":"echo","connections":..,"messages":..,"msgs_per_sec":..,"p50_us":..,"p99_us":..}
+//   {"event":"broadcast","receivers":..,"expected":..,"ms_to_all":..}
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "athanor/web/websocket.h"
+
+namespace {
+
+struct options {
+  std::string host = "127.0.0.1";
+  int port = 4000;
+  std::string path = "/echo";
+  int connections = 1000;
+  int workers = 1;
+  int sources = 8;
+  int server_pid = 0;
+  double duration = 2;
+  int size = 32;
+  bool broadcast = false;
+  double hold = 0;
+};
+
+std::int64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);  // system-wide: comparable between the workers and the parent
+  return std::int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+long rss_kib(int pid) {
+  if (pid <= 0) return -1;
+  std::string path = "/proc/" + std::to_string(pid) + "/status";
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) return -1;
+  char line[256];
+  long kib = -1;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "VmRSS: %ld kB", &kib) == 1) break;
+  std::fclose(f);
+  return kib;
+}
+
+// ---- a worker: one epoll loop over its connections ----
+
+struct connection {
+  int fd = -1;
+  bool upgraded = false;
+  bool waiting_echo = false;
+  bool got_broadcast = false;
+  std::string in;
+};
+
+void write_line(int fd, const std::string& s) {
+  std::string l = s + "\n";
+  [[maybe_unused]] auto n = ::write(fd, l.data(), l.size());
+}
+
+std::string read_line(int fd) {
+  std::string s;
+  char c;
+  while (::read(fd, &c, 1) == 1 && c != '\n') s.push_back(c);
+  return s;
+}
+
+bool send_all(int fd, const std::string& data) {
+  std::size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
+    if (n > 0) {
+      done += std::size_t(n);
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      pollfd p{fd, POLLOUT, 0};
+      ::poll(&p, 1, 1000);
+      continue;
+    }
+    return false;
+  }
+  return true;
+}
+
+std::string message(int size, std::int64_t stamp) {
+  std::string m = std::to_string(stamp);
+  if (int(m.size()) < size) m.append(std::size_t(size) - m.size(), '.');
+  std::string f;
+  athanor::web::ws_encode_frame(f, athanor::web::ws_opcode::text, m, true, false, 0x5a5a5a5au);
+  return f;
+}
+
+// Extracts whole unmasked server frames from c.in; calls on(payload) for text/binary ones.
+template <class F>
+void frames(connection& c, F on) {
+  for (;;) {
+    if (c.in.size() < 2) return;
+    std::size_t len = std::uint8_t(c.in[1]) & 0x7f, hdr = 2;
+    if (len == 126) {
+      if (c.in.size() < 4) return;
+      len = (std::size_t(std::uint8_t(c.in[2])) << 8) | std::uint8_t(c.in[3]);
+      hdr = 4;
+    } else if (len == 127) {
+      if (c.in.size() < 10) return;
+      len = 0;
+      for (int i = 0; i < 8; ++i) len = (len << 8) | std::uint8_t(c.in[2 + i]);
+      hdr = 10;
+    }
+    if (c.in.size() < hdr + len) return;
+    int op = std::uint8_t(c.in[0]) & 0x0f;
+    if (op == 1 || op == 2) on(std::string_view(c.in).substr(hdr, len));
+    c.in.erase(0, hdr + len);
+  }
+}
+
+int worker(const options& o, int first, int count, int report_fd, int control_fd) {
+  int ep = ::epoll_create1(EPOLL_CLOEXEC);
+  std::vector<connection> conns(static_cast<std::size_t>(count));
+  sockaddr_in dst{};
+  dst.sin_family = AF_INET;
+  dst.sin_port = htons(std::uint16_t(o.port));
+  ::inet_pton(AF_INET, o.host.c_str(), &dst.sin_addr);
+  std::string upgrade = "GET " + o.path + " HTTP/1.1\r\nHost: " + o.host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+  int failed = 0, upgraded = 0, pending = 0;
+  int next = 0;
+  epoll_event evs[1024];
+  // Connect in waves of 500 in flight, so the server's backlog is never the bottleneck.
+  while (upgraded + failed < count) {
+    while (next < count && pending < 500) {
+      connection& c = conns[std::size_t(next)];
+      int idx = first + next;
+      c.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      if (c.fd < 0) {
+        ++failed;
+        ++next;
+        continue;
+      }
+      int one = 1;
+      ::setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      ::setsockopt(c.fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+      sockaddr_in src{};
+      src.sin_family = AF_INET;
+      src.sin_addr.s_addr = htonl((127u << 24) | std::uint32_t(1 + idx % std::max(1, o.sources)));
+      ::bind(c.fd, reinterpret_cast<sockaddr*>(&src), sizeof src);
+      int rc = ::connect(c.fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst);
+      if (rc < 0 && errno != EINPROGRESS) {
+        ::close(c.fd);
+        c.fd = -1;
+        ++failed;
+        ++next;
+        continue;
+      }
+      epoll_event ev{};
+      ev.events = EPOLLOUT | EPOLLIN;
+      ev.data.u32 = std::uint32_t(next);
+      ::epoll_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev);
+      ++pending;
+      ++next;
+    }
+    int n = ::epoll_wait(ep, evs, 1024, 10000);
+    if (n <= 0) break;  // nothing for 10 s: give up on the rest
+    for (int i = 0; i < n; ++i) {
+      connection& c = conns[evs[i].data.u32];
+      if (c.upgraded || c.fd < 0) continue;
+      if (evs[i].events & EPOLLOUT) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        ::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err || !send_all(c.fd, upgrade)) {
+          ::close(c.fd);
+          c.fd = -1;
+          ++failed;
+          --pending;
+          continue;
+        }
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u32 = evs[i].data.u32;
+        ::epoll_ctl(ep, EPOLL_CTL_MOD, c.fd, &ev);
+      }
+      if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+        char buf[4096];
+        ssize_t r = ::recv(c.fd, buf, sizeof buf, 0);
+        if (r <= 0) {
+          if (r < 0 && errno == EAGAIN) continue;
+          ::close(c.fd);
+          c.fd = -1;
+          ++failed;
+          --pending;
+          continue;
+        }
+        c.in.append(buf, std::size_t(r));
+        std::size_t end = c.in.find("\r\n\r\n");
+        if (end == std::string::npos) continue;
+        if (c.in.rfind("HTTP/1.1 101", 0) != 0) {
+          ::close(c.fd);
+          c.fd = -1;
+          ++failed;
+          --pending;
+          continue;
+        }
+        c.in.erase(0, end + 4);
+        c.upgraded = true;
+        ++upgraded;
+        --pending;
+      }
+    }
+  }
+  for (int i = next; i < count; ++i) ++failed;
+  write_line(report_fd, "H " + std::to_string(upgraded) + " " + std::to_string(failed));
+
+  // Wait for the parent: "E" (echo phase), "B" (broadcast phase) or "Q" (quit).
+  std::vector<std::uint32_t> lat;
+  for (;;) {
+    std::string cmd = read_line(control_fd);
+    if (cmd.empty() || cmd[0] == 'Q') break;
+    if (cmd[0] == 'E') {
+      lat.clear();
+      std::int64_t end = now_ns() + std::int64_t(o.duration * 1e9);
+      std::uint64_t msgs = 0;
+      for (auto& c : conns) {
+        if (c.fd < 0) continue;
+        if (send_all(c.fd, message(o.size, now_ns()))) c.waiting_echo = true;
+      }
+      while (now_ns() < end) {
+        int n = ::epoll_wait(ep, evs, 1024, 100);
+        for (int i = 0; i < n; ++i) {
+          connection& c = conns[evs[i].data.u32];
+          if (c.fd < 0) continue;
+          char buf[65536];
+          ssize_t r = ::recv(c.fd, buf, sizeof buf, 0);
+          if (r <= 0) {
+            if (r < 0 && errno == EAGAIN) continue;
+            ::close(c.fd);
+            c.fd = -1;
+            continue;
+          }
+          c.in.append(buf, std::size_t(r));
+          bool echoed = false;
+          frames(c, [&](std::string_view p) {
+            std::int64_t sent = std::atoll(std::string(p.substr(0, p.find('.'))).c_str());
+            std::int64_t us = (now_ns() - sent) / 1000;
+            if (lat.size() < 4000000) lat.push_back(std::uint32_t(std::max<std::int64_t>(0, us)));
+            ++msgs;
+            echoed = true;
+          });
+          if (echoed && now_ns() < end) send_all(c.fd, message(o.size, now_ns()));
+        }
+      }
+      // Drain the echoes still in flight so the next phase starts clean.
+      std::int64_t drain_end = now_ns() + 1000000000;
+      while (now_ns() < drain_end) {
+        int n = ::epoll_wait(ep, evs, 1024, 50);
+        if (n <= 0) break;
+        for (int i = 0; i < n; ++i) {
+          connection& c = conns[evs[i].data.u32];
+          if (c.fd < 0) continue;
+          char buf[65536];
+          ssize_t r = ::recv(c.fd, buf, sizeof buf, 0);
+          if (r > 0) c.in.clear();
+        }
+      }
+      std::sort(lat.begin(), lat.end());
+      auto pct = [&](double p) { return lat.empty() ? 0u : lat[std::min(lat.size() - 1, std::size_t(p * double(lat.size())))]; };
+      // The parent merges per-worker percentiles weighted by count (exact enough for 1-2 workers).
+      write_line(report_fd, "E " + std::to_string(msgs) + " " + std::to_string(pct(0.5)) + " " + std::to_string(pct(0.99)));
+    } else if (cmd[0] == 'B') {
+      int alive = 0, got = 0;
+      for (auto& c : conns) {
+        alive += c.fd >= 0;
+        c.got_broadcast = false;
+      }
+      std::int64_t last = 0;
+      std::int64_t end = now_ns() + 20000000000ll;
+      while (got < alive && now_ns() < end) {
+        int n = ::epoll_wait(ep, evs, 1024, 100);
+        for (int i = 0; i < n; ++i) {
+          connection& c = conns[evs[i].data.u32];
+          if (c.fd < 0) continue;
+          char buf[4096];
+          ssize_t r = ::recv(c.fd, buf, sizeof buf, 0);
+          if (r <= 0) continue;
+          c.in.append(buf, std::size_t(r));
+          frames(c, [&](std::string_view p) {
+            if (p == "bcast" && !c.got_broadcast) {
+              c.got_broadcast = true;
+              ++got;
+              last = now_ns();
+            }
+          });
+        }
+      }
+      write_line(report_fd, "B " + std::to_string(got) + " " + std::to_string(last));
+    }
+  }
+  for (auto& c : conns)
+    if (c.fd >= 0) ::close(c.fd);
+  return 0;
+}
+
+// One plain HTTP GET to the server (for /broadcast).
+bool http_get(const options& o, const std::string& path) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in dst{};
+  dst.sin_family = AF_INET;
+  dst.sin_port = htons(std::uint16_t(o.port));
+  ::inet_pton(AF_INET, o.host.c_str(), &dst.sin_addr);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0) {
+    ::close(fd);
+    return false;
+  }
+  std::string req = "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  bool ok = send_all(fd, req);
+  ::close(fd);  // the reply is not needed: receipt is measured on the WebSocket side
+  return ok;
+}
+
+void usage() {
+  std::fprintf(stderr,
+               "usage: athanor-loadgen [--host 127.0.0.1] [--port 4000] [--path /echo] [--connections N] [--workers W]\n"
+               "                       [--sources S] [--server-pid PID] [--duration SECONDS] [--size BYTES]\n"
+               "                       [--broadcast] [--hold SECONDS]\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        usage();
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--host") o.host = next();
+    else if (a == "--port") o.port = std::stoi(next());
+    else if (a == "--path") o.path = next();
+    else if (a == "--connections") o.connections = std::stoi(next());
+    else if (a == "--workers") o.workers = std::max(1, std::stoi(next()));
+    else if (a == "--sources") o.sources = std::max(1, std::min(254, std::stoi(next())));
+    else if (a == "--server-pid") o.server_pid = std::stoi(next());
+    else if (a == "--duration") o.duration = std::stod(next());
+    else if (a == "--size") o.size = std::max(20, std::stoi(next()));
+    else if (a == "--broadcast") o.broadcast = true;
+    else if (a == "--hold") o.hold = std::stod(next());
+    else {
+      usage();
+      return 2;
+    }
+  }
+  long rss_before = rss_kib(o.server_pid);
+  struct child {
+    pid_t pid;
+    int report, control;
+  };
+  std::vector<child> kids;
+  std::int64_t t0 = now_ns();
+  for (int w = 0; w < o.workers; ++w) {
+    int first = o.connections * w / o.workers, last = o.connections * (w + 1) / o.workers;
+    int rep[2], ctl[2];
+    if (::pipe2(rep, O_CLOEXEC) != 0 || ::pipe2(ctl, O_CLOEXEC) != 0) return 1;
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::close(rep[0]);
+      ::close(ctl[1]);
+      std::_Exit(worker(o, first, last - first, rep[1], ctl[0]));
+    }
+    ::close(rep[1]);
+    ::close(ctl[0]);
+    kids.push_back({pid, rep[0], ctl[1]});
+  }
+  int held = 0, failed = 0;
+  for (auto& k : kids) {
+    int h = 0, f = 0;
+    std::sscanf(read_line(k.report).c_str(), "H %d %d", &h, &f);
+    held += h;
+    failed += f;
+  }
+  double secs = double(now_ns() - t0) / 1e9;
+  long rss_after = rss_kib(o.server_pid);
+  std::printf("{\"event\":\"connected\",\"connections\":%d,\"failed\":%d,\"seconds\":%.3f", held, failed, secs);
+  if (rss_after > 0) {
+    std::printf(",\"server_rss_kib_before\":%ld,\"server_rss_kib\":%ld,\"rss_bytes_per_connection\":%.0f", rss_before, rss_after,
+                held ? double(rss_after - rss_before) * 1024.0 / held : 0.0);
+  }
+  std::printf("}\n");
+  std::fflush(stdout);
+
+  if (o.duration > 0) {
+    for (auto& k : kids) write_line(k.control, "E");
+    std::uint64_t msgs = 0;
+    double p50 = 0, p99 = 0;
+    for (auto& k : kids) {
+      unsigned long long m = 0;
+      unsigned a = 0, b = 0;
+      std::sscanf(read_line(k.report).c_str(), "E %llu %u %u", &m, &a, &b);
+      msgs += m;
+      p50 = std::max(p50, double(a));  // conservative merge: the worst worker's percentile
+      p99 = std::max(p99, double(b));
+    }
+    std::printf("{\"event\":\"echo\",\"connections\":%d,\"seconds\":%.1f,\"messages\":%llu,\"msgs_per_sec\":%.0f,\"p50_us\":%.0f,\"p99_us\":%.0f}\n",
+                held, o.duration, static_cast<unsigned long long>(msgs), double(msgs) / o.duration, p50, p99);
+    std::fflush(stdout);
+  }
+  if (o.broadcast) {
+    for (auto& k : kids) write_line(k.control, "B");
+    ::usleep(200000);  // the workers are in their receive loops before the broadcast starts
+    std::int64_t sent = now_ns();
+    bool ok = http_get(o, "/broadcast?text=bcast");
+    int got = 0;
+    std::int64_t last = 0;
+    for (auto& k : kids) {
+      int g = 0;
+      long long l = 0;
+      std::sscanf(read_line(k.report).c_str(), "B %d %lld", &g, &l);
+      got += g;
+      last = std::max<std::int64_t>(last, l);
+    }
+    std::printf("{\"event\":\"broadcast\",\"sent\":%s,\"receivers\":%d,\"expected\":%d,\"ms_to_all\":%.2f}\n", ok ? "true" : "false", got,
+                held, last ? double(last - sent) / 1e6 : -1.0);
+    std::fflush(stdout);
+  }
+  if (o.hold > 0) ::usleep(useconds_t(o.hold * 1e6));
+  for (auto& k : kids) write_line(k.control, "Q");
+  for (auto& k : kids) ::waitpid(k.pid, nullptr, 0);
+  return failed ? 3 : 0;
+}
