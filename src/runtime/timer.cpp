@@ -78,20 +78,20 @@ std::int64_t timer_service::remaining(std::uint64_t handle) noexcept {
 void timer_service::fire_due(std::uint64_t now) {
   if (!due(now)) return;
   std::vector<std::pair<pid, envelope*>> out;
-  {
-    std::unique_lock lock(mu_, std::try_to_lock);
-    if (!lock.owns_lock()) return;  // someone else is firing them
-    wheel_.advance(now, [&](timer_node* n) {
-      entry* e = static_cast<entry*>(n);
-      out.emplace_back(e->target, e->payload);
-      e->payload = nullptr;
-      e->next_free = free_head_;
-      free_head_ = e->index + 1;
-      pending_.fetch_sub(1, std::memory_order_relaxed);
-    });
-    auto nd = wheel_.next_deadline();
-    next_due_.store(nd ? *nd : UINT64_MAX, std::memory_order_release);
-  }
+  std::unique_lock lock(mu_, std::try_to_lock);
+  if (!lock.owns_lock()) return;  // someone else is firing them
+  wheel_.advance(now, [&](timer_node* n) {
+    entry* e = static_cast<entry*>(n);
+    out.emplace_back(e->target, e->payload);
+    e->payload = nullptr;
+    e->next_free = free_head_;
+    free_head_ = e->index + 1;
+    pending_.fetch_sub(1, std::memory_order_relaxed);
+  });
+  auto nd = wheel_.next_deadline();
+  next_due_.store(nd ? *nd : UINT64_MAX, std::memory_order_release);
+  // Deliver before unlocking: a thread that fires later timers must not overtake this one, so
+  // timers reach a process in deadline order (a delivery is a lock-free push: cheap to hold for).
   for (auto& [target, payload] : out) deliver(target, payload);
 }
 
