@@ -305,7 +305,9 @@ TEST_F(RuntimeTest, ChildManagement_StartTerminateRestartDeleteWhichCount) {
     EXPECT_EQ(n.active, 1u);
     std::vector<child_info> kids = co_await supervisor::which_children(sup);
     EXPECT_EQ(kids.size(), 1u);
-    if (!kids.empty()) EXPECT_EQ(kids[0].id, term("m1"_a));
+    if (!kids.empty()) {
+      EXPECT_EQ(kids[0].id, term("m1"_a));
+    }
     co_await stop(sup, "shutdown"_a);
   });
 }
@@ -339,7 +341,9 @@ TEST_F(RuntimeTest, ChildCrashIsReportedAsChildTerminated) {
     for (auto& e : logs.with_domain("supervisor_report"))
       if (e.get("errorContext") == term("child_terminated"_a)) reports.push_back(e);
     EXPECT_EQ(reports.size(), 1u);
-    if (!reports.empty()) EXPECT_EQ(reports[0].get("reason"), term("crashed"_a));
+    if (!reports.empty()) {
+      EXPECT_EQ(reports[0].get("reason"), term("crashed"_a));
+    }
     co_await stop(sup, "shutdown"_a);
   });
 }
