@@ -8,6 +8,12 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test || exit 1
 
+# The web tests drive the real `ws` npm client (tests/web/js): install it once, before ctest runs
+# test binaries in parallel.
+if [[ ! -f tests/web/js/node_modules/ws/package.json ]]; then
+  (cd tests/web/js && npm ci --no-audit --no-fund --loglevel=error) || echo "== npm ci failed: the node client tests will fail"
+fi
+
 presets=("${@:-release asan tsan fuzz}")
 read -r -a presets <<<"${presets[*]}"
 status=0
