@@ -189,7 +189,7 @@ task<void> stop(server_ref server, term reason, std::chrono::milliseconds timeou
   auto [to, tag] = detail::call_begin(server, timeout);
   unalias(tag);  // no reply comes: the answer is the DOWN
   send(to, detail::system_request{detail::system_request::kind::stop, from{me.self(), tag, nullptr}, reason, term()});
-  auto mine = [tag](const down& d) { return d.monitor == tag; };
+  auto mine = [t = tag](const down& d) { return d.monitor == t; };  // clang 14: no capture of bindings
   std::optional<term> ended;
   if (timeout == infinity) {
     auto take = on<down>(mine, [](down& d) { return std::optional<term>(d.reason); });
