@@ -62,13 +62,29 @@ enum tag : std::uint8_t {
 
 class encoder {
  public:
-  encoder(std::vector<std::byte>& out, const encode_options& options) : out_(out), options_(options) {}
+  encoder(std::vector<std::byte>& out, const encode_options& options)
+      : out_(out), options_(options), start_(out.size()) {}
 
   void run(const term& root) {
     if (options_.minor_version != 1 && options_.minor_version != 2) {
       throw etf_error(fmt::format("etf: minor_version must be 1 or 2, not {}", options_.minor_version), 0);
     }
-    if (options_.version_byte) u8(kVersion);
+    // The output is written through a cursor into room made ahead (ensure), and cut to the
+    // bytes written at the end: a size check per term rather than per byte.
+    // If encoding fails, `out` is left as it was.
+    cursor_ = limit_ = out_.data() + out_.size();
+    try {
+      walk(root);
+    } catch (...) {
+      out_.resize(start_);
+      throw;
+    }
+    out_.resize(std::size_t(cursor_ - out_.data()));
+  }
+
+ private:
+  void walk(const term& root) {
+    if (options_.version_byte) ensure(1), u8(kVersion);
     // Pre-order walk with an explicit stack of terms still to write (pointers into
     // `root`, which keeps them alive), so no nesting can overflow the C++ stack.
     // The stack is kept per thread: encoding many small messages then allocates nothing
@@ -83,25 +99,28 @@ class encoder {
     }
   }
 
- private:
-  void u8(std::uint8_t v) { out_.push_back(std::byte(v)); }
-  // Returns room for `n` more bytes at the end of the output (one size check, not n).
-  std::byte* grow(std::size_t n) {
-    const std::size_t old = out_.size();
-    out_.resize(old + n);
-    return out_.data() + old;
+  // Makes room for `n` more bytes at the cursor.
+  void ensure(std::size_t n) {
+    if (std::size_t(limit_ - cursor_) >= n) return;
+    const std::size_t used = std::size_t(cursor_ - out_.data());
+    out_.resize(std::max({used + n, out_.size() * 2, out_.capacity(), std::size_t(64)}));
+    cursor_ = out_.data() + used;
+    limit_ = out_.data() + out_.size();
   }
+  // The writers below need room made by ensure() first.
+  void u8(std::uint8_t v) { *cursor_++ = std::byte(v); }
   void u16(std::uint16_t v) {
-    std::byte* p = grow(2);
-    p[0] = std::byte(v >> 8), p[1] = std::byte(v);
+    cursor_[0] = std::byte(v >> 8), cursor_[1] = std::byte(v);
+    cursor_ += 2;
   }
   void u32(std::uint32_t v) {
-    std::byte* p = grow(4);
-    p[0] = std::byte(v >> 24), p[1] = std::byte(v >> 16), p[2] = std::byte(v >> 8), p[3] = std::byte(v);
+    cursor_[0] = std::byte(v >> 24), cursor_[1] = std::byte(v >> 16), cursor_[2] = std::byte(v >> 8),
+    cursor_[3] = std::byte(v);
+    cursor_ += 4;
   }
   void raw(const void* data, std::size_t size) {
-    const auto* p = static_cast<const std::byte*>(data);
-    out_.insert(out_.end(), p, p + size);
+    if (size != 0) std::memcpy(cursor_, data, size);
+    cursor_ += size;
   }
   std::uint32_t length32(std::size_t n, const char* what) {
     if (n > 0xFFFFFFFFu) throw etf_error(fmt::format("etf: {} too long for the format ({} > 2^32 - 1)", what, n), 0);
@@ -109,6 +128,7 @@ class encoder {
   }
 
   void integer(std::int64_t v) {
+    ensure(11);
     if (v >= 0 && v <= 255) {
       u8(kSmallInteger), u8(std::uint8_t(v));
     } else if (v >= std::numeric_limits<std::int32_t>::min() && v <= std::numeric_limits<std::int32_t>::max()) {
@@ -129,19 +149,21 @@ class encoder {
     const detail::bignum_view v = detail::bignum_of(t);
     std::size_t n = v.limbs.size() * 8;
     while (n > 0 && std::uint8_t(v.limbs[(n - 1) / 8] >> ((n - 1) % 8 * 8)) == 0) --n;
+    ensure(7);
     if (n <= 255) {
       u8(kSmallBig), u8(std::uint8_t(n));
     } else {
       u8(kLargeBig), u32(length32(n, "integer"));
     }
     u8(v.negative ? 1 : 0);
-    const std::size_t start = out_.size();
-    out_.resize(start + n);
-    for (std::size_t i = 0; i < n; ++i) out_[start + i] = std::byte(v.limbs[i / 8] >> (i % 8 * 8));
+    ensure(n);
+    for (std::size_t i = 0; i < n; ++i) cursor_[i] = std::byte(v.limbs[i / 8] >> (i % 8 * 8));
+    cursor_ += n;
   }
 
   void atom_(atom a) {
     const std::string_view name = a.name();
+    ensure(3 + name.size());  // a Latin-1 form is never longer
     if (options_.minor_version == 1) {
       // Most names are ASCII, which is Latin-1 as it stands.
       bool ascii = true;
@@ -194,6 +216,7 @@ class encoder {
         bignum(t);
         return;
       case term_kind::float_: {
+        ensure(9);
         u8(kNewFloat);
         const auto bits = std::bit_cast<std::uint64_t>(t.as_double());
         u32(std::uint32_t(bits >> 32)), u32(std::uint32_t(bits));
@@ -205,16 +228,20 @@ class encoder {
       case term_kind::pid: {
         const pid p = t.as_pid();
         const node_identity node = node_of(p.node(), "pid");
+        ensure(1);
         u8(kNewPid);
         atom_(node.name);
+        ensure(12);
         u32(p.index()), u32(p.generation()), u32(node.creation);
         return;
       }
       case term_kind::reference: {
         const ref r = t.as_ref();
         const node_identity node = node_of(r.node(), "reference");
+        ensure(3);
         u8(kNewerReference), u16(std::uint16_t(r.word_count()));
         atom_(node.name);
+        ensure(4 + 4 * r.word_count());
         u32(node.creation);
         for (std::uint32_t w : r.words()) u32(w);
         return;
@@ -225,8 +252,10 @@ class encoder {
         // As OTP 25: NEW_PORT_EXT for numbers of up to 28 bits (what older nodes can hold),
         // V4_PORT_EXT above (measured against erl, whatever the ID field's width).
         const bool v4 = p.number() >= (std::uint64_t(1) << 28);
+        ensure(1);
         u8(v4 ? kV4Port : kNewPort);
         atom_(node.name);
+        ensure(12);
         if (v4) {
           u32(std::uint32_t(p.number() >> 32)), u32(std::uint32_t(p.number()));
         } else {
@@ -238,19 +267,23 @@ class encoder {
       case term_kind::fun: {
         const fun_info f = t.as_fun();
         if (f.exported) {
+          ensure(1);
           u8(kExport);
           atom_(f.module);
           atom_(f.function);
+          ensure(2);
           u8(kSmallInteger), u8(std::uint8_t(f.arity));
         } else {
           // Kept as it arrived: a local fun's code and captured variables are opaque here.
           const std::span<const std::byte> bytes = detail::fun_encoding(t);
+          ensure(bytes.size());
           raw(bytes.data(), bytes.size());
         }
         return;
       }
       case term_kind::bitstring: {
         const auto bytes = t.bitstring_bytes();
+        ensure(6 + bytes.size());
         u8(kBitBinary), u32(length32(bytes.size(), "bitstring"));
         u8(std::uint8_t(t.bit_size() % 8));
         raw(bytes.data(), bytes.size());
@@ -258,6 +291,7 @@ class encoder {
       }
       case term_kind::tuple: {
         const auto elements = t.tuple_elements();
+        ensure(5);
         if (elements.size() <= 255) {
           u8(kSmallTuple), u8(std::uint8_t(elements.size()));
         } else {
@@ -268,6 +302,7 @@ class encoder {
       }
       case term_kind::map: {
         const auto entries = t.map_entries();
+        ensure(5);
         u8(kMap), u32(length32(entries.size(), "map"));
         for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
           todo.push_back(&it->second);
@@ -276,6 +311,7 @@ class encoder {
         return;
       }
       case term_kind::nil:
+        ensure(1);
         u8(kNil);
         return;
       case term_kind::list:
@@ -283,6 +319,7 @@ class encoder {
         return;
       case term_kind::binary: {
         const auto bytes = t.as_bytes();
+        ensure(5 + bytes.size());
         u8(kBinary), u32(length32(bytes.size(), "binary"));
         raw(bytes.data(), bytes.size());
         return;
@@ -304,10 +341,12 @@ class encoder {
     }
     const term& tail = *cell;
     if (bytes && tail.is_nil() && n <= 0xFFFF) {
+      ensure(3 + n);
       u8(kString), u16(std::uint16_t(n));
       for (cell = &t; cell->is_cons(); cell = &cell->tail()) u8(std::uint8_t(cell->head().as_int()));
       return;
     }
+    ensure(5);
     u8(kList), u32(length32(n, "list"));
     const std::size_t base = todo.size();
     todo.push_back(&tail);
@@ -317,6 +356,9 @@ class encoder {
 
   std::vector<std::byte>& out_;
   const encode_options& options_;
+  const std::size_t start_;     // out_'s size before this encoding
+  std::byte* cursor_ = nullptr;  // where the next byte goes
+  std::byte* limit_ = nullptr;   // the end of the room made so far
 };
 
 // ---------------------------------------------------------------- decoding
@@ -491,10 +533,14 @@ class decoder {
     if (utf8.size() > atom::kMaxNameBytes) {
       fail(at, fmt::format("atom of {} UTF-8 bytes is longer than Athanor's limit of {}", utf8.size(), atom::kMaxNameBytes));
     }
+    if (auto cached = recent_atom(utf8)) return *cached;
     for (std::size_t p = 0; !ascii && p < utf8.size();) {
       if (detail::next_code_point(utf8, p) < 0) fail(at, "atom is not valid UTF-8");
     }
-    if (auto existing = atom::existing(utf8)) return *existing;
+    if (auto existing = atom::existing(utf8)) {
+      remember_atom(utf8, *existing);
+      return *existing;
+    }
     if (options_.safe) {
       std::size_t shown = std::min<std::size_t>(utf8.size(), 64);  // cut long names, at a code point
       while (shown < utf8.size() && (static_cast<unsigned char>(utf8[shown]) & 0xC0) == 0x80) --shown;
@@ -506,6 +552,43 @@ class decoder {
     } catch (const atom_table_full& e) {
       fail(at, e.what());
     }
+  }
+
+  // The atoms this thread decoded lately, by name: messages repeat the same few atoms (tags,
+  // keys, node names), and a hit here costs a compare of a few bytes rather than a hash and
+  // probe of the global table. Atoms are never freed, so an entry never goes stale.
+  struct recent_atoms {
+    static constexpr std::size_t kSlots = 256, kMaxName = 23;
+    struct slot {
+      std::uint8_t size = 0xFF;  // 0xFF: empty (no cached name is that long)
+      char name[kMaxName];
+      atom value;
+    };
+    slot slots[kSlots];
+    static std::size_t slot_of(std::string_view name) noexcept {
+      std::uint64_t head = 0, tail = 0;
+      if (!name.empty()) std::memcpy(&head, name.data(), std::min<std::size_t>(name.size(), 8));
+      if (name.size() > 8) std::memcpy(&tail, name.data() + name.size() - 8, 8);
+      std::uint64_t h = (head ^ (tail * 0x9E3779B97F4A7C15ull) ^ name.size()) * 0xff51afd7ed558ccdull;
+      return std::size_t(h >> 56);
+    }
+  };
+  static recent_atoms& recent() {
+    thread_local recent_atoms cache;
+    return cache;
+  }
+  static std::optional<atom> recent_atom(std::string_view name) noexcept {
+    if (name.size() > recent_atoms::kMaxName) return std::nullopt;
+    const recent_atoms::slot& s = recent().slots[recent_atoms::slot_of(name)];
+    if (s.size != name.size() || (!name.empty() && std::memcmp(s.name, name.data(), name.size()) != 0)) return std::nullopt;
+    return s.value;
+  }
+  static void remember_atom(std::string_view name, atom value) noexcept {
+    if (name.size() > recent_atoms::kMaxName) return;
+    recent_atoms::slot& s = recent().slots[recent_atoms::slot_of(name)];
+    s.size = std::uint8_t(name.size());
+    if (!name.empty()) std::memcpy(s.name, name.data(), name.size());
+    s.value = value;
   }
 
   // Reads an atom tag and its name at pos_, returning the atom.

@@ -6,6 +6,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include <csignal>
 #include <stdexcept>
 #include <system_error>
 
@@ -39,6 +40,12 @@ std::span<std::byte> scratch() noexcept {
 }
 
 tls_context::tls_context(const std::string& cert_file, const std::string& key_file) {
+  // OpenSSL writes to the socket with write(2) (SSL_set_fd), which raises SIGPIPE when the peer
+  // has gone, and SIGPIPE's default action ends the whole program. As servers (and the BEAM)
+  // do, ignore it: the write then fails with EPIPE and ends just that connection. A handler
+  // the program installed itself is left alone.
+  struct sigaction current {};
+  if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) ::signal(SIGPIPE, SIG_IGN);
   ctx_ = SSL_CTX_new(TLS_server_method());
   if (!ctx_) throw std::runtime_error("athanor::web: SSL_CTX_new: " + openssl_error());
   SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
@@ -56,12 +63,14 @@ tls_context::~tls_context() {
   if (ctx_) SSL_CTX_free(ctx_);
 }
 
-transport::transport(transport&& o) noexcept : sock_(std::move(o.sock_)), ssl_(std::exchange(o.ssl_, nullptr)) {}
+transport::transport(transport&& o) noexcept
+    : sock_(std::move(o.sock_)), ssl_(std::exchange(o.ssl_, nullptr)), drained_(std::exchange(o.drained_, false)) {}
 transport& transport::operator=(transport&& o) noexcept {
   if (this != &o) {
     close();
     sock_ = std::move(o.sock_);
     ssl_ = std::exchange(o.ssl_, nullptr);
+    drained_ = std::exchange(o.drained_, false);
   }
   return *this;
 }
@@ -120,6 +129,8 @@ task<read_outcome> transport::read(std::chrono::milliseconds timeout, const void
         out.eof = true;  // close_notify, reset, or a TLS failure: the stream is over either way
         co_return out;
       }
+    } else if (drained_) {
+      drained_ = false;  // wait first; the read after the wait-up is a real one
     } else {
       io_result r;
       try {
@@ -132,6 +143,7 @@ task<read_outcome> transport::read(std::chrono::milliseconds timeout, const void
         co_return out;
       }
       if (!r.would_block) {
+        drained_ = r.n < buf.size();
         out.n = r.n;
         out.data = std::string_view(reinterpret_cast<const char*>(buf.data()), out.n);
         co_return out;

@@ -74,6 +74,10 @@ class transport {
  private:
   tcp_socket sock_;
   SSL* ssl_ = nullptr;
+  // The last plain read took less than the buffer, so the socket is most likely empty now: the
+  // next read waits for readiness first instead of spending a read(2) on EAGAIN. (Safe: arming
+  // a one-shot poll reports data that is already there.)
+  bool drained_ = false;
 };
 
 // A scratch buffer for reads, one per scheduler thread: a connection copies out only the bytes

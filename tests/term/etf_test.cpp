@@ -444,6 +444,12 @@ TEST(Etf, OptionsAndPrefixes) {
   std::vector<std::byte> out = bytes({1});
   etf::encode_to(out, term(5));
   EXPECT_EQ(out, bytes({1, 131, 97, 5}));
+  // A failed encoding leaves the buffer as it was, though it fails after writing a
+  // long prefix (a foreign pid with no name in the context comes last).
+  std::vector<std::byte> before = out;
+  const term unencodable = tuple(std::string(10'000, 'x'), pid(6, 1, 0));
+  EXPECT_THROW(etf::encode_to(out, unencodable), etf_error);
+  EXPECT_EQ(out, before);
   // Bad minor version.
   etf::encode_options bad;
   bad.minor_version = 0;

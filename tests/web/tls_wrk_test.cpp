@@ -1,4 +1,5 @@
 // HTTPS and WSS with a self-signed certificate made at test time (openssl CLI), and a short wrk run.
+#include <csignal>
 #include <fstream>
 
 #include "web_test_util.h"
@@ -68,6 +69,22 @@ TEST_F(WebTest, WssWithNodeWsClient) {
   auto r = sh("node '" + js_dir() + "/ws_client.js' echo wss://127.0.0.1:" + std::to_string(port()) + "/echo 2>&1");
   EXPECT_EQ(r.status, 0) << r.out;
   EXPECT_EQ(r.out.rfind("OK echo", 0), 0u) << r.out;
+}
+
+TEST_F(WebTest, TlsServerIgnoresSigpipeSoAVanishedClientEndsOnlyItsConnection) {
+  ATHANOR_REQUIRE_TOOL("openssl");
+  struct sigaction saved {};
+  ASSERT_EQ(::sigaction(SIGPIPE, nullptr, &saved), 0);
+  ::signal(SIGPIPE, SIG_DFL);
+  auto [cert, key] = self_signed();
+  ASSERT_FALSE(cert.empty());
+  server_config cfg;
+  cfg.tls = tls_config{cert, key};
+  start(tls_router(), cfg);
+  struct sigaction now {};
+  ASSERT_EQ(::sigaction(SIGPIPE, nullptr, &now), 0);
+  EXPECT_EQ(now.sa_handler, SIG_IGN);
+  ::sigaction(SIGPIPE, &saved, nullptr);
 }
 
 TEST_F(WebTest, MissingCertificateFilesThrow) {

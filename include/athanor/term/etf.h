@@ -116,8 +116,7 @@ struct decode_options {
 // node the context cannot name, a binary or list longer than 2^32 - 1, or a bad
 // minor_version; std::bad_alloc if memory runs out. Never recurses: any nesting is fine.
 std::vector<std::byte> encode(const term& t, const encode_options& options = {});
-// Appends the encoding of `t` to `out` (same rules); on an exception `out` may hold a
-// partial encoding after its old contents.
+// Appends the encoding of `t` to `out` (same rules); on an exception `out` is left as it was.
 void encode_to(std::vector<std::byte>& out, const term& t, const encode_options& options = {});
 
 // Returns the term encoded in `bytes`, which must hold exactly one term. Throws etf_error

@@ -23,6 +23,8 @@
 namespace athanor::web {
 
 // TLS settings: PEM files for the certificate chain and the private key. A plain value type.
+// A TLS server sets SIGPIPE to be ignored (unless the program has its own handler), because
+// OpenSSL's writes to a socket whose peer has gone would otherwise end the program.
 struct tls_config {
   std::string cert_file;
   std::string key_file;
