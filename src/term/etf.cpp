@@ -580,7 +580,10 @@ class decoder {
   static std::optional<atom> recent_atom(std::string_view name) noexcept {
     if (name.size() > recent_atoms::kMaxName) return std::nullopt;
     const recent_atoms::slot& s = recent().slots[recent_atoms::slot_of(name)];
-    if (s.size != name.size() || (!name.empty() && std::memcmp(s.name, name.data(), name.size()) != 0)) return std::nullopt;
+    if (s.size != name.size()) return std::nullopt;
+    for (std::size_t i = 0; i < name.size(); ++i) {  // a few bytes: no call to memcmp
+      if (s.name[i] != name[i]) return std::nullopt;
+    }
     return s.value;
   }
   static void remember_atom(std::string_view name, atom value) noexcept {
@@ -615,6 +618,10 @@ class decoder {
     }
     need(n, t);
     const std::string_view bytes = text(n);
+    // UTF-8 names are the cache's keys as they stand (Latin-1 ones only once known to be ASCII).
+    if (t == kAtomUtf8 || t == kSmallAtomUtf8) {
+      if (auto cached = recent_atom(bytes)) return *cached;
+    }
     bool ascii = true;  // ASCII is the same in Latin-1 and UTF-8, and valid
     for (char c : bytes) ascii = ascii && static_cast<unsigned char>(c) < 0x80;
     if (ascii) return make_atom(bytes, at, true);

@@ -238,7 +238,7 @@ struct detail::term_internals {
   static void release_leaf(term_kind k, term_box* box) noexcept {
     if (k != term_kind::binary && k != term_kind::bitstring) return;
     binary_box* owner = static_cast<binary_box*>(box)->owner;
-    if (owner != nullptr && owner->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) ::operator delete(owner);
+    if (owner != nullptr && drop_reference(owner)) ::operator delete(owner);
   }
 
   // Frees `box`, whose last reference is gone, and every block only it kept alive.
@@ -261,7 +261,7 @@ struct detail::term_internals {
       const std::size_t n = child_count(current_kind, current);
       for (; i < n; ++i) {
         term& slot = child(current_kind, current, i);
-        if (!slot.holds_box() || slot.box_->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) continue;
+        if (!slot.holds_box() || !drop_reference(slot.box_)) continue;
         // That was the child's last reference: free it (and its children) first.
         term_box* down = slot.box_;
         const term_kind down_kind = slot.kind_;

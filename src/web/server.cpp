@@ -183,12 +183,12 @@ const char* kRefusal = "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/p
                        "connection: close\r\nretry-after: 1\r\n\r\nserver at capacity\r\n";
 
 void refuse(server_state& st, tcp_socket& s) {
+  st.refused.fetch_add(1, std::memory_order_relaxed);  // first: whoever reads the 503 sees it counted
   try {
     s.try_write(std::as_bytes(std::span(kRefusal, std::strlen(kRefusal))));
   } catch (...) {
   }
   s.close();
-  st.refused.fetch_add(1, std::memory_order_relaxed);
 }
 
 // Base64 of exactly 16 bytes is 24 characters ending in "==".
@@ -254,7 +254,9 @@ task<bool> upgrade(server_state* st, detail::transport* io, detail::conn_guard* 
   state->path = head->path;
   state->query = head->query;
   state->params = std::move(params);
-  state->in = std::move(*in);  // frames the client sent right after its request
+  // Frames the client sent right after its request, copied to their size: moving the request
+  // buffer would hand its whole capacity to every idle WebSocket for its lifetime.
+  if (!in->empty()) state->in.assign(in->data(), in->size());
   const router::ws_handler* h = &route->ws;
   try {
     spawn([w = ws(std::move(state)), h](process& self) mutable -> proc { return start_ws(self, w, h); });

@@ -108,47 +108,53 @@ task<bool> transport::tls_accept(SSL_CTX* ctx, std::chrono::milliseconds timeout
   }
 }
 
+bool transport::read_now(read_outcome& out, std::uint32_t& want) {
+  std::span<std::byte> buf = scratch();
+  want = io_readable;
+  if (ssl_) {
+    ERR_clear_error();
+    int n = SSL_read(ssl_, buf.data(), int(buf.size()));
+    if (n > 0) {
+      out.n = std::size_t(n);
+      out.data = std::string_view(reinterpret_cast<const char*>(buf.data()), out.n);
+      return true;
+    }
+    int err = SSL_get_error(ssl_, n);
+    if (err == SSL_ERROR_WANT_WRITE) want = io_writable;
+    else if (err != SSL_ERROR_WANT_READ) {
+      out.eof = true;  // close_notify, reset, or a TLS failure: the stream is over either way
+      return true;
+    }
+    return false;
+  }
+  if (drained_) {
+    drained_ = false;  // wait first; the read after the wake-up is a real one
+    return false;
+  }
+  io_result r;
+  try {
+    r = sock_.try_read(buf);
+  } catch (const std::system_error&) {
+    r.eof = true;
+  }
+  if (r.eof) {
+    out.eof = true;
+    return true;
+  }
+  if (r.would_block) return false;
+  drained_ = r.n < buf.size();
+  out.n = r.n;
+  out.data = std::string_view(reinterpret_cast<const char*>(buf.data()), out.n);
+  return true;
+}
+
 task<read_outcome> transport::read(std::chrono::milliseconds timeout, const void* wake_type, bool wake_any) {
   bool forever = timeout.count() < 0;
   auto deadline = clock::now() + (forever ? std::chrono::milliseconds(0) : timeout);
   for (;;) {
-    std::span<std::byte> buf = scratch();
     read_outcome out;
-    std::uint32_t want = io_readable;
-    if (ssl_) {
-      ERR_clear_error();
-      int n = SSL_read(ssl_, buf.data(), int(buf.size()));
-      if (n > 0) {
-        out.n = std::size_t(n);
-        out.data = std::string_view(reinterpret_cast<const char*>(buf.data()), out.n);
-        co_return out;
-      }
-      int err = SSL_get_error(ssl_, n);
-      if (err == SSL_ERROR_WANT_WRITE) want = io_writable;
-      else if (err != SSL_ERROR_WANT_READ) {
-        out.eof = true;  // close_notify, reset, or a TLS failure: the stream is over either way
-        co_return out;
-      }
-    } else if (drained_) {
-      drained_ = false;  // wait first; the read after the wait-up is a real one
-    } else {
-      io_result r;
-      try {
-        r = sock_.try_read(buf);
-      } catch (const std::system_error&) {
-        r.eof = true;
-      }
-      if (r.eof) {
-        out.eof = true;
-        co_return out;
-      }
-      if (!r.would_block) {
-        drained_ = r.n < buf.size();
-        out.n = r.n;
-        out.data = std::string_view(reinterpret_cast<const char*>(buf.data()), out.n);
-        co_return out;
-      }
-    }
+    std::uint32_t want;
+    if (read_now(out, want)) co_return out;
     io_wait_result w = co_await athanor::detail::fd_wait_for(sock_.native_handle(), want,
                                                              left(deadline, forever).count(), wake_type || wake_any,
                                                              static_cast<athanor::detail::type_id>(wake_any ? nullptr : wake_type));

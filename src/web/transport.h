@@ -56,6 +56,10 @@ class transport {
   // The bytes land in the scratch buffer of the thread that resumes the caller, which must use
   // them before it next suspends (another process on this thread reuses the buffer).
   task<read_outcome> read(std::chrono::milliseconds timeout, const void* wake_type = nullptr, bool wake_any = false);
+  // One read without waiting: returns true with `out` filled (bytes, or eof) or false when the
+  // caller must wait for `want` (io_readable, or io_writable when TLS needs to write first) and
+  // try again. For loops that wait themselves, to save read()'s coroutine frame.
+  bool read_now(read_outcome& out, std::uint32_t& want);
   // Non-blocking write: bytes written, or would_block. Errors (peer gone) read as n = 0, eof = true.
   io_result try_write(std::string_view data) noexcept;
   // Writes all of data, waiting up to `timeout` for the socket to drain. Returns false on timeout

@@ -96,6 +96,11 @@ task<void> send_close(detail::ws_state* s, std::uint16_t code, std::string reaso
 
 task<std::optional<ws_message>> receive_impl(detail::ws_state* s, bool any_mail) {
   using kind = ws_decoder::event::kind;
+  // Every way of closing ends at one co_await below (`closing:`): each suspension point keeps
+  // its temporaries in the frame, which every idle connection holds while it waits.
+  bool send_close_frame = false;
+  std::uint16_t send_code = 0, end_code = 0;
+  std::string reason;
   for (;;) {
     if (s->closed) co_return std::nullopt;
     // Decoded events first, in order.
@@ -113,22 +118,17 @@ task<std::optional<ws_message>> receive_impl(detail::ws_state* s, bool any_mail)
           break;
         case kind::pong:
           break;
-        case kind::close: {
-          std::uint16_t code = e.code;
-          if (!s->close_sent) {
-            // Echo the peer's code (RFC 6455 §5.5.1); a close without a code gets an empty one.
-            co_await send_close(s, code == ws_close::no_status ? ws_close::no_status : code, std::string());
-          }
-          s->close_code = code;
-          abort(*s, code);  // the server closes the TCP connection first (§7.1.1)
-          co_return std::nullopt;
-        }
-        case kind::fail: {
-          std::uint16_t code = e.code;
-          co_await send_close(s, code, e.data);
-          abort(*s, code);
-          co_return std::nullopt;
-        }
+        case kind::close:
+          // Echo the peer's code (RFC 6455 §5.5.1); a close without a code gets an empty one.
+          // The server closes the TCP connection first (§7.1.1).
+          send_close_frame = !s->close_sent;
+          send_code = end_code = e.code;
+          goto closing;
+        case kind::fail:
+          send_close_frame = true;
+          send_code = end_code = e.code;
+          reason = std::move(e.data);
+          goto closing;
       }
     }
     if (!s->out.empty()) {
@@ -140,7 +140,18 @@ task<std::optional<ws_message>> receive_impl(detail::ws_state* s, bool any_mail)
     auto idle_at = s->last_seen + o.idle_timeout;
     auto ping_at = std::max(s->last_seen, s->last_ping) + o.ping_interval;
     auto wake_at = std::min(idle_at, ping_at);
-    detail::read_outcome r = co_await s->io.read(until(wake_at), athanor::detail::type_of<detail::drain_msg>(), any_mail);
+    // The read and the wait are done here rather than through transport::read(), a coroutine
+    // whose frame every idle connection would hold while it waits (~330 bytes).
+    detail::read_outcome r;
+    std::uint32_t want;
+    if (!s->io.read_now(r, want)) {
+      io_wait_result w = co_await athanor::detail::fd_wait_for(
+          s->io.fd(), want, until(wake_at).count(), true,
+          any_mail ? nullptr : athanor::detail::type_of<detail::drain_msg>());
+      if (w == io_wait_result::ready) continue;  // read at the top of the loop
+      r.timeout = w == io_wait_result::timeout;
+      r.message = w == io_wait_result::message;
+    }
     if (r.n > 0) {
       s->last_seen = clock::now();
       std::size_t used;
@@ -161,9 +172,10 @@ task<std::optional<ws_message>> receive_impl(detail::ws_state* s, bool any_mail)
     }
     if (r.message) {
       if (s->guard.server() && s->guard.server()->stopping.load()) {
-        co_await send_close(s, ws_close::going_away, "server shutting down");
-        abort(*s, ws_close::going_away);
-        co_return std::nullopt;
+        send_close_frame = true;
+        send_code = end_code = ws_close::going_away;
+        reason = "server shutting down";
+        goto closing;
       }
       if (any_mail) co_return ws_message{ws_opcode::text, std::string(), true};
       continue;
@@ -171,15 +183,21 @@ task<std::optional<ws_message>> receive_impl(detail::ws_state* s, bool any_mail)
     // Timed out: idle, or time to ping.
     auto now = clock::now();
     if (now >= idle_at) {
-      co_await send_close(s, ws_close::going_away, "idle timeout");
-      abort(*s, ws_close::going_away);
-      co_return std::nullopt;
+      send_close_frame = true;
+      send_code = end_code = ws_close::going_away;
+      reason = "idle timeout";
+      goto closing;
     }
     if (now >= ping_at) {
       s->last_ping = now;
       ws_encode_frame(s->out, ws_opcode::ping, std::string_view());
     }
   }
+closing:
+  if (send_close_frame) co_await send_close(s, send_code, std::move(reason));
+  s->close_code = end_code;
+  abort(*s, end_code);
+  co_return std::nullopt;
 }
 
 }  // namespace

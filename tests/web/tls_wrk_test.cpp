@@ -1,6 +1,7 @@
 // HTTPS and WSS with a self-signed certificate made at test time (openssl CLI), and a short wrk run.
 #include <csignal>
 #include <fstream>
+#include <unistd.h>
 
 #include "web_test_util.h"
 
@@ -23,7 +24,8 @@ router tls_router() {
 
 // Makes a self-signed certificate for 127.0.0.1 in a temp directory; returns {cert, key} or {} on failure.
 std::pair<std::string, std::string> self_signed() {
-  std::string dir = ::testing::TempDir() + "/athanor_tls";
+  // One directory per test process: ctest runs the TLS tests in parallel, each with its own key.
+  std::string dir = ::testing::TempDir() + "/athanor_tls_" + std::to_string(::getpid());
   std::filesystem::create_directories(dir);
   std::string cert = dir + "/cert.pem", key = dir + "/key.pem";
   auto r = sh("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout " +
