@@ -45,7 +45,7 @@ void gen_call(const options& o) {
 // ---- supervised_chaos -------------------------------------------------------------------------
 // n gen_servers under n/1000 one_for_one supervisors (under one top supervisor), registered by
 // name; c clients call random servers by name; a killer kills 1% of the servers every second.
-// rss_start_mb is read one second into the run, rss_end_mb at its end. p50/p99 are of every
+// rss_start_mb is read one second into the run, rss_mid_mb halfway, rss_end_mb at its end. p50/p99 are of every
 // call; with c closed-loop clients on S cores the queue is long by design (the mean is c over
 // the throughput, by Little's law), and a client-server pair keeps its core for a time slice.
 // Every call either returns or raises with a reason: calls_lost counts calls that did neither
@@ -108,6 +108,7 @@ void supervised_chaos(const options& o) {
   std::atomic<long> kills{0};
   std::atomic<long> rss_start{0};
   std::atomic<long> rss_end{0};
+  std::atomic<long> rss_mid{0};
   std::atomic<long> restarts{0};
   std::atomic<bool> gave_up{false};
   std::vector<atom> names;
@@ -164,9 +165,11 @@ void supervised_chaos(const options& o) {
     // Memory is first read one second in, once the clients run and hold what they need (their
     // latency histograms: ~28 KB each); from then on it must not grow.
     const auto t_settled = clock_type::now() + std::chrono::seconds(std::min<long>(1, seconds));
+    const auto t_half = clock_type::now() + std::chrono::milliseconds(seconds * 500);
     while (clock_type::now() < t_end) {
       co_await self.sleep(100ms);
       if (rss_start == 0 && clock_type::now() >= t_settled) rss_start = rss_bytes();
+      if (rss_mid == 0 && clock_type::now() >= t_half) rss_mid = rss_bytes();
       for (long k = 0; k < per_tick; ++k) {
         pid victim = whereis(names[rng() % std::size_t(n)]);
         if (victim) {
@@ -202,10 +205,10 @@ void supervised_chaos(const options& o) {
   for (auto& [k, v] : totals->failed) failed_json += fmt::format(R"({}"{}":{})", failed_json.empty() ? "" : ",", k, v);
   print_line(fmt::format(R"({{"bench":"supervised_chaos","system":"athanor","n":{},"schedulers":{},"seconds":{},"clients":{},)"
                          R"("calls_served":{},"calls_failed":{{{}}},"calls_lost":{},"kills":{},"restarts":{},"gave_up":{},)"
-                         R"("p50_us":{},"p99_us":{},"rss_start_mb":{:.1f},"rss_end_mb":{:.1f}}})",
+                         R"("p50_us":{},"p99_us":{},"rss_start_mb":{:.1f},"rss_mid_mb":{:.1f},"rss_end_mb":{:.1f}}})",
                          n, effective_schedulers(rt), seconds, clients, totals->served, failed_json,
                          totals->started - totals->finished, kills.load(), restarts.load(), gave_up.load() ? "true" : "false",
-                         totals->latency.percentile(0.50), totals->latency.percentile(0.99), double(rss_start.load()) / 1048576.0,
+                         totals->latency.percentile(0.50), totals->latency.percentile(0.99), double(rss_start.load()) / 1048576.0, double(rss_mid.load()) / 1048576.0,
                          double(rss_end.load()) / 1048576.0));
 }
 

@@ -1,4 +1,15 @@
 // The I/O poller and TCP sockets.
+//
+// A process waits for a socket in one of two ways. By default each wait arms one-shot interest
+// (epoll_ctl, EPOLLONESHOT) with the process's current wait token in the cookie, so a wake-up that
+// arrives after the wait ended is recognised as stale and dropped: simple, and any process may
+// wait on any fd. A process that owns a socket for its life (a WebSocket connection) attaches it
+// instead (attach_fd): one edge-triggered registration for both directions, whose cookie carries
+// the edge bit and no token. Each edge then reaches the process as a wake-up: it ends a wait on
+// that fd (kEdgeWaiting), or is remembered (kEdgePending) so that the next wait returns at once
+// and the caller looks again. Invariant: a process never parks on its attached fd with an edge
+// it has not looked at; the price is at most one spare read per edge, against an epoll_ctl per
+// wait saved.
 #include "athanor/runtime/io.h"
 
 #include <arpa/inet.h>
@@ -23,9 +34,12 @@ namespace detail {
 namespace {
 constexpr std::uint64_t kEventFdTag = ~std::uint64_t(0);
 
-// epoll's 64-bit cookie: index (28 bits) | generation (20 bits) | token (16 bits).
+// epoll's 64-bit cookie: index (28 bits) | generation (20 bits) | edge (1 bit) | token (15 bits).
+// Tokens are compared on their low 15 bits (handle_signal); an attached fd's cookie has the edge
+// bit and no token.
+constexpr std::uint64_t kEdgeBit = 0x8000;
 std::uint64_t encode(pid p, std::uint32_t token) {
-  return (std::uint64_t(p.index()) << 36) | (std::uint64_t(p.generation()) << 16) | (token & 0xFFFF);
+  return (std::uint64_t(p.index()) << 36) | (std::uint64_t(p.generation()) << 16) | (token & 0x7FFF);
 }
 }  // namespace
 
@@ -56,7 +70,7 @@ int netpoll::poll(int timeout_ms) {
       continue;
     }
     pid target(0, std::uint32_t(d >> 36), std::uint32_t(d >> 16) & pid::kGenerationMask);
-    deliver(target, make_envelope<sig_wake>(true, std::uint32_t(d & 0xFFFF)));
+    deliver(target, make_envelope<sig_wake>(true, std::uint32_t(d & 0x7FFF), (d & kEdgeBit) != 0));
   }
   return n;
 }
@@ -70,6 +84,16 @@ int netpoll::arm(int fd, std::uint32_t events, pid p, std::uint32_t token) noexc
   epoll_event ev{};
   ev.events = events | EPOLLONESHOT | EPOLLRDHUP;
   ev.data.u64 = encode(p, token);
+  if (::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == 0) return 0;
+  if (errno != ENOENT) return errno;
+  if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0) return 0;
+  return errno;
+}
+
+int netpoll::attach(int fd, pid p) noexcept {
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.data.u64 = encode(p, 0) | kEdgeBit;
   if (::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == 0) return 0;
   if (errno != ENOENT) return errno;
   if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0) return 0;
@@ -122,7 +146,17 @@ void fd_wait_for::await_suspend(std::coroutine_handle<> h) {
   } else {
     s.wait = wait_kind::event;
   }
-  if (g_rt->poll->arm(fd, events, s.self_pid, token) != 0) {
+  if (attached) {
+    // Nothing to arm. An edge that came since the caller last looked may mean new bytes: resume
+    // at once and let it look again (a spare read costs less than a lost wake-up).
+    if (s.flags & kEdgePending) {
+      s.flags &= ~kEdgePending;
+      if (wake_on_message) timed_out = true;
+      else s.flags |= kEventFired;
+      return;
+    }
+    s.flags |= kEdgeWaiting;
+  } else if (g_rt->poll->arm(fd, events, s.self_pid, token) != 0) {
     // Not pollable (closed or bad fd): resume at once; the caller's next syscall reports it.
     if (wake_on_message) timed_out = true;
     else s.flags |= kEventFired;
@@ -138,6 +172,7 @@ io_wait_result fd_wait_for::await_resume() noexcept {
   process* p = tls().current;
   auto& s = process_access::st(p);
   if (wake_on_message) s.receiving = nullptr;
+  s.flags &= ~kEdgeWaiting;
   ++s.wait_token;  // wake-ups still in flight for this wait are now stale
   if (timer_handle) {
     g_rt->timers->cancel(timer_handle);
@@ -146,6 +181,11 @@ io_wait_result fd_wait_for::await_resume() noexcept {
   if (got_message) return io_wait_result::message;
   if (wait_ms >= 0 && now_ms() >= deadline_ms) return io_wait_result::timeout;
   return io_wait_result::ready;
+}
+
+int attach_fd(int fd, pid owner) {
+  if (!g_rt) throw std::logic_error("athanor: attach_fd needs a running runtime");
+  return g_rt->poll->attach(fd, owner);
 }
 
 fd_wait_for::~fd_wait_for() {

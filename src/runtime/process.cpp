@@ -101,6 +101,9 @@ bool remove_ref(V& v, const ref& r, pid* who = nullptr) {
       if (who) *who = it->second;
       *it = v.back();
       v.pop_back();
+      // A burst (many callers monitoring one server at once) must not pin its high-water
+      // capacity for the process's life: a long-lived server would keep the largest it ever saw.
+      if (v.empty() && v.capacity() > 2) V().swap(v);
       return true;
     }
   }
@@ -180,9 +183,18 @@ void handle_signal(process* p, envelope* e) {
       enqueue_message(p, std::exchange(a.inner, nullptr));
       check_heap(p);
     }
+  } else if (e->type == detail::type_of<detail::sig_wake>() && detail::payload<detail::sig_wake>(e).edge) {
+    // An edge of the process's attached fd: it ends a wait on that fd, or is kept for the next.
+    if (!(s.flags & detail::kEdgeWaiting)) {
+      s.flags |= detail::kEdgePending;
+    } else if (s.wait == wait_kind::receive && s.receiving) {
+      s.receiving->timed_out = true;  // ends the wait; fd_wait_for tells ready from timeout by the clock
+    } else {
+      s.flags |= detail::kEventFired;
+    }
   } else if (e->type == detail::type_of<detail::sig_wake>()) {
     std::uint32_t token = detail::payload<detail::sig_wake>(e).token;
-    if ((token & 0xFFFF) == (s.wait_token & 0xFFFF)) {
+    if ((token & 0x7FFF) == (s.wait_token & 0x7FFF)) {  // 15 bits: what an epoll cookie holds
       if (s.wait == wait_kind::receive && s.receiving) {
         s.receiving->timed_out = true;
         s.receiving->timer = 0;  // it fired
@@ -733,6 +745,7 @@ bool unalias(const ref& r) {
   if (it == v.end()) return false;
   *it = v.back();
   v.pop_back();
+  if (v.empty() && v.capacity() > 2) std::vector<ref>().swap(v);  // as remove_ref: no high-water pinning
   return true;
 }
 

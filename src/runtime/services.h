@@ -78,6 +78,11 @@ class netpoll {
   // Arms one-shot interest in `events` (EPOLLIN/EPOLLOUT) of fd for process p with token.
   // Returns 0 or an errno value.
   int arm(int fd, std::uint32_t events, pid p, std::uint32_t token) noexcept;
+  // Registers fd once, edge-triggered, for both directions, on behalf of process p: every
+  // readiness edge becomes a sig_wake with edge = true, and waits on fd need no arm(). From
+  // then on every wait on fd must be an attached fd_wait_for (an arm() would make it one-shot
+  // again). Returns 0 or an errno value.
+  int attach(int fd, pid p) noexcept;
   // Forgets fd (before it is closed).
   void forget(int fd) noexcept;
 

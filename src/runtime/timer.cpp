@@ -35,8 +35,10 @@ std::uint64_t timer_service::start(std::int64_t ms, pid target, envelope* payloa
   e.payload = payload;
   ++e.seq;
   if (e.seq == 0) ++e.seq;
-  // The wheel's clock only moves in fire_due(); deadlines are absolute.
-  std::uint64_t deadline = std::max(now, wheel_.now()) + std::uint64_t(std::max<std::int64_t>(ms, 0));
+  // The wheel's clock only moves in fire_due(); deadlines are absolute. The clock counts whole
+  // milliseconds, so "now" may be up to 1 ms in the past: one more tick makes a timer fire no
+  // earlier than `ms` after this call, as Erlang promises for `after` and timers.
+  std::uint64_t deadline = std::max(now, wheel_.now()) + std::uint64_t(std::max<std::int64_t>(ms, 0)) + 1;
   if (ms <= 0) deadline = wheel_.now();
   wheel_.insert(&e, deadline);
   pending_.fetch_add(1, std::memory_order_relaxed);
@@ -72,7 +74,8 @@ std::int64_t timer_service::remaining(std::uint64_t handle) noexcept {
   entry& e = at(index);
   if (e.seq != seq || !wheel_.pending(&e)) return -1;
   std::uint64_t now = now_ms();
-  return e.deadline_ms > now ? std::int64_t(e.deadline_ms - now) : 0;
+  // Less the extra tick start() adds, so that a fresh timer of N ms reads N.
+  return e.deadline_ms > now + 1 ? std::int64_t(e.deadline_ms - now - 1) : 0;
 }
 
 void timer_service::fire_due(std::uint64_t now) {

@@ -204,6 +204,7 @@ bool valid_ws_key(std::string_view k) {
 // Runs in the WebSocket process when it is spawned: the connection now belongs to it.
 proc start_ws(process& self, ws& w, const router::ws_handler* h) {
   w.state()->guard.move_to(self.self());
+  w.state()->io.attach(self.self());  // this process does every read and write from now on
   return (*h)(w);
 }
 

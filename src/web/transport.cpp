@@ -64,13 +64,17 @@ tls_context::~tls_context() {
 }
 
 transport::transport(transport&& o) noexcept
-    : sock_(std::move(o.sock_)), ssl_(std::exchange(o.ssl_, nullptr)), drained_(std::exchange(o.drained_, false)) {}
+    : sock_(std::move(o.sock_)),
+      ssl_(std::exchange(o.ssl_, nullptr)),
+      drained_(std::exchange(o.drained_, false)),
+      attached_(std::exchange(o.attached_, false)) {}
 transport& transport::operator=(transport&& o) noexcept {
   if (this != &o) {
     close();
     sock_ = std::move(o.sock_);
     ssl_ = std::exchange(o.ssl_, nullptr);
     drained_ = std::exchange(o.drained_, false);
+    attached_ = std::exchange(o.attached_, false);
   }
   return *this;
 }
@@ -157,7 +161,8 @@ task<read_outcome> transport::read(std::chrono::milliseconds timeout, const void
     if (read_now(out, want)) co_return out;
     io_wait_result w = co_await athanor::detail::fd_wait_for(sock_.native_handle(), want,
                                                              left(deadline, forever).count(), wake_type || wake_any,
-                                                             static_cast<athanor::detail::type_id>(wake_any ? nullptr : wake_type));
+                                                             static_cast<athanor::detail::type_id>(wake_any ? nullptr : wake_type),
+                                                             attached_);
     if (w == io_wait_result::timeout) {
       out.timeout = true;
       co_return out;
@@ -192,10 +197,20 @@ io_result transport::try_write(std::string_view data) noexcept {
   }
 }
 
+void transport::attach(pid owner) noexcept {
+  if (attached_ || !sock_.is_open()) return;
+  try {
+    attached_ = athanor::detail::attach_fd(sock_.native_handle(), owner) == 0;
+  } catch (const std::logic_error&) {
+    attached_ = false;  // no runtime: waits arm as before
+  }
+}
+
 task<io_wait_result> transport::wait_writable(std::chrono::milliseconds timeout, const void* wake_type, bool wake_any) {
   io_wait_result w = co_await athanor::detail::fd_wait_for(sock_.native_handle(), io_writable,
                                                            timeout.count() < 0 ? -1 : std::int64_t(timeout.count()),
-                                                           wake_type || wake_any, static_cast<athanor::detail::type_id>(wake_any ? nullptr : wake_type));
+                                                           wake_type || wake_any, static_cast<athanor::detail::type_id>(wake_any ? nullptr : wake_type),
+                                                           attached_);
   co_return w;
 }
 
@@ -210,7 +225,8 @@ task<bool> transport::write_all(std::string data, std::chrono::milliseconds time
       done += r.n;
       continue;
     }
-    io_wait_result w = co_await io_wait(sock_.native_handle(), io_writable, left(deadline, forever));
+    io_wait_result w = co_await athanor::detail::fd_wait_for(sock_.native_handle(), io_writable,
+                                                             left(deadline, forever).count(), false, nullptr, attached_);
     if (w == io_wait_result::timeout) co_return false;
   }
   co_return true;

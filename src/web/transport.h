@@ -68,10 +68,16 @@ class transport {
   // Waits until writable (or timeout / wake-up as in read()).
   task<io_wait_result> wait_writable(std::chrono::milliseconds timeout, const void* wake_type = nullptr, bool wake_any = false);
 
+  // Registers the socket with the poller once for process `owner`, so that its waits cost no
+  // epoll_ctl each (a WebSocket process waits once per message); afterwards only that process
+  // may use this transport.
+  void attach(pid owner) noexcept;
+
   void shutdown_write() noexcept;
   void close() noexcept;
   bool is_open() const noexcept { return sock_.is_open(); }
   bool is_tls() const noexcept { return ssl_ != nullptr; }
+  bool is_attached() const noexcept { return attached_; }
   int fd() const noexcept { return sock_.native_handle(); }
   tcp_socket& socket() noexcept { return sock_; }
 
@@ -82,6 +88,7 @@ class transport {
   // next read waits for readiness first instead of spending a read(2) on EAGAIN. (Safe: arming
   // a one-shot poll reports data that is already there.)
   bool drained_ = false;
+  bool attached_ = false;  // edge-triggered registration for the owning process (attach())
 };
 
 // A scratch buffer for reads, one per scheduler thread: a connection copies out only the bytes

@@ -46,6 +46,58 @@ TEST_F(RuntimeTest, EchoOverLoopbackBetweenTwoProcesses) {
   EXPECT_EQ(got.get(), "hello, world");
 }
 
+// detail::attach_fd: one edge-triggered registration instead of arming every wait. Each readiness
+// edge reaches the process as a wake-up; one that comes while it is not waiting on the fd is
+// kept for its next wait (so bytes that arrive in between are never missed) and does not cut
+// short a wait of another kind.
+TEST_F(RuntimeTest, AttachedSocketKeepsEdgesForTheNextWaitAndWakesOnlyFdWaits) {
+  using detail::fd_wait_for;
+  struct later {};
+  outcome<std::string> got;
+  run([&](process& self) -> proc {
+    std::string log;
+    tcp_listener l = tcp_listener::listen("127.0.0.1", 0);
+    tcp_socket c = co_await tcp_socket::connect("127.0.0.1", l.port());
+    tcp_socket s = co_await l.accept();
+    EXPECT_EQ(detail::attach_fd(s.native_handle(), self.self()), 0);
+    const int fd = s.native_handle();
+    // Nothing to read: the wait times out (after the one edge attaching may report: writable).
+    io_wait_result w = io_wait_result::ready;
+    for (int i = 0; i < 3 && w == io_wait_result::ready; ++i) w = co_await fd_wait_for(fd, io_readable, 20, false, nullptr, true);
+    log += w == io_wait_result::timeout ? "timeout " : "no-timeout ";
+    // Bytes arrive while the process sleeps: the sleep lasts its time, and the next wait on the
+    // fd returns at once.
+    co_await c.write_all(std::string_view("ab"));
+    auto t0 = std::chrono::steady_clock::now();
+    co_await self.sleep(30ms);
+    // (The timer wheel counts whole milliseconds, so a sleep may end a fraction of one early.)
+    log += std::chrono::steady_clock::now() - t0 >= 29ms ? "slept " : "woken-early ";
+    w = co_await fd_wait_for(fd, io_readable, 5000, false, nullptr, true);
+    std::string buf(16, '\0');
+    io_result r = s.try_read(bytes(buf));
+    log += fmt::format("{} {} ", w == io_wait_result::ready ? "ready" : "not-ready", std::string_view(buf.data(), r.n));
+    // Waiting first, bytes later (from another process): the edge ends the wait.
+    pid writer_pid = spawn([c = std::move(c)](process& writer) mutable -> proc {
+      co_await writer.sleep(20ms);
+      co_await c.write_all(std::string_view("xyz"));
+      co_await writer.receive<later>();  // keeps the socket open until the reader is done
+    });
+    do {
+      w = co_await fd_wait_for(fd, io_readable, 5000, false, nullptr, true);
+      r = s.try_read(bytes(buf));
+    } while (r.would_block && w == io_wait_result::ready);  // a spare edge: look again
+    log += fmt::format("{} ", std::string_view(buf.data(), r.n));
+    // In mailbox mode a message ends the wait as before.
+    send(self.self(), later{});
+    w = co_await fd_wait_for(fd, io_readable, 5000, true, nullptr, true);
+    log += w == io_wait_result::message ? "message" : "no-message";
+    co_await self.receive<later>();
+    send(writer_pid, later{});
+    got.set(log);
+  });
+  EXPECT_EQ(got.get(), "timeout slept ready ab xyz message");
+}
+
 TEST_F(RuntimeTest, ManyConnectionsWaitWithoutThreads) {
   constexpr int kClients = 200;
   outcome<int> served;

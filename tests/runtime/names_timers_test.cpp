@@ -109,6 +109,27 @@ TEST_F(RuntimeTest, SleepSuspendsWithoutTakingMessages) {
   });
 }
 
+// Erlang: a timeout or timer fires no earlier than its time. The wheel counts whole
+// milliseconds, so this needs the extra tick; without it a sleep of 30 ms could end after 29.3.
+TEST_F(RuntimeTest, SleepsTimersAndReceiveTimeoutsNeverEndEarly) {
+  run([](process& self) -> proc {
+    for (auto d : {1ms, 2ms, 5ms, 13ms, 30ms}) {
+      auto start = std::chrono::steady_clock::now();
+      co_await self.sleep(d);
+      EXPECT_GE(std::chrono::steady_clock::now() - start, d) << "sleep " << d.count();
+      start = std::chrono::steady_clock::now();
+      auto none = co_await self.receive_for<tick>(d);
+      EXPECT_FALSE(none.has_value());
+      EXPECT_GE(std::chrono::steady_clock::now() - start, d) << "receive_for " << d.count();
+      start = std::chrono::steady_clock::now();
+      send_after(d, self.self(), tick{7});
+      tick t = co_await self.receive<tick>();
+      EXPECT_EQ(t.n, 7);
+      EXPECT_GE(std::chrono::steady_clock::now() - start, d) << "send_after " << d.count();
+    }
+  });
+}
+
 TEST_F(RuntimeTest, TimerToAnEndedProcessIsDropped) {
   run([](process& self) -> proc {
     auto [p, m] = spawn_monitor([](process&) -> proc { co_return; });

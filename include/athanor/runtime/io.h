@@ -51,10 +51,11 @@ struct fd_wait_for : receive_state {
   bool wake_on_message;
   type_id wake_type;         // with wake_on_message: only a message of this type wakes (nullptr: any)
   bool got_message = false;
-  std::uint64_t deadline_ms = 0;
+  std::uint64_t deadline_ms = ~std::uint64_t(0);  // set with the timer; a wait that never started has none
   std::uint64_t timer_handle = 0;
-  fd_wait_for(int f, std::uint32_t ev, std::int64_t t, bool m, type_id only)
-      : fd(f), events(ev), wait_ms(t), wake_on_message(m), wake_type(only) {}
+  bool attached = false;     // fd is attached (netpoll::attach) to this process: no arming
+  fd_wait_for(int f, std::uint32_t ev, std::int64_t t, bool m, type_id only, bool is_attached = false)
+      : fd(f), events(ev), wait_ms(t), wake_on_message(m), wake_type(only), attached(is_attached) {}
   fd_wait_for(const fd_wait_for&) = delete;
   fd_wait_for& operator=(const fd_wait_for&) = delete;
   ~fd_wait_for();
@@ -62,6 +63,12 @@ struct fd_wait_for : receive_state {
   void await_suspend(std::coroutine_handle<> h);
   io_wait_result await_resume() noexcept;
 };
+
+// Registers fd with the poller once, edge-triggered, for process `owner`: afterwards every wait
+// on fd must be owner's, in an fd_wait_for with is_attached = true, which then costs no system
+// call to arm. One attached fd per process; it stays attached until closed. Returns 0 or an
+// errno value (the fd is then used as before, armed per wait). Needs a running runtime.
+int attach_fd(int fd, pid owner);
 }  // namespace detail
 
 // co_await io_wait(fd, io_readable, 5000ms, true): suspends the calling process (not its thread)

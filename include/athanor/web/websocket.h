@@ -160,8 +160,9 @@ namespace detail {
 struct ws_state;
 }
 
-// A WebSocket connection, owned by the process that handles it (not thread-safe). Control frames
-// are answered inside receive(): pings get pongs, a close frame gets the closing reply.
+// A WebSocket connection, owned by the process that handles it (not thread-safe; do not hand it
+// to another process: its socket's readiness is delivered to the handler process alone). Control
+// frames are answered inside receive(): pings get pongs, a close frame gets the closing reply.
 class ws {
  public:
   explicit ws(std::unique_ptr<detail::ws_state> s) noexcept;
