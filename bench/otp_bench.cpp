@@ -45,9 +45,10 @@ void gen_call(const options& o) {
 // ---- supervised_chaos -------------------------------------------------------------------------
 // n gen_servers under n/1000 one_for_one supervisors (under one top supervisor), registered by
 // name; c clients call random servers by name; a killer kills 1% of the servers every second.
-// rss_start_mb is read one second into the run, rss_mid_mb halfway, rss_end_mb at its end. p50/p99 are of every
-// call; with c closed-loop clients on S cores the queue is long by design (the mean is c over
-// the throughput, by Little's law), and a client-server pair keeps its core for a time slice.
+// rss_start_mb is read one second into the run, rss_mid_mb halfway, rss_end_mb at its end.
+// p50/p99 are of every call; with c closed-loop clients on S cores the queue is long by design
+// (the mean is c over the throughput, by Little's law), and a client-server pair keeps its core
+// for a time slice.
 // Every call either returns or raises with a reason: calls_lost counts calls that did neither
 // (a client still waiting when the run ends, after its timeout has long passed).
 

@@ -183,10 +183,7 @@ io_wait_result fd_wait_for::await_resume() noexcept {
   return io_wait_result::ready;
 }
 
-int attach_fd(int fd, pid owner) {
-  if (!g_rt) throw std::logic_error("athanor: attach_fd needs a running runtime");
-  return g_rt->poll->attach(fd, owner);
-}
+int attach_fd(int fd, pid owner) noexcept { return g_rt ? g_rt->poll->attach(fd, owner) : ENXIO; }
 
 fd_wait_for::~fd_wait_for() {
   // Destroyed while suspended (the process was killed): the timer must not outlive the frame's

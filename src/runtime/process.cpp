@@ -86,11 +86,20 @@ void enqueue_message(process* p, envelope* e) {
   s.memory += e->bytes;
 }
 
+// Removes *it from the unordered vector v (the last element takes its place). A burst (many
+// callers monitoring one server at once) must not pin its high-water capacity for the process's
+// life, so an emptied vector that grew past two gives its memory back.
+template <class V>
+void erase_unordered(V& v, typename V::iterator it) {
+  *it = std::move(v.back());
+  v.pop_back();
+  if (v.empty() && v.capacity() > 2) V().swap(v);
+}
+
 bool remove_pid(std::vector<pid>& v, pid p) {
   auto it = std::find(v.begin(), v.end(), p);
   if (it == v.end()) return false;
-  *it = v.back();
-  v.pop_back();
+  erase_unordered(v, it);
   return true;
 }
 
@@ -99,11 +108,7 @@ bool remove_ref(V& v, const ref& r, pid* who = nullptr) {
   for (auto it = v.begin(); it != v.end(); ++it) {
     if (it->first == r) {
       if (who) *who = it->second;
-      *it = v.back();
-      v.pop_back();
-      // A burst (many callers monitoring one server at once) must not pin its high-water
-      // capacity for the process's life: a long-lived server would keep the largest it ever saw.
-      if (v.empty() && v.capacity() > 2) V().swap(v);
+      erase_unordered(v, it);
       return true;
     }
   }
@@ -183,18 +188,14 @@ void handle_signal(process* p, envelope* e) {
       enqueue_message(p, std::exchange(a.inner, nullptr));
       check_heap(p);
     }
-  } else if (e->type == detail::type_of<detail::sig_wake>() && detail::payload<detail::sig_wake>(e).edge) {
-    // An edge of the process's attached fd: it ends a wait on that fd, or is kept for the next.
-    if (!(s.flags & detail::kEdgeWaiting)) {
-      s.flags |= detail::kEdgePending;
-    } else if (s.wait == wait_kind::receive && s.receiving) {
-      s.receiving->timed_out = true;  // ends the wait; fd_wait_for tells ready from timeout by the clock
-    } else {
-      s.flags |= detail::kEventFired;
-    }
   } else if (e->type == detail::type_of<detail::sig_wake>()) {
-    std::uint32_t token = detail::payload<detail::sig_wake>(e).token;
-    if ((token & 0x7FFF) == (s.wait_token & 0x7FFF)) {  // 15 bits: what an epoll cookie holds
+    const auto& w = detail::payload<detail::sig_wake>(e);
+    // An edge of the process's attached fd (io.cpp) ends a wait on that fd, or is kept for the
+    // next one; any other wake-up counts only for the wait its token names.
+    if (w.edge && !(s.flags & detail::kEdgeWaiting)) {
+      s.flags |= detail::kEdgePending;
+    // (Tokens compare on 15 bits: what an epoll cookie holds.)
+    } else if (w.edge || (w.token & 0x7FFF) == (s.wait_token & 0x7FFF)) {
       if (s.wait == wait_kind::receive && s.receiving) {
         s.receiving->timed_out = true;
         s.receiving->timer = 0;  // it fired
@@ -743,9 +744,7 @@ bool unalias(const ref& r) {
   auto& v = st(p).extras->aliases;
   auto it = std::find(v.begin(), v.end(), r);
   if (it == v.end()) return false;
-  *it = v.back();
-  v.pop_back();
-  if (v.empty() && v.capacity() > 2) std::vector<ref>().swap(v);  // as remove_ref: no high-water pinning
+  erase_unordered(v, it);
   return true;
 }
 

@@ -529,13 +529,19 @@ class decoder {
 
   void push(term t) { values_.push_back(std::move(t)); }
 
-  atom make_atom(std::string_view utf8, std::size_t at, bool ascii = false) {
+  // The atom named `utf8`: from this thread's recent atoms, else validated and looked up (or
+  // made, unless in safe mode).
+  atom make_atom(std::string_view utf8, std::size_t at) {
     if (utf8.size() > atom::kMaxNameBytes) {
       fail(at, fmt::format("atom of {} UTF-8 bytes is longer than Athanor's limit of {}", utf8.size(), atom::kMaxNameBytes));
     }
-    if (auto cached = recent_atom(utf8)) return *cached;
-    for (std::size_t p = 0; !ascii && p < utf8.size();) {
-      if (detail::next_code_point(utf8, p) < 0) fail(at, "atom is not valid UTF-8");
+    if (auto cached = recent_atom(utf8)) return *cached;  // was valid when first seen
+    for (std::size_t p = 0; p < utf8.size();) {
+      if (static_cast<unsigned char>(utf8[p]) < 0x80) {
+        ++p;  // ASCII, as most names are
+      } else if (detail::next_code_point(utf8, p) < 0) {
+        fail(at, "atom is not valid UTF-8");
+      }
     }
     if (auto existing = atom::existing(utf8)) {
       remember_atom(utf8, *existing);
@@ -618,28 +624,22 @@ class decoder {
     }
     need(n, t);
     const std::string_view bytes = text(n);
-    // UTF-8 names are the cache's keys as they stand (Latin-1 ones only once known to be ASCII).
-    if (t == kAtomUtf8 || t == kSmallAtomUtf8) {
-      if (auto cached = recent_atom(bytes)) return *cached;
-    }
-    bool ascii = true;  // ASCII is the same in Latin-1 and UTF-8, and valid
+    if (t == kAtomUtf8 || t == kSmallAtomUtf8) return make_atom(bytes, at);
+    bool ascii = true;  // ASCII is the same in Latin-1 and UTF-8
     for (char c : bytes) ascii = ascii && static_cast<unsigned char>(c) < 0x80;
-    if (ascii) return make_atom(bytes, at, true);
-    if (t == kAtom || t == kSmallAtom) {
-      std::string utf8;  // Latin-1 to UTF-8
-      utf8.reserve(bytes.size() * 2);
-      for (const char ch : bytes) {
-        const auto c = static_cast<unsigned char>(ch);
-        if (c < 0x80) {
-          utf8.push_back(char(c));
-        } else {
-          utf8.push_back(char(0xC0 | c >> 6));
-          utf8.push_back(char(0x80 | (c & 0x3F)));
-        }
+    if (ascii) return make_atom(bytes, at);
+    std::string utf8;  // Latin-1 to UTF-8
+    utf8.reserve(bytes.size() * 2);
+    for (const char ch : bytes) {
+      const auto c = static_cast<unsigned char>(ch);
+      if (c < 0x80) {
+        utf8.push_back(char(c));
+      } else {
+        utf8.push_back(char(0xC0 | c >> 6));
+        utf8.push_back(char(0x80 | (c & 0x3F)));
       }
-      return make_atom(utf8, at);
     }
-    return make_atom(bytes, at);
+    return make_atom(utf8, at);
   }
 
   // The node number of {name, creation}: 0 for this node, else the context's.

@@ -198,12 +198,7 @@ io_result transport::try_write(std::string_view data) noexcept {
 }
 
 void transport::attach(pid owner) noexcept {
-  if (attached_ || !sock_.is_open()) return;
-  try {
-    attached_ = athanor::detail::attach_fd(sock_.native_handle(), owner) == 0;
-  } catch (const std::logic_error&) {
-    attached_ = false;  // no runtime: waits arm as before
-  }
+  if (!attached_ && sock_.is_open()) attached_ = athanor::detail::attach_fd(sock_.native_handle(), owner) == 0;
 }
 
 task<io_wait_result> transport::wait_writable(std::chrono::milliseconds timeout, const void* wake_type, bool wake_any) {

@@ -86,7 +86,8 @@ class transport {
   SSL* ssl_ = nullptr;
   // The last plain read took less than the buffer, so the socket is most likely empty now: the
   // next read waits for readiness first instead of spending a read(2) on EAGAIN. (Safe: arming
-  // a one-shot poll reports data that is already there.)
+  // a one-shot poll reports data that is already there, and on an attached socket bytes that
+  // came after that read left an edge behind.)
   bool drained_ = false;
   bool attached_ = false;  // edge-triggered registration for the owning process (attach())
 };

@@ -99,7 +99,7 @@ task<std::optional<ws_message>> receive_impl(detail::ws_state* s, bool any_mail)
   // Every way of closing ends at one co_await below (`closing:`): each suspension point keeps
   // its temporaries in the frame, which every idle connection holds while it waits.
   bool send_close_frame = false;
-  std::uint16_t send_code = 0, end_code = 0;
+  std::uint16_t code = 0;
   std::string reason;
   for (;;) {
     if (s->closed) co_return std::nullopt;
@@ -122,11 +122,11 @@ task<std::optional<ws_message>> receive_impl(detail::ws_state* s, bool any_mail)
           // Echo the peer's code (RFC 6455 §5.5.1); a close without a code gets an empty one.
           // The server closes the TCP connection first (§7.1.1).
           send_close_frame = !s->close_sent;
-          send_code = end_code = e.code;
+          code = e.code;
           goto closing;
         case kind::fail:
           send_close_frame = true;
-          send_code = end_code = e.code;
+          code = e.code;
           reason = std::move(e.data);
           goto closing;
       }
@@ -173,7 +173,7 @@ task<std::optional<ws_message>> receive_impl(detail::ws_state* s, bool any_mail)
     if (r.message) {
       if (s->guard.server() && s->guard.server()->stopping.load()) {
         send_close_frame = true;
-        send_code = end_code = ws_close::going_away;
+        code = ws_close::going_away;
         reason = "server shutting down";
         goto closing;
       }
@@ -184,7 +184,7 @@ task<std::optional<ws_message>> receive_impl(detail::ws_state* s, bool any_mail)
     auto now = clock::now();
     if (now >= idle_at) {
       send_close_frame = true;
-      send_code = end_code = ws_close::going_away;
+      code = ws_close::going_away;
       reason = "idle timeout";
       goto closing;
     }
@@ -194,9 +194,9 @@ task<std::optional<ws_message>> receive_impl(detail::ws_state* s, bool any_mail)
     }
   }
 closing:
-  if (send_close_frame) co_await send_close(s, send_code, std::move(reason));
-  s->close_code = end_code;
-  abort(*s, end_code);
+  if (send_close_frame) co_await send_close(s, code, std::move(reason));
+  s->close_code = code;
+  abort(*s, code);
   co_return std::nullopt;
 }
 

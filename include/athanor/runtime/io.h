@@ -66,9 +66,9 @@ struct fd_wait_for : receive_state {
 
 // Registers fd with the poller once, edge-triggered, for process `owner`: afterwards every wait
 // on fd must be owner's, in an fd_wait_for with is_attached = true, which then costs no system
-// call to arm. One attached fd per process; it stays attached until closed. Returns 0 or an
-// errno value (the fd is then used as before, armed per wait). Needs a running runtime.
-int attach_fd(int fd, pid owner);
+// call to arm. One attached fd per process; it stays attached until closed. Returns 0, or an
+// errno value (ENXIO without a running runtime) and the fd is then used as before, armed per wait.
+int attach_fd(int fd, pid owner) noexcept;
 }  // namespace detail
 
 // co_await io_wait(fd, io_readable, 5000ms, true): suspends the calling process (not its thread)
