@@ -20,277 +20,6 @@ namespace athanor {
 static_assert(sizeof(mp_limb_t) == sizeof(std::uint64_t) && GMP_NAIL_BITS == 0,
               "bignum limbs are stored as 64-bit words and handed to GMP as they are");
 
-// Everything that needs a term's representation: static functions only, as thread-safe as
-// the terms passed in. Each heap block is a term_box header followed by its contents:
-//   tuple:  header (size = arity), then `size` terms
-//   list:   header, head, tail
-//   map:    header (size = entries), then `size` key/value pairs sorted by key
-//   binary: header (size = 0), byte count and data pointer, then the bytes; a sub-binary
-//           (size = 1) has no bytes of its own and holds a reference to the block that does
-//           (bitstrings are the same, with the bits used in the last byte in term::aux_)
-//   bignum: header (size = limbs), the sign, then the limbs (least significant first)
-//   fun:    header (size = encoded bytes), a fun_info, then a local fun's NEW_FUN_EXT bytes
-//   ref:    header, an athanor::ref (references that are not compact)
-struct detail::term_internals {
-  using entry = std::pair<term, term>;
-
-  struct cons_box : term_box {
-    cons_box(term h, term t) noexcept : head(std::move(h)), tail(std::move(t)) {}
-    term head;
-    term tail;
-  };
-  struct binary_box : term_box {
-    std::size_t byte_count;
-    const char* data;
-    binary_box* owner;  // a sub-binary's block with the bytes; null in the owning block
-  };
-  struct bignum_box : term_box {
-    std::uint64_t negative;
-  };
-  struct fun_box : term_box {
-    fun_info info;
-  };
-  struct ref_box : term_box {
-    ref value;
-  };
-  static_assert(sizeof(term_box) % alignof(term) == 0 && sizeof(term_box) % alignof(entry) == 0);
-
-  static term* elements(term_box* box) noexcept { return reinterpret_cast<term*>(box + 1); }
-  static entry* entries(term_box* box) noexcept { return reinterpret_cast<entry*>(box + 1); }
-  static cons_box* cell(const term& t) noexcept { return static_cast<cons_box*>(t.box_); }
-  static char* bytes(binary_box* box) noexcept { return reinterpret_cast<char*>(box + 1); }
-  static std::uint64_t* limbs(bignum_box* box) noexcept { return reinterpret_cast<std::uint64_t*>(box + 1); }
-
-  static term_kind kind(const term& t) noexcept { return t.kind_; }
-  static term_box* box(const term& t) noexcept { return t.box_; }
-  static std::int64_t integer(const term& t) noexcept { return t.integer_; }
-  static double floating(const term& t) noexcept { return t.float_; }
-  static std::uint64_t bits(const term& t) noexcept { return t.bits_; }
-  static std::uint32_t aux(const term& t) noexcept { return t.aux_; }
-  static atom atom_of(const term& t) noexcept { return term::atom_at(t.bits_); }
-  static ref ref_of(const term& t) noexcept {
-    return t.boxed_ ? static_cast<ref_box*>(t.box_)->value : ref(t.aux_, t.bits_);
-  }
-
-  // Returns a term of kind `k` owning the (new) block `box`, which may be null for an empty one.
-  static term adopt(term_kind k, term_box* box, std::uint32_t aux = 0) noexcept {
-    term t;
-    t.kind_ = k;
-    t.boxed_ = box != nullptr;
-    t.aux_ = aux;
-    t.box_ = box;
-    return t;
-  }
-
-  // Returns a block with room for a header of type Box plus `extra` bytes; throws std::bad_alloc.
-  template <class Box>
-  static void* allocate(std::size_t extra) {
-    return ::operator new(sizeof(Box) + extra);
-  }
-
-  // Returns a tuple whose elements are made by make(slot, i), which must construct a term
-  // in `slot` and not throw. Throws std::length_error or std::bad_alloc.
-  template <class Make>
-  static term make_tuple(std::size_t size, Make make) {
-    if (size == 0) return adopt(term_kind::tuple, nullptr);
-    if (size > 0xFFFFFF) throw std::length_error("athanor::tuple: more than 16777215 elements (Erlang's limit)");
-    auto* box = ::new (allocate<term_box>(size * sizeof(term))) term_box;
-    box->size = std::uint32_t(size);
-    term* out = elements(box);
-    for (std::size_t i = 0; i < size; ++i) make(out + i, i);
-    return adopt(term_kind::tuple, box);
-  }
-
-  // Returns a binary holding a copy of `size` bytes at `data`; throws std::bad_alloc.
-  static term make_binary(const void* data, std::size_t size) {
-    if (size == 0) return adopt(term_kind::binary, nullptr);
-    auto* box = ::new (allocate<binary_box>(size)) binary_box;
-    box->byte_count = size;
-    box->data = bytes(box);
-    box->owner = nullptr;
-    std::memcpy(bytes(box), data, size);
-    return adopt(term_kind::binary, box);
-  }
-
-  // Returns the bitstring of `bit_count` bits whose bytes are at `data` (ceil(bit_count / 8)
-  // of them), clearing the unused low bits of the last byte.
-  static term make_bitstring(const void* data, std::size_t bit_count) {
-    const std::size_t size = (bit_count + 7) / 8;
-    term t = make_binary(data, size);
-    const unsigned used = unsigned(bit_count % 8);
-    if (used != 0) {
-      auto* box = static_cast<binary_box*>(t.box_);
-      bytes(box)[size - 1] = char(static_cast<unsigned char>(bytes(box)[size - 1]) & (0xFF00u >> used));
-      t.kind_ = term_kind::bitstring;
-      t.aux_ = used;
-    }
-    return t;
-  }
-
-  // Returns the part of binary `t` of `size` bytes from `offset` (which fit), sharing its bytes.
-  static term make_sub_binary(const term& t, std::size_t offset, std::size_t size) {
-    if (size == 0) return adopt(term_kind::binary, nullptr);
-    auto* whole = static_cast<binary_box*>(t.box_);
-    if (offset == 0 && size == whole->byte_count) return t;
-    binary_box* owner = whole->owner != nullptr ? whole->owner : whole;
-    auto* box = ::new (allocate<binary_box>(0)) binary_box;
-    box->size = 1;
-    box->byte_count = size;
-    box->data = whole->data + offset;
-    box->owner = owner;
-    owner->refs.fetch_add(1, std::memory_order_relaxed);
-    return adopt(term_kind::binary, box);
-  }
-
-  static term make_integer(bool negative, std::span<const std::uint64_t> digits) {
-    std::size_t n = digits.size();
-    while (n > 0 && digits[n - 1] == 0) --n;
-    if (n == 0) return term(0);
-    if (n == 1) {
-      constexpr std::uint64_t kMax = std::uint64_t(std::numeric_limits<std::int64_t>::max());
-      if (!negative && digits[0] <= kMax) return term(std::int64_t(digits[0]));
-      if (negative && digits[0] <= kMax + 1) return term(std::int64_t(std::uint64_t(0) - digits[0]));
-    }
-    if (n > 0xFFFFFFFFu) throw std::length_error("athanor::term: integer too large");
-    auto* box = ::new (allocate<bignum_box>(n * sizeof(std::uint64_t))) bignum_box;
-    box->size = std::uint32_t(n);
-    box->negative = negative;
-    std::memcpy(limbs(box), digits.data(), n * sizeof(std::uint64_t));
-    return adopt(term_kind::bignum, box);
-  }
-
-  static detail::bignum_view bignum_of(const term& t) noexcept {
-    auto* box = static_cast<bignum_box*>(t.box_);
-    return {box->negative != 0, {limbs(box), box->size}};
-  }
-
-  static term make_fun(const fun_info& info, std::span<const std::byte> encoding) {
-    if (encoding.size() > 0xFFFFFFFFu) throw std::length_error("athanor::term: fun too large");
-    auto* box = ::new (allocate<fun_box>(encoding.size())) fun_box;
-    box->size = std::uint32_t(encoding.size());
-    box->info = info;
-    if (!encoding.empty()) std::memcpy(static_cast<void*>(box + 1), encoding.data(), encoding.size());
-    return adopt(term_kind::fun, box);
-  }
-  static const fun_info& fun_of(const term& t) noexcept { return static_cast<fun_box*>(t.box_)->info; }
-  static std::span<const std::byte> fun_bytes(const term& t) noexcept {
-    auto* box = static_cast<fun_box*>(t.box_);
-    return {reinterpret_cast<const std::byte*>(box + 1), box->size};
-  }
-
-  static term make_wide_ref(const ref& r) {
-    auto* box = ::new (allocate<ref_box>(0)) ref_box;
-    box->value = r;
-    term t = adopt(term_kind::reference, box);
-    return t;
-  }
-
-  // Returns a map of the entries in `sorted` (unique keys, in map key order), moving them.
-  static term make_map(std::vector<entry>& sorted) {
-    if (sorted.empty()) return adopt(term_kind::map, nullptr);
-    if (sorted.size() > 0x7FFFFFFF) throw std::length_error("athanor::map: more than 2^31 - 1 entries");
-    auto* box = ::new (allocate<term_box>(sorted.size() * sizeof(entry))) term_box;
-    box->size = std::uint32_t(sorted.size());
-    entry* out = entries(box);
-    for (std::size_t i = 0; i < sorted.size(); ++i) ::new (out + i) entry(std::move(sorted[i]));
-    return adopt(term_kind::map, box);
-  }
-
-  // A binary's or bitstring's bytes.
-  static std::string_view binary_view(const term& t) noexcept {
-    auto* box = static_cast<binary_box*>(t.box_);
-    if (box == nullptr) return {};
-    return {box->data, box->byte_count};
-  }
-  static std::size_t bit_count(const term& t) noexcept {
-    const std::size_t bytes = binary_view(t).size();
-    return t.kind_ == term_kind::bitstring ? (bytes - 1) * 8 + t.aux_ : bytes * 8;
-  }
-  static std::span<const term> tuple_view(const term& t) noexcept {
-    if (t.box_ == nullptr) return {};
-    return {elements(t.box_), t.box_->size};
-  }
-  static std::span<const entry> map_view(const term& t) noexcept {
-    if (t.box_ == nullptr) return {};
-    return {entries(t.box_), t.box_->size};
-  }
-
-  // A dead block's children, as one array of term slots: a tuple's elements, a map's
-  // keys and values alternately, a list cell's head and tail.
-  static std::size_t child_count(term_kind k, term_box* box) noexcept {
-    switch (k) {
-      case term_kind::tuple: return box->size;
-      case term_kind::map: return std::size_t(box->size) * 2;
-      case term_kind::list: return 2;
-      default: return 0;
-    }
-  }
-  static term& child(term_kind k, term_box* box, std::size_t i) noexcept {
-    switch (k) {
-      case term_kind::tuple: return elements(box)[i];
-      case term_kind::map: return i % 2 == 0 ? entries(box)[i / 2].first : entries(box)[i / 2].second;
-      default: return i == 0 ? static_cast<cons_box*>(box)->head : static_cast<cons_box*>(box)->tail;
-    }
-  }
-
-  // Releases what a dead leaf block holds besides terms: a sub-binary's reference to the
-  // block with its bytes (which holds nothing itself, so this never goes deeper).
-  static void release_leaf(term_kind k, term_box* box) noexcept {
-    if (k != term_kind::binary && k != term_kind::bitstring) return;
-    binary_box* owner = static_cast<binary_box*>(box)->owner;
-    if (owner != nullptr && drop_reference(owner)) ::operator delete(owner);
-  }
-
-  // Frees `box`, whose last reference is gone, and every block only it kept alive.
-  //
-  // Without recursion or allocation, so that no nesting (a million-long list, or a list
-  // nested a million deep in its heads, as a decoded message might be) can overflow the
-  // stack, and freeing never throws. It walks the dead blocks depth first and keeps the
-  // way back in the blocks themselves (Deutsch-Schorr-Waite pointer reversal): on going
-  // down through child slot i, it stores i in the block's reference count (unused once
-  // the block is dead) and the way further up in slot i. The slots' destructors never
-  // run: the walk releases the reference each slot held as it passes it.
-  static void free_box(term_kind k, term_box* box) noexcept {
-    term_box* current = box;
-    term_kind current_kind = k;
-    term_box* up = nullptr;  // the dead block `current` was reached from, if any
-    term_kind up_kind = term_kind::nil;
-    std::size_t i = 0;  // the next child slot of `current` to release
-    for (;;) {
-      bool went_down = false;
-      const std::size_t n = child_count(current_kind, current);
-      for (; i < n; ++i) {
-        term& slot = child(current_kind, current, i);
-        if (!slot.holds_box() || !drop_reference(slot.box_)) continue;
-        // That was the child's last reference: free it (and its children) first.
-        term_box* down = slot.box_;
-        const term_kind down_kind = slot.kind_;
-        current->refs.store(std::uint32_t(i), std::memory_order_relaxed);
-        slot.box_ = up;
-        slot.kind_ = up_kind;
-        up = current;
-        up_kind = current_kind;
-        current = down;
-        current_kind = down_kind;
-        i = 0;
-        went_down = true;
-        break;
-      }
-      if (went_down) continue;
-      release_leaf(current_kind, current);
-      ::operator delete(current);
-      if (up == nullptr) return;
-      // Back up to the parent, taking the way further up out of the slot we came through.
-      current = up;
-      current_kind = up_kind;
-      i = current->refs.load(std::memory_order_relaxed);
-      const term& slot = child(current_kind, current, i);
-      up = slot.box_;
-      up_kind = slot.kind_;
-      ++i;
-    }
-  }
-};
 
 using internals = detail::term_internals;
 
@@ -967,7 +696,140 @@ term map(std::initializer_list<std::pair<term, term>> entries) {
   return map(std::span<const std::pair<term, term>>(entries.begin(), entries.size()));
 }
 
-void term::free_box(term_kind k, detail::term_box* box) noexcept { internals::free_box(k, box); }
+void term::free_block(term_kind k, std::uint8_t boxed, detail::term_box* counted) noexcept {
+  if (boxed == 2) {
+    ::operator delete(counted);  // a shared block: its boxes hold nothing outside it
+  } else {
+    internals::free_box(k, counted);
+  }
+}
+
+// ---------------------------------------------------------------- shared blocks
+
+detail::shared_block::shared_block(std::size_t capacity) {
+  if (capacity == 0) return;
+  constexpr std::size_t kMax = (std::size_t(1) << 32) * 8;  // a box's distance, in words, fits 32 bits
+  if (capacity > kMax - sizeof(term_box)) throw std::length_error("athanor::term: decoded term larger than 32 GiB");
+  base_ = static_cast<char*>(::operator new(sizeof(term_box) + capacity));
+  ::new (base_) term_box;
+  next_ = base_ + sizeof(term_box);
+  end_ = next_ + capacity;
+}
+
+detail::shared_block::~shared_block() {
+  if (base_ != nullptr) ::operator delete(base_);
+}
+
+void detail::shared_block::commit() noexcept {
+  // Nothing built (the root needs no block): nobody will free it, so do it now.
+  if (base_ != nullptr && next_ == base_ + sizeof(term_box)) ::operator delete(base_);
+  base_ = nullptr;
+}
+
+void* detail::shared_block::take(std::size_t bytes) {
+  if (bytes > std::size_t(end_ - next_) || bytes == 0) {
+    throw std::logic_error("athanor::term: shared block sized too small (a bug in its caller's count)");
+  }
+  auto* box = ::new (next_) term_box;
+  box->refs.store(std::uint32_t(std::size_t(next_ - base_) / 8), std::memory_order_relaxed);
+  next_ += bytes;
+  return box;
+}
+
+term detail::shared_block::adopt(term_kind k, term_box* box) noexcept { return internals::adopt_shared(k, box); }
+
+term* detail::shared_block::tuple(term* slot, std::size_t arity) {
+  if (arity > 0xFFFFFF) throw std::length_error("athanor::tuple: more than 16777215 elements (Erlang's limit)");
+  auto* box = static_cast<term_box*>(take(tuple_bytes(arity)));
+  box->size = std::uint32_t(arity);
+  ::new (slot) term(adopt(term_kind::tuple, box));
+  return internals::elements(box);
+}
+
+term* detail::shared_block::list(term* slot, std::size_t cells) {
+  // Each cell's tail is the next cell, so the cells are consecutive: one take() for them all.
+  auto* first = static_cast<cons_box*>(take(cells * cons_bytes));  // cells <= bytes left: no overflow
+  cons_box* cell = first;
+  for (std::size_t i = 1; i < cells; ++i, ++cell) {
+    auto* next = cell + 1;
+    ::new (next) term_box;
+    next->refs.store(std::uint32_t(std::size_t(reinterpret_cast<char*>(next) - base_) / 8), std::memory_order_relaxed);
+    ::new (&cell->tail) term(adopt(term_kind::list, next));
+  }
+  ::new (slot) term(adopt(term_kind::list, first));
+  return &first->head;
+}
+
+std::pair<term, term>* detail::shared_block::map(term* slot, std::size_t entries) {
+  if (entries > 0x7FFFFFFF) throw std::length_error("athanor::map: more than 2^31 - 1 entries");
+  auto* box = static_cast<term_box*>(take(map_bytes(entries)));
+  box->size = std::uint32_t(entries);
+  ::new (slot) term(adopt(term_kind::map, box));
+  return internals::entries(box);
+}
+
+void detail::shared_block::bits(term* slot, const std::byte* data, std::size_t size, unsigned bits_in_last_byte) {
+  auto* box = static_cast<binary_box*>(take(binary_bytes(size)));
+  box->byte_count = size;
+  box->data = internals::bytes(box);
+  box->owner = nullptr;
+  std::memcpy(internals::bytes(box), data, size);
+  if (bits_in_last_byte == 0 || bits_in_last_byte == 8) {
+    ::new (slot) term(adopt(term_kind::binary, box));
+    return;
+  }
+  char& last = internals::bytes(box)[size - 1];
+  last = char(static_cast<unsigned char>(last) & (0xFF00u >> bits_in_last_byte));
+  ::new (slot) term(internals::adopt_shared(term_kind::bitstring, box, bits_in_last_byte));
+}
+
+void detail::shared_block::integer(term* slot, bool negative, std::span<const std::uint64_t> limbs) {
+  std::size_t n = limbs.size();
+  while (n > 0 && limbs[n - 1] == 0) --n;
+  constexpr std::uint64_t kMax = std::uint64_t(std::numeric_limits<std::int64_t>::max());
+  if (n == 0 || (n == 1 && limbs[0] <= kMax + (negative ? 1 : 0))) {
+    ::new (slot) term(internals::make_integer(negative, limbs.first(n)));  // in place
+    return;
+  }
+  if (n > 0xFFFFFFFFu) throw std::length_error("athanor::term: integer too large");
+  auto* box = static_cast<bignum_box*>(take(bignum_bytes(n)));
+  box->size = std::uint32_t(n);
+  box->negative = negative;
+  std::memcpy(internals::limbs(box), limbs.data(), n * sizeof(std::uint64_t));
+  ::new (slot) term(adopt(term_kind::bignum, box));
+}
+
+void detail::shared_block::reference(term* slot, const ref& r) {
+  if (r.is_compact()) {
+    ::new (slot) term(r);
+    return;
+  }
+  auto* box = static_cast<ref_box*>(take(ref_bytes));
+  ::new (&box->value) ref(r);
+  ::new (slot) term(adopt(term_kind::reference, box));
+}
+
+void detail::shared_block::fun(term* slot, const fun_info& info, std::span<const std::byte> encoding) {
+  if (encoding.size() > 0xFFFFFFFFu) throw std::length_error("athanor::term: fun too large");
+  auto* box = static_cast<fun_box*>(take(fun_bytes(encoding.size())));
+  box->size = std::uint32_t(encoding.size());
+  ::new (&box->info) fun_info(info);
+  if (!encoding.empty()) std::memcpy(static_cast<void*>(box + 1), encoding.data(), encoding.size());
+  ::new (slot) term(adopt(term_kind::fun, box));
+}
+
+bool detail::sort_map_entries(std::pair<term, term>* entries, std::size_t n) {
+  bool in_order = true;
+  for (std::size_t i = 1; i < n && in_order; ++i) in_order = compare_keys(entries[i - 1].first, entries[i].first) < 0;
+  if (in_order) return true;
+  // Swaps only (moves that leave no live value behind): a shared block's terms keep no count
+  // of their own, so none may be destroyed.
+  std::sort(entries, entries + n, [](const auto& x, const auto& y) { return compare_keys(x.first, y.first) < 0; });
+  for (std::size_t i = 1; i < n; ++i) {
+    if (compare_keys(entries[i - 1].first, entries[i].first) == 0) return false;
+  }
+  return true;
+}
 
 void term::throw_not_int64() const {
   if (is_bignum()) {

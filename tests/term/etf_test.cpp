@@ -1,4 +1,5 @@
 #include "athanor/term/etf.h"
+#include "athanor/term/integer.h"
 
 #include <gtest/gtest.h>
 
@@ -6,6 +7,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace athanor {
@@ -422,6 +424,71 @@ TEST(Etf, SafeModeCreatesNoAtoms) {
   EXPECT_EQ(decode(encode(tuple("ok"_a, pid(0, 1, 1))), safe), tuple("ok"_a, pid(0, 1, 1)));
   EXPECT_EQ(decode(encoded), term(atom(name)));
   EXPECT_EQ(decode(encoded, safe), term(atom(name)));
+}
+
+// A decoded message is one shared block (see etf.h): every part holds the whole, so a part
+// kept after the message is dropped must stay intact, and dropping the last part frees it
+// (ASan, which CI runs these under, reports a use after free or a leak otherwise).
+TEST(Etf, PartsOfADecodedMessageOutliveIt) {
+  const ref wide = ref::from_words(0, std::vector<std::uint32_t>{1, 2, 3, 4, 5});
+  const term original =
+      tuple("msg"_a, "a binary of some length", list({1, "two", 3.0}), map({{"k", list({1, 2})}}),
+            term::bitstring(std::as_bytes(std::span("\xFF", 1)), 3), wide, term::export_fun("m"_a, "f"_a, 2),
+            integer_from_string("123456789012345678901234567890"), list({1, 2}, "improper"));
+  const auto encoded = encode(original);
+  term message = decode(encoded);
+  ASSERT_EQ(message, original);
+  EXPECT_EQ(message.use_count(), 1u);
+  term text = message.element(1);
+  EXPECT_EQ(message.use_count(), 2u) << "a part counts in the one block";
+  EXPECT_EQ(message.element(2).use_count(), 2u) << "every part reports the block's count";
+  term part = text.sub_binary(2, 6);
+  term inner = message.element(3).find("k") != nullptr ? *message.element(3).find("k") : term();
+  term tail = message.element(8).tail();
+  term mine = tuple(message.element(2), message.element(5), message.element(7));  // our block holds theirs
+  message = term();  // the message goes; its parts stay
+  EXPECT_EQ(part.as_binary(), "binary");
+  EXPECT_EQ(text.as_binary(), "a binary of some length");
+  EXPECT_EQ(inner, list({1, 2}));
+  EXPECT_EQ(tail, list({2}, "improper"));
+  EXPECT_EQ(mine, tuple(list({1, "two", 3.0}), wide, integer_from_string("123456789012345678901234567890")));
+  text = term();
+  EXPECT_EQ(part.as_binary(), "binary") << "a sub-binary holds the block, not the binary it came from";
+  mine = term();
+  EXPECT_EQ(tail.head(), 2);
+}
+
+// A map arrives in any key order (Erlang writes maps over 32 keys in hash order): the
+// decoded map keeps its keys sorted, so it equals the same map built here.
+TEST(Etf, DecodesMapsInAnyKeyOrder) {
+  // #{3 => c, 1 => a, 2 => b}, written in that order.
+  const auto unsorted = bytes({131, 116, 0, 0, 0, 3, 97, 3, 100, 0, 1, 'c', 97, 1, 100, 0, 1, 'a', 97, 2, 100, 0, 1, 'b'});
+  const term m = decode(unsorted);
+  EXPECT_EQ(m, map({{1, "a"_a}, {2, "b"_a}, {3, "c"_a}}));
+  EXPECT_EQ(m.map_entries().front().first, 1);
+  EXPECT_EQ(encode(m), encode(map({{1, "a"_a}, {2, "b"_a}, {3, "c"_a}})));
+  // Out of order and repeated: still an error.
+  expect_error(bytes({131, 116, 0, 0, 0, 3, 97, 2, 97, 0, 97, 1, 97, 0, 97, 2, 97, 0}), "MAP_EXT has a duplicate key");
+}
+
+// Parts of one decoded message copied and dropped on several threads at once: the block's
+// one count is shared by all of them (TSan, which CI runs these under, checks the races).
+TEST(Etf, PartsOfOneMessageAreSharedAcrossThreads) {
+  term message = decode(encode(tuple(list({1, 2, 3}), "payload", map({{"a"_a, "b"}}))));
+  std::vector<std::thread> threads;
+  std::vector<std::size_t> seen(4, 0);
+  for (std::size_t t = 0; t < seen.size(); ++t) {
+    threads.emplace_back([&message, &seen, t] {
+      const term& whole = message;  // read-only, as a term shared between threads is
+      for (int i = 0; i < 10'000; ++i) {
+        term part = whole.element(std::size_t(i % 3));
+        seen[t] += part.is_list() ? 1 : 0;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (std::size_t count : seen) EXPECT_EQ(count, 3334u);
+  EXPECT_EQ(message.use_count(), 1u) << "every copy gave its reference back";
 }
 
 TEST(Etf, OptionsAndPrefixes) {

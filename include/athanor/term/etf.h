@@ -20,10 +20,16 @@
 // recurses (an explicit stack, bounded by max_depth), checks every declared length against
 // the bytes that remain before allocating for it, bounds decompression by
 // max_decompressed_bytes, and reports every problem as an etf_error. Memory: the decoded
-// term takes at most about 100 bytes per input byte at peak (a LIST_EXT of [] elements:
-// one cons cell per byte), so bound the input size (and max_decompressed_bytes) by what
-// you can afford. Without `safe`, every new atom in the input is interned for good, as
-// in Erlang: decode untrusted input with safe = true.
+// term takes at most 40 bytes per input byte (a STRING_EXT: one 40-byte cons cell per
+// byte), so bound the input size (and max_decompressed_bytes) by what you can afford.
+// Without `safe`, every new atom in the input is interned for good, as in Erlang: decode
+// untrusted input with safe = true.
+//
+// A decoded term is one allocation: the decoder measures the term first, then builds all
+// of it in one block that its parts share (one malloc and one free per message, whatever
+// its shape). So, as with a sub-binary in Erlang, a part kept alive keeps the whole
+// message's memory: to keep a small part of a large message for long, rebuild it (for a
+// binary, term(std::string(part.as_binary()))). Terms built any other way are not affected.
 //
 // Pids and references. A term's pid or ref names its node by a number (0 = this node),
 // the wire by a node-name atom and a creation. etf_context maps one to the other: node 0

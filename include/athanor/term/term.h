@@ -14,8 +14,10 @@
 // beyond 64 bits (bignums), funs and wider references live in an immutable heap block
 // shared by every copy and freed with the last one (an atomic reference count, because
 // terms are sent between threads). A binary's bytes are shared the same way, so copying
-// a large binary, or taking a part of one (sub_binary()), never copies its bytes. Nothing a term refers to can change, so sharing needs
-// no locks. Freeing never recurses, however deeply a term nests. Comparing, hashing
+// a large binary, or taking a part of one (sub_binary()), never copies its bytes. Nothing
+// a term refers to can change, so sharing needs no locks. A term decoded from ETF is built
+// in one block whose parts share a single count (see etf.h). Freeing never recurses,
+// however deeply a term nests. Comparing, hashing
 // and printing loop along list tails (and a tuple's last element, a map's last
 // value) but recurse into heads and other elements, so they need stack in
 // proportion to that nesting: a decoder of untrusted input should bound it.
@@ -84,6 +86,14 @@ struct term_internals;
 // are all like that, which makes freeing them about a third cheaper.
 inline bool drop_reference(term_box* box) noexcept {
   return box->refs.load(std::memory_order_acquire) == 1 || box->refs.fetch_sub(1, std::memory_order_acq_rel) == 1;
+}
+
+// A box inside a shared block (see detail::shared_block in src/term/internal.h: the ETF decoder
+// puts a whole message in one allocation) keeps no count of its own: its `refs` field holds its
+// distance from the block's header in 8-byte units, and references to it count in the header.
+inline term_box* shared_block_of(term_box* member) noexcept {
+  return reinterpret_cast<term_box*>(reinterpret_cast<char*>(member) -
+                                     std::size_t(member->refs.load(std::memory_order_relaxed)) * 8);
 }
 
 }  // namespace detail
@@ -208,7 +218,7 @@ class term {
 
   term(const term& other) noexcept
       : kind_(other.kind_), boxed_(other.boxed_), aux_(other.aux_), bits_(other.bits_) {
-    if (holds_box()) box_->refs.fetch_add(1, std::memory_order_relaxed);
+    if (holds_box()) counted_block()->refs.fetch_add(1, std::memory_order_relaxed);
   }
   // Leaves `other` as the atom 'undefined'.
   term(term&& other) noexcept : kind_(other.kind_), boxed_(other.boxed_), aux_(other.aux_), bits_(other.bits_) {
@@ -228,7 +238,10 @@ class term {
     return *this;
   }
   ~term() {
-    if (holds_box() && detail::drop_reference(box_)) free_box(kind_, box_);
+    if (holds_box()) {
+      detail::term_box* counted = counted_block();
+      if (detail::drop_reference(counted)) free_block(kind_, boxed_, counted);
+    }
   }
 
   // Exchanges the two values; never throws.
@@ -349,7 +362,11 @@ class term {
   // and empty tuples, maps and binaries). A sub-binary has its own block. For tests and
   // diagnostics: while other threads copy the term the answer may be stale as soon as it
   // is returned.
-  std::size_t use_count() const noexcept { return holds_box() ? box_->refs.load(std::memory_order_relaxed) : 0; }
+  // A term decoded from ETF shares one block with every part of the same message, so its
+  // parts all report the block's count.
+  std::size_t use_count() const noexcept {
+    return holds_box() ? counted_block()->refs.load(std::memory_order_relaxed) : 0;
+  }
 
   // ---- Comparing and printing.
 
@@ -374,9 +391,13 @@ class term {
   // True if this term owns a reference to a heap block. Empty tuples, maps and
   // binaries have no block (box_ is null), so they cost no allocation.
   bool holds_box() const noexcept { return boxed_ != 0; }
+  // The block whose count this term's reference is in: its own box, or the shared block
+  // its box lies in.
+  detail::term_box* counted_block() const noexcept { return boxed_ == 1 ? box_ : detail::shared_block_of(box_); }
 
   static atom atom_at(std::uint64_t index) noexcept { return atom(std::uint32_t(index)); }
-  static void free_box(enum kind k, detail::term_box* box) noexcept;
+  // Frees `counted` (see counted_block()), whose last reference is gone.
+  static void free_block(enum kind k, std::uint8_t boxed, detail::term_box* counted) noexcept;
   static term from_large_unsigned(std::uint64_t value);
   static term from_wide_ref(const ref& r);
   ref boxed_ref() const noexcept;
@@ -385,7 +406,9 @@ class term {
   [[noreturn]] void throw_wrong_kind(const char* function, enum kind expected) const;
 
   enum kind kind_;
-  std::uint8_t boxed_ = 0;  // 1 if box_ is a heap block this term holds a reference to
+  // 0: box_ is not used. 1: box_ is a heap block this term holds a reference to. 2: box_
+  // lies inside a shared block, and this term holds a reference to that block.
+  std::uint8_t boxed_ = 0;
   std::uint32_t aux_ = 0;   // a reference's or port's node; a bitstring's bits in its last byte
   union {
     std::int64_t integer_;
