@@ -58,8 +58,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (t.is_map() && t.map_size() > 0) part = t.map_entries().back().second;
     const std::vector<std::byte> expected = etf::encode(part);
     t = term();
-    if (etf::encode(part) != expected) {
-      std::fprintf(stderr, "a part changed when the message it came from was dropped\n");
+    if (etf::encode(part) != expected || etf::encode(part.unshared()) != expected) {
+      std::fprintf(stderr, "a part changed when the message it came from was dropped, or in a deep copy\n");
       std::abort();
     }
   } catch (const etf::etf_error&) {

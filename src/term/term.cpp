@@ -818,6 +818,117 @@ void detail::shared_block::fun(term* slot, const fun_info& info, std::span<const
   ::new (slot) term(adopt(term_kind::fun, box));
 }
 
+term term::unshared() const {
+  using internals = detail::term_internals;
+  using block_type = detail::shared_block;
+  // First pass: the room every box takes (explicit stack: no recursion).
+  std::size_t bytes = 0;
+  std::vector<const term*> todo{this};
+  while (!todo.empty()) {
+    const term& t = *todo.back();
+    todo.pop_back();
+    if (!t.holds_box()) continue;
+    switch (t.kind_) {
+      case kind::tuple:
+        bytes += block_type::tuple_bytes(t.box_->size);
+        for (const term& e : internals::tuple_view(t)) todo.push_back(&e);
+        break;
+      case kind::map:
+        bytes += block_type::map_bytes(t.box_->size);
+        for (const auto& [k, v] : internals::map_view(t)) todo.push_back(&k), todo.push_back(&v);
+        break;
+      case kind::list: {
+        const term* cell = &t;
+        for (; cell->kind_ == kind::list; cell = &internals::cell(*cell)->tail) {
+          bytes += block_type::cons_bytes;
+          todo.push_back(&internals::cell(*cell)->head);
+        }
+        todo.push_back(cell);
+        break;
+      }
+      case kind::binary:
+      case kind::bitstring: bytes += block_type::binary_bytes(internals::binary_view(t).size()); break;
+      case kind::bignum: bytes += block_type::bignum_bytes(t.box_->size); break;
+      case kind::reference: bytes += block_type::ref_bytes; break;
+      case kind::fun: bytes += block_type::fun_bytes(internals::fun_bytes(t).size()); break;
+      default: break;
+    }
+  }
+  // Second pass: built top-down into the block, as the ETF decoder does. A frame walks a
+  // container's slots in the source and the copy side by side; a list's heads lie one cell
+  // apart (in the source, its cells are wherever they are), the tail next to the last head.
+  block_type block(bytes);
+  struct frame {
+    const term* from;
+    term* to;
+    std::size_t remaining;
+    bool list;
+  };
+  std::vector<frame> frames;
+  auto copy = [&](const term& from, term* to) {
+    if (!from.holds_box()) {
+      ::new (to) term(from);  // in place: nothing to share
+      return;
+    }
+    switch (from.kind_) {
+      case kind::tuple: {
+        term* elements = block.tuple(to, from.box_->size);
+        frames.push_back({internals::elements(from.box_), elements, from.box_->size, false});
+        return;
+      }
+      case kind::map: {
+        std::pair<term, term>* entries = block.map(to, from.box_->size);
+        frames.push_back({&internals::entries(from.box_)->first, &entries->first, std::size_t(from.box_->size) * 2, false});
+        return;
+      }
+      case kind::list: {
+        std::size_t cells = 0;
+        for (const term* c = &from; c->kind_ == kind::list; c = &internals::cell(*c)->tail) ++cells;
+        term* head = block.list(to, cells);
+        frames.push_back({&internals::cell(from)->head, head, cells + 1, true});
+        return;
+      }
+      case kind::binary:
+      case kind::bitstring: {
+        const std::string_view b = internals::binary_view(from);
+        block.bits(to, reinterpret_cast<const std::byte*>(b.data()), b.size(), from.kind_ == kind::bitstring ? from.aux_ : 0);
+        return;
+      }
+      case kind::bignum: {
+        const detail::bignum_view v = internals::bignum_of(from);
+        block.integer(to, v.negative, v.limbs);
+        return;
+      }
+      case kind::reference: block.reference(to, internals::ref_of(from)); return;
+      case kind::fun: block.fun(to, internals::fun_of(from), internals::fun_bytes(from)); return;
+      default: ::new (to) term(from); return;
+    }
+  };
+  alignas(term) std::byte root_storage[sizeof(term)];  // never destroyed: see the ETF decoder
+  term* const root = reinterpret_cast<term*>(root_storage);
+  copy(*this, root);
+  while (!frames.empty()) {
+    frame& f = frames.back();
+    if (f.remaining == 0) {
+      frames.pop_back();
+      continue;
+    }
+    const term* from = f.from;
+    term* to = f.to;
+    --f.remaining;
+    if (!f.list) {
+      f.from = from + 1, f.to = to + 1;
+    } else if (f.remaining == 1) {
+      f.from = from + 1, f.to = block_type::tail_of(to);  // the last cell's tail: next to its head
+    } else {
+      f.from = &internals::cell(from[1])->head, f.to = block_type::next_head(to);
+    }
+    copy(*from, to);  // may add a frame: `f` is not used after this
+  }
+  block.commit();
+  return std::move(*root);
+}
+
 bool detail::sort_map_entries(std::pair<term, term>* entries, std::size_t n) {
   bool in_order = true;
   for (std::size_t i = 1; i < n && in_order; ++i) in_order = compare_keys(entries[i - 1].first, entries[i].first) < 0;

@@ -446,10 +446,14 @@ TEST(Etf, PartsOfADecodedMessageOutliveIt) {
   term inner = message.element(3).find("k") != nullptr ? *message.element(3).find("k") : term();
   term tail = message.element(8).tail();
   term mine = tuple(message.element(2), message.element(5), message.element(7));  // our block holds theirs
+  const term detached = message.element(3).unshared();  // a deep copy: holds nothing of the message
+  EXPECT_EQ(message.use_count(), 8u);  // message, text, part, inner, tail and the three in `mine`
+  EXPECT_EQ(detached.use_count(), 1u);
   message = term();  // the message goes; its parts stay
   EXPECT_EQ(part.as_binary(), "binary");
   EXPECT_EQ(text.as_binary(), "a binary of some length");
   EXPECT_EQ(inner, list({1, 2}));
+  EXPECT_EQ(detached, map({{"k", list({1, 2})}}));
   EXPECT_EQ(tail, list({2}, "improper"));
   EXPECT_EQ(mine, tuple(list({1, "two", 3.0}), wide, integer_from_string("123456789012345678901234567890")));
   text = term();

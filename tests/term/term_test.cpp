@@ -1,5 +1,8 @@
 #include "athanor/term/term.h"
 
+#include "athanor/term/etf.h"
+#include "athanor/term/integer.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -380,6 +383,32 @@ TEST(Term, CopiesShareTheHeapBlock) {
   const term text = "shared bytes";
   const term text_copy = text;
   EXPECT_EQ(text.as_binary().data(), text_copy.as_binary().data());
+}
+
+// unshared() is a deep copy: equal, sharing nothing, and the original's blocks untouched.
+TEST(Term, UnsharedIsADeepCopyInOneBlock) {
+  const term text = "a binary of some length";
+  const term original = tuple(text, list({1, text.sub_binary(2, 6), 3.0}, "tail"), map({{"k", tuple()}, {1, list({})}}),
+                              term::bitstring(std::as_bytes(std::span("\xF0", 1)), 4), ref::from_words(0, std::vector<std::uint32_t>{1, 2, 3, 4, 5}),
+                              term::export_fun(atoms::ok, atoms::error, 1), integer_from_string("-98765432109876543210"),
+                              "", map({}), pid(0, 7, 1), 42);
+  const term copy = original.unshared();
+  EXPECT_EQ(copy, original);
+  EXPECT_EQ(copy.to_string(), original.to_string());
+  EXPECT_EQ(original.use_count(), 1u) << "the original is not shared";
+  EXPECT_EQ(text.use_count(), 3u) << "original and its sub-binary hold it; the copy does not";
+  EXPECT_NE(copy.element(0).as_binary().data(), text.as_binary().data()) << "bytes copied";
+  EXPECT_EQ(copy.use_count(), 1u);
+  const term part = copy.element(1);
+  EXPECT_EQ(copy.use_count(), 2u) << "the copy's parts share its one block";
+  EXPECT_EQ(part.unshared().use_count(), 1u);
+  EXPECT_EQ(term(5).unshared(), 5);
+  EXPECT_EQ(tuple().unshared(), tuple());
+  // Deep nesting, in tuples and in list heads: no recursion.
+  term deep = term::nil();
+  for (int i = 0; i < 100'000; ++i) deep = (i % 2 == 0) ? tuple(deep) : list({deep});
+  const term deep_copy = deep.unshared();
+  EXPECT_EQ(etf::encode(deep_copy), etf::encode(deep));  // the encoder walks without recursion; == would not
 }
 
 TEST(Term, ImmediatesHaveNoHeapBlock) {

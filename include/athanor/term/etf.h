@@ -28,8 +28,8 @@
 // A decoded term is one allocation: the decoder measures the term first, then builds all
 // of it in one block that its parts share (one malloc and one free per message, whatever
 // its shape). So, as with a sub-binary in Erlang, a part kept alive keeps the whole
-// message's memory: to keep a small part of a large message for long, rebuild it (for a
-// binary, term(std::string(part.as_binary()))). Terms built any other way are not affected.
+// message's memory: to keep a small part of a large message for long, keep
+// part.unshared(), a deep copy of just that part. Terms built any other way are not affected.
 //
 // Pids and references. A term's pid or ref names its node by a number (0 = this node),
 // the wire by a node-name atom and a creation. etf_context maps one to the other: node 0

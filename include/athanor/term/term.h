@@ -368,6 +368,12 @@ class term {
     return holds_box() ? counted_block()->refs.load(std::memory_order_relaxed) : 0;
   }
 
+  // Returns a deep copy of this term that shares no heap block with any other term: all of
+  // it in one new block. For keeping a small part of a large decoded message (whose parts
+  // share the message's one block, see etf.h) without keeping the message alive; otherwise
+  // a copy (the copy constructor) is what you want. Never recurses. Throws std::bad_alloc.
+  term unshared() const;
+
   // ---- Comparing and printing.
 
   // Exact equality, Erlang's =:= (1 =:= 1.0 is false; so is 0.0 =:= -0.0, as in OTP 27).
