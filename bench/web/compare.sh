@@ -8,7 +8,9 @@
 #   3. Scale: CONNS (default 19,900) WebSocket connections held open against a fresh athanor-hello:
 #      server RSS per connection, kernel memory per connection (/proc/meminfo Slab + TCP buffer
 #      pages from /proc/net/sockstat), and the time for one broadcast to reach every connection.
-# Usage: bench/web/compare.sh [--quick]     (env: BUILD=build dir, SKIP_BUILD=1, SECS=run length, CONNS=scale)
+#   BOUNDS=1 also runs two minimal C echo servers (bench/web/raw_*_echo.c) under the same load: what
+#   any server on epoll, and on io_uring, can do on this machine.
+# Usage: bench/web/compare.sh [--quick]     (env: BUILD=build dir, SKIP_BUILD=1, SECS=run length, CONNS=scale, BOUNDS=1)
 # Needs: wrk, nginx-light, node + npm (scripts/install-deps.sh --bench), and `ulimit -n` >= 20000.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -106,6 +108,26 @@ if command -v node >/dev/null && (cd tests/web/js && { [[ -d node_modules/ws ]] 
   kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
 else
   echo "node/ws not available: skipped"
+fi
+
+# ---- 2b. What any server can do here (BOUNDS=1): minimal C echo servers on epoll and io_uring ----
+if [[ -n "${BOUNDS:-}" ]]; then
+  echo "== 2b. Bounds: minimal C WebSocket echo servers, 2 threads, same load"
+  cc -O2 -o "$TMP/raw_epoll_echo" bench/web/raw_epoll_echo.c -lpthread
+  "$TMP/raw_epoll_echo" 18186 2 &
+  PIDS+=($!)
+  wait_port 18186
+  "$LOADGEN" --port 18186 --connections 1000 --duration "$SECS" --sources 4 | sed 's/^/raw epoll: /'
+  kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
+  if cc -O2 -o "$TMP/raw_uring_echo" bench/web/raw_uring_echo.c -luring -lpthread 2>/dev/null; then
+    "$TMP/raw_uring_echo" 18187 2 &
+    PIDS+=($!)
+    wait_port 18187
+    "$LOADGEN" --port 18187 --connections 1000 --duration "$SECS" --sources 4 | sed 's/^/raw io_uring: /'
+    kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
+  else
+    echo "liburing not installed: io_uring bound skipped (scripts/install-deps.sh --bench)"
+  fi
 fi
 
 # ---- 3. Connection scale and broadcast ----

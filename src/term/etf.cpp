@@ -516,6 +516,15 @@ class decoder {
 
   // Decodes one term starting at pos_.
   term run() {
+    try {
+      return build();
+    } catch (const std::length_error& e) {  // beyond a tuple's, a map's or a block's limit
+      fail(pos_, e.what());
+    }
+  }
+
+ private:
+  term build() {
     frames_.clear();
     detail::shared_block block(block_bytes());
     block_ = &block;
@@ -534,7 +543,6 @@ class decoder {
     return std::move(*root);
   }
 
- private:
   std::uint16_t be16(std::size_t p) const {
     return std::uint16_t(std::uint16_t(in_[p]) << 8 | std::uint16_t(in_[p + 1]));
   }
@@ -702,7 +710,7 @@ class decoder {
           f.next = s + 1;
         } else if (f.remaining == 1) {
           f.next = detail::shared_block::tail_of(s);  // after the last head, its cell's tail
-        } else {
+        } else if (f.remaining > 1) {
           f.next = detail::shared_block::next_head(s);
         }
         return s;

@@ -918,6 +918,8 @@ term term::unshared() const {
     --f.remaining;
     if (!f.list) {
       f.from = from + 1, f.to = to + 1;
+    } else if (f.remaining == 0) {
+      // That was the tail: the frame is done (and there is no next cell to look at).
     } else if (f.remaining == 1) {
       f.from = from + 1, f.to = block_type::tail_of(to);  // the last cell's tail: next to its head
     } else {
