@@ -38,8 +38,8 @@ term map_from_temporaries(std::vector<std::pair<term, term>>& entries);
 // Returns a bignum's sign and limbs. The term must be a bignum.
 bignum_view bignum_of(const term& t) noexcept;
 
-// The heap blocks behind boxed terms, after their term_box header (see term.cpp's comment on
-// term_internals for what each kind keeps). A tuple is the header and `size` terms, a map the
+// The heap blocks behind boxed terms, after their term_box header (see the comment on
+// term_internals below for what each kind keeps). A tuple is the header and `size` terms, a map the
 // header and `size` key/value pairs.
 struct cons_box : term_box {
   cons_box(term h, term t) noexcept : head(std::move(h)), tail(std::move(t)) {}
