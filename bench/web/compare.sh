@@ -111,23 +111,23 @@ else
 fi
 
 # ---- 2b. What any server can do here (BOUNDS=1): minimal C echo servers on epoll and io_uring ----
+raw_bound() {  # raw_bound NAME PORT LIBS...: builds bench/web/raw_NAME_echo.c, runs it under the echo load
+  local name=$1 port=$2
+  shift 2
+  if ! cc -O2 -o "$TMP/raw_$name" "bench/web/raw_${name}_echo.c" "$@" -lpthread 2>/dev/null; then
+    echo "raw $name: not built (missing library: scripts/install-deps.sh --bench)"
+    return 0
+  fi
+  "$TMP/raw_$name" "$port" 2 &
+  PIDS+=($!)
+  wait_port "$port"
+  "$LOADGEN" --port "$port" --connections 1000 --duration "$SECS" --sources 4 | sed "s/^/raw $name: /"
+  kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
+}
 if [[ -n "${BOUNDS:-}" ]]; then
   echo "== 2b. Bounds: minimal C WebSocket echo servers, 2 threads, same load"
-  cc -O2 -o "$TMP/raw_epoll_echo" bench/web/raw_epoll_echo.c -lpthread
-  "$TMP/raw_epoll_echo" 18186 2 &
-  PIDS+=($!)
-  wait_port 18186
-  "$LOADGEN" --port 18186 --connections 1000 --duration "$SECS" --sources 4 | sed 's/^/raw epoll: /'
-  kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
-  if cc -O2 -o "$TMP/raw_uring_echo" bench/web/raw_uring_echo.c -luring -lpthread 2>/dev/null; then
-    "$TMP/raw_uring_echo" 18187 2 &
-    PIDS+=($!)
-    wait_port 18187
-    "$LOADGEN" --port 18187 --connections 1000 --duration "$SECS" --sources 4 | sed 's/^/raw io_uring: /'
-    kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
-  else
-    echo "liburing not installed: io_uring bound skipped (scripts/install-deps.sh --bench)"
-  fi
+  raw_bound epoll 18186
+  raw_bound uring 18187 -luring
 fi
 
 # ---- 3. Connection scale and broadcast ----

@@ -724,7 +724,7 @@ class decoder {
   }
 
   // Checks that a container of `needed` slots may be opened at `at`.
-  void open(std::size_t needed, std::size_t at) {
+  void check_container(std::size_t needed, std::size_t at) {
     if (frames_.size() >= options_.max_depth) {
       fail(at, fmt::format("nesting deeper than the limit of {} (decode_options::max_depth)", options_.max_depth));
     }
@@ -1068,7 +1068,7 @@ class decoder {
         if (n == 0) {
           push(tuple());
         } else {
-          open(n, at);
+          check_container(n, at);
           frames_.push_back({block_->tuple(slot_, n), n, nullptr, 0, at, container::tuple});
         }
         return true;
@@ -1100,7 +1100,7 @@ class decoder {
         need(4, t);
         const std::size_t n = u32();
         if (n == 0) return false;  // as erts: LIST_EXT of no elements is just its tail, decoded next
-        open(n + 1, at);
+        check_container(n + 1, at);
         frames_.push_back({block_->list(slot_, n), n + 1, nullptr, 0, at, container::list});
         return true;
       }
@@ -1111,7 +1111,7 @@ class decoder {
         if (n == 0) {
           push(map(std::span<const std::pair<term, term>>()));
         } else {
-          open(2 * n, at);
+          check_container(2 * n, at);
           std::pair<term, term>* entries = block_->map(slot_, n);
           frames_.push_back({&entries->first, 2 * n, entries, n, at, container::map});
         }

@@ -125,6 +125,8 @@ class shared_block {
 
  private:
   void* take(std::size_t bytes);
+  // Makes the header of a box at `at` inside the block (its `refs`: its distance from base_).
+  term_box* member_at(char* at) noexcept;
   term adopt(term_kind k, term_box* box) noexcept;
 
   char* base_ = nullptr;
@@ -249,6 +251,14 @@ struct term_internals {
   }
 
   static term make_integer(bool negative, std::span<const std::uint64_t> digits) {
+    return build_integer(negative, digits, [](std::size_t bytes) {
+      return adopt(term_kind::bignum, ::new (::operator new(bytes)) bignum_box);
+    });
+  }
+  // The integer -1^negative * digits: in place if it fits 64 bits, else a bignum in the block
+  // that box(bytes) returns, as a term of a constructed header of that many bytes.
+  template <class Box>
+  static term build_integer(bool negative, std::span<const std::uint64_t> digits, Box box) {
     std::size_t n = digits.size();
     while (n > 0 && digits[n - 1] == 0) --n;
     if (n == 0) return term(0);
@@ -258,11 +268,12 @@ struct term_internals {
       if (negative && digits[0] <= kMax + 1) return term(std::int64_t(std::uint64_t(0) - digits[0]));
     }
     if (n > 0xFFFFFFFFu) throw std::length_error("athanor::term: integer too large");
-    auto* box = ::new (allocate<bignum_box>(n * sizeof(std::uint64_t))) bignum_box;
-    box->size = std::uint32_t(n);
-    box->negative = negative;
-    std::memcpy(limbs(box), digits.data(), n * sizeof(std::uint64_t));
-    return adopt(term_kind::bignum, box);
+    term t = box(sizeof(bignum_box) + n * sizeof(std::uint64_t));
+    auto* b = static_cast<bignum_box*>(t.box_);
+    b->size = std::uint32_t(n);
+    b->negative = negative;
+    std::memcpy(limbs(b), digits.data(), n * sizeof(std::uint64_t));
+    return t;
   }
 
   static detail::bignum_view bignum_of(const term& t) noexcept {

@@ -730,9 +730,14 @@ void* detail::shared_block::take(std::size_t bytes) {
   if (bytes > std::size_t(end_ - next_) || bytes == 0) {
     throw std::logic_error("athanor::term: shared block sized too small (a bug in its caller's count)");
   }
-  auto* box = ::new (next_) term_box;
-  box->refs.store(std::uint32_t(std::size_t(next_ - base_) / 8), std::memory_order_relaxed);
+  term_box* box = member_at(next_);
   next_ += bytes;
+  return box;
+}
+
+detail::term_box* detail::shared_block::member_at(char* at) noexcept {
+  auto* box = ::new (at) term_box;
+  box->refs.store(std::uint32_t(std::size_t(at - base_) / 8), std::memory_order_relaxed);
   return box;
 }
 
@@ -751,9 +756,7 @@ term* detail::shared_block::list(term* slot, std::size_t cells) {
   auto* first = static_cast<cons_box*>(take(cells * cons_bytes));  // cells <= bytes left: no overflow
   cons_box* cell = first;
   for (std::size_t i = 1; i < cells; ++i, ++cell) {
-    auto* next = cell + 1;
-    ::new (next) term_box;
-    next->refs.store(std::uint32_t(std::size_t(reinterpret_cast<char*>(next) - base_) / 8), std::memory_order_relaxed);
+    term_box* next = member_at(reinterpret_cast<char*>(cell + 1));
     ::new (&cell->tail) term(adopt(term_kind::list, next));
   }
   ::new (slot) term(adopt(term_kind::list, first));
@@ -784,19 +787,9 @@ void detail::shared_block::bits(term* slot, const std::byte* data, std::size_t s
 }
 
 void detail::shared_block::integer(term* slot, bool negative, std::span<const std::uint64_t> limbs) {
-  std::size_t n = limbs.size();
-  while (n > 0 && limbs[n - 1] == 0) --n;
-  constexpr std::uint64_t kMax = std::uint64_t(std::numeric_limits<std::int64_t>::max());
-  if (n == 0 || (n == 1 && limbs[0] <= kMax + (negative ? 1 : 0))) {
-    ::new (slot) term(internals::make_integer(negative, limbs.first(n)));  // in place
-    return;
-  }
-  if (n > 0xFFFFFFFFu) throw std::length_error("athanor::term: integer too large");
-  auto* box = static_cast<bignum_box*>(take(bignum_bytes(n)));
-  box->size = std::uint32_t(n);
-  box->negative = negative;
-  std::memcpy(internals::limbs(box), limbs.data(), n * sizeof(std::uint64_t));
-  ::new (slot) term(adopt(term_kind::bignum, box));
+  ::new (slot) term(internals::build_integer(negative, limbs, [this](std::size_t bytes) {
+    return adopt(term_kind::bignum, static_cast<term_box*>(take(bytes)));
+  }));
 }
 
 void detail::shared_block::reference(term* slot, const ref& r) {
