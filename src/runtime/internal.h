@@ -172,6 +172,7 @@ struct runtime::impl {
   process* global_pop_batch(detail::run_ring& into, std::uint32_t max) noexcept;
   void wake_worker() noexcept;
   void worker_main(unsigned slot, detail::worker* w);
+  void sleep_idle(detail::worker& w, detail::scheduler_slot& s);
   void sysmon_main();
   void start_relief(unsigned hogged_slot);
 
@@ -193,8 +194,10 @@ struct worker;
 // flags that the linker's TLS relaxation (initial-exec to local-exec: add becomes lea) no longer
 // sets, which yields false "store to null pointer" reports. Under sanitizers the accessors are
 // out of line, so the check sees a real pointer; otherwise they inline to a plain TLS access.
+class io_ring;
 struct thread_context {
   worker* w = nullptr;
+  io_ring* ring = nullptr;  // the worker's completion ring (uring.h), if it has one
   process* current = nullptr;
   process* spawning = nullptr;
 };

@@ -27,6 +27,7 @@
 
 #include "runtime/internal.h"
 #include "runtime/services.h"
+#include "runtime/uring.h"
 
 namespace athanor {
 namespace detail {
@@ -225,25 +226,49 @@ tcp_socket::tcp_socket(int fd) : fd_(fd) {
     ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   }
 }
-tcp_socket::tcp_socket(tcp_socket&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+tcp_socket::tcp_socket(tcp_socket&& o) noexcept
+    : fd_(std::exchange(o.fd_, -1)), attached_(std::exchange(o.attached_, false)), ring_(std::exchange(o.ring_, nullptr)) {}
 tcp_socket& tcp_socket::operator=(tcp_socket&& o) noexcept {
   if (this != &o) {
     close();
     fd_ = std::exchange(o.fd_, -1);
+    attached_ = std::exchange(o.attached_, false);
+    ring_ = std::exchange(o.ring_, nullptr);
   }
   return *this;
 }
 tcp_socket::~tcp_socket() { close(); }
 
+int tcp_socket::attach(pid owner, bool completion) noexcept {
+  if (fd_ < 0) return EBADF;
+  if (attached_) return 0;
+  if (completion) {
+    try {
+      ring_ = detail::ring_attach(fd_, owner);
+    } catch (const std::bad_alloc&) {
+      ring_ = nullptr;
+    }
+  }
+  int rc = ring_ ? 0 : detail::attach_fd(fd_, owner);
+  attached_ = rc == 0;
+  return rc;
+}
+
 void tcp_socket::close() noexcept {
-  if (fd_ >= 0) {
+  if (ring_) {
+    detail::ring_close(ring_);  // the fd closes when the operations in flight on it have ended
+    ring_ = nullptr;
+    fd_ = -1;
+  } else if (fd_ >= 0) {
     ::close(fd_);  // also removes it from the epoll set
     fd_ = -1;
   }
+  attached_ = false;
 }
 
 void tcp_socket::shutdown_write() noexcept {
-  if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
+  if (ring_) detail::ring_shutdown_write(ring_);
+  else if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
 }
 
 std::uint16_t tcp_socket::local_port() const {
@@ -273,6 +298,14 @@ task<tcp_socket> tcp_socket::connect(std::string host, std::uint16_t port) {
 }
 
 task<std::size_t> tcp_socket::read(std::span<std::byte> buf) {
+  if (attached_) {
+    for (;;) {
+      io_result r = try_read(buf);
+      if (r.eof) co_return 0;
+      if (!r.would_block) co_return r.n;
+      co_await detail::fd_wait_for(fd_, EPOLLIN, -1, false, nullptr, true);
+    }
+  }
   for (;;) {
     ssize_t n = ::read(fd_, buf.data(), buf.size());
     if (n >= 0) co_return std::size_t(n);
@@ -284,6 +317,10 @@ task<std::size_t> tcp_socket::read(std::span<std::byte> buf) {
 }
 
 io_result tcp_socket::try_read(std::span<std::byte> buf) {
+  if (ring_) {
+    detail::ring_io_result r = detail::ring_read(ring_, reinterpret_cast<char*>(buf.data()), buf.size());
+    return io_result{r.n, r.eof, r.would_block};
+  }
   for (;;) {
     ssize_t n = ::read(fd_, buf.data(), buf.size());
     if (n > 0) return io_result{std::size_t(n), false, false};
@@ -296,6 +333,14 @@ io_result tcp_socket::try_read(std::span<std::byte> buf) {
 }
 
 io_result tcp_socket::try_write(std::span<const std::byte> buf) {
+  if (ring_) {
+    detail::ring_io_result r = detail::ring_write(ring_, std::string_view(reinterpret_cast<const char*>(buf.data()), buf.size()));
+    if (r.eof) {
+      errno = EPIPE;
+      fail("athanor: write");
+    }
+    return io_result{r.n, false, r.would_block};
+  }
   for (;;) {
     ssize_t n = ::send(fd_, buf.data(), buf.size(), MSG_NOSIGNAL);
     if (n >= 0) return io_result{std::size_t(n), false, false};
@@ -333,6 +378,14 @@ task<bool> tcp_socket::read_exactly(std::span<std::byte> buf) {
 
 task<void> tcp_socket::write_all(std::span<const std::byte> buf) {
   std::size_t done = 0;
+  if (attached_) {
+    while (done < buf.size()) {
+      io_result r = try_write(buf.subspan(done));
+      done += r.n;
+      if (r.would_block) co_await detail::fd_wait_for(fd_, EPOLLOUT, -1, false, nullptr, true);
+    }
+    co_return;
+  }
   while (done < buf.size()) {
     ssize_t n = ::send(fd_, buf.data() + done, buf.size() - done, MSG_NOSIGNAL);
     if (n >= 0) {

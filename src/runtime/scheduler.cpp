@@ -70,12 +70,15 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 #include <fstream>
 #include <random>
 
 #include "runtime/internal.h"
 #include "runtime/services.h"
+#include "runtime/uring.h"
 
 namespace athanor {
 
@@ -86,7 +89,15 @@ struct worker {
   std::atomic<std::uint32_t> wake_word{0};
   unsigned slot = 0;
   std::uint64_t last_poll_ms = 0;
+  io_ring* ring = nullptr;  // attached sockets' I/O (uring.cpp); a worker with one sleeps in it
 };
+
+// Ends a worker's sleep: its futex word, or the eventfd its ring waits on.
+static void wake_sleeper(worker* w) noexcept {
+  w->wake_word.store(1, std::memory_order_release);
+  if (w->ring) w->ring->wake();
+  else w->wake_word.notify_one();
+}
 #ifdef ATHANOR_SANITIZED
 static thread_local thread_context t_context;
 __attribute__((noinline)) thread_context& tls() noexcept { return t_context; }
@@ -180,19 +191,20 @@ void runtime::impl::make_runnable(process* p, bool next) noexcept {
 void runtime::impl::wake_worker() noexcept {
   if (idle_count.load(std::memory_order_seq_cst) == 0) return;
   if (spinning.load(std::memory_order_seq_cst) > 0) return;  // a spinning worker will find the work
-  worker* w = nullptr;
+  bool woke = false;
   {
+    // The wake-up happens under the lock: a worker leaving for good takes the lock before it
+    // frees its ring, so no waker is still writing to it.
     std::lock_guard lock(idle_mu);
     if (!idle.empty()) {
-      w = idle.back();
+      worker* w = idle.back();
       idle.pop_back();
       idle_count.fetch_sub(1, std::memory_order_seq_cst);
+      detail::wake_sleeper(w);
+      woke = true;
     }
   }
-  if (w) {
-    w->wake_word.store(1, std::memory_order_release);
-    w->wake_word.notify_one();
-  } else if (poller_active.load(std::memory_order_acquire) && !poll_interrupted.exchange(true, std::memory_order_acq_rel)) {
+  if (!woke && poller_active.load(std::memory_order_acquire) && !poll_interrupted.exchange(true, std::memory_order_acq_rel)) {
     poll->interrupt();  // once per poller sleep: a write(2) per message would cost more than the wake
   }
 }
@@ -233,6 +245,7 @@ static process* find_work(runtime::impl& rt, scheduler_slot& s, worker& w, std::
       w.last_poll_ms = now;
       rt.poll->poll(0);
     }
+    if (w.ring && w.ring->busy()) w.ring->poll();  // sends queued by the last 16 dispatches, and completions
   }
   if (process* p = s.runnext.exchange(nullptr, std::memory_order_acq_rel)) {
     if (chain_budget > 0) {
@@ -266,6 +279,30 @@ static process* steal_work(runtime::impl& rt, scheduler_slot& s) {
   return nullptr;
 }
 
+// Sleeps until a waker sets w.wake_word. A worker with a ring sleeps in it, handling its
+// completions as they come; those that make processes runnable here end the sleep early (taking
+// the worker off the idle list; if a waker got there first, its wake-up is on the way).
+void runtime::impl::sleep_idle(detail::worker& w, scheduler_slot& s) {
+  if (!w.ring) {
+    w.wake_word.wait(0, std::memory_order_acquire);
+    return;
+  }
+  bool off_list = false;
+  while (w.wake_word.load(std::memory_order_acquire) == 0 && !stopping.load(std::memory_order_acquire)) {
+    w.ring->wait(-1);
+    if (!off_list && (!s.ring.empty() || s.runnext.load(std::memory_order_relaxed))) {
+      std::lock_guard lock(idle_mu);
+      auto it = std::find(idle.begin(), idle.end(), &w);
+      if (it != idle.end()) {
+        idle.erase(it);
+        idle_count.fetch_sub(1, std::memory_order_seq_cst);
+        return;
+      }
+      off_list = true;
+    }
+  }
+}
+
 // Runs p for at most `budget` reductions; returns what is left of the budget (process.cpp).
 std::int32_t run_process(runtime::impl& rt, scheduler_slot& s, process* p, std::int32_t budget);
 
@@ -278,6 +315,8 @@ void runtime::impl::worker_main(unsigned slot_id, worker* w) {
     s.cpu_clock.store(cid, std::memory_order_relaxed);
     s.has_cpu_clock.store(true, std::memory_order_release);
   }
+  if (cfg.io_uring && !s.relief) w->ring = detail::io_ring::create();
+  detail::tls().ring = w->ring;
   std::uint64_t tick = 0;
   std::int32_t chain_budget = 0;
   while (!stopping.load(std::memory_order_acquire)) {
@@ -292,7 +331,13 @@ void runtime::impl::worker_main(unsigned slot_id, worker* w) {
       s.in_process.store(false, std::memory_order_relaxed);
       if (s.hogged.load(std::memory_order_relaxed)) s.hogged.store(false, std::memory_order_relaxed);
       s.runs.store(s.runs.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      if (w->ring && w->ring->queued() >= 32) w->ring->poll();
       continue;
+    }
+    // Out of local work: hand the kernel what this round queued and take what it finished.
+    if (w->ring && w->ring->busy()) {
+      w->ring->poll();
+      if (!s.ring.empty() || s.runnext.load(std::memory_order_relaxed)) continue;
     }
 
     // Nothing to do. Relief workers retire when no slot is hogged any more.
@@ -326,7 +371,14 @@ void runtime::impl::worker_main(unsigned slot_id, worker* w) {
       if (!has_stealable_work(*this) && !stopping.load(std::memory_order_acquire)) {
         std::int64_t timeout = timers->ms_until_next(detail::now_ms());
         if (timeout < 0 || timeout > 1000) timeout = 1000;
-        poll->poll(int(timeout));
+        if (w->ring) {
+          // The ring watches the epoll fd, so one sleep covers both kinds of socket.
+          w->ring->watch_epoll(poll->fd());
+          w->ring->wait(int(timeout));
+          if (w->ring->take_epoll_ready()) poll->poll(0);
+        } else {
+          poll->poll(int(timeout));
+        }
         poll_interrupted.store(false, std::memory_order_release);
         w->last_poll_ms = detail::now_ms();
       }
@@ -352,13 +404,24 @@ void runtime::impl::worker_main(unsigned slot_id, worker* w) {
             removed = true;
           }
         }
-        if (!removed) w->wake_word.wait(0, std::memory_order_acquire);  // a waker is about to notify us
+        if (!removed) sleep_idle(*w, s);  // a waker is about to notify us
       } else {
-        w->wake_word.wait(0, std::memory_order_acquire);
+        sleep_idle(*w, s);
       }
     }
     s.idle_ns.fetch_add(std::uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - idle_start).count()), std::memory_order_relaxed);
   }
+  {
+    std::lock_guard lock(idle_mu);  // see wake_worker: no waker holds w after this
+    auto it = std::find(idle.begin(), idle.end(), w);
+    if (it != idle.end()) {
+      idle.erase(it);
+      idle_count.fetch_sub(1, std::memory_order_seq_cst);
+    }
+  }
+  delete w->ring;  // waits for what is in flight on it
+  w->ring = nullptr;
+  detail::tls().ring = nullptr;
   s.active.store(false, std::memory_order_release);
   detail::tls().w = nullptr;
 }
@@ -451,6 +514,7 @@ runtime::runtime(runtime_config config) {
   if (g_rt) throw std::logic_error("athanor::runtime: a runtime already exists");
   auto* rt = new impl;
   rt->cfg = config;
+  if (const char* v = std::getenv("ATHANOR_IO_URING"); v && std::string_view(v) == "0") rt->cfg.io_uring = false;
   if (rt->cfg.schedulers == 0) rt->cfg.schedulers = std::max(1u, std::thread::hardware_concurrency());
   rt->cfg.schedulers = std::min(rt->cfg.schedulers, impl::kMaxSlots / 2);
   if (rt->cfg.max_processes > (std::size_t(1) << pid::kIndexBits) - 1)
@@ -504,10 +568,7 @@ runtime::~runtime() {
   for (;;) {
     {
       std::lock_guard lock(rt->idle_mu);
-      for (auto* w : rt->idle) {
-        w->wake_word.store(1);
-        w->wake_word.notify_one();
-      }
+      for (auto* w : rt->idle) detail::wake_sleeper(w);
       rt->idle.clear();
       rt->idle_count.store(0);
     }

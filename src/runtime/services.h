@@ -85,6 +85,8 @@ class netpoll {
   int attach(int fd, pid p) noexcept;
   // Forgets fd (before it is closed).
   void forget(int fd) noexcept;
+  // The epoll instance's descriptor (a ring watches it while its worker sleeps as the poller).
+  int fd() const noexcept { return epfd_; }
 
  private:
   int epfd_ = -1;

@@ -198,7 +198,8 @@ io_result transport::try_write(std::string_view data) noexcept {
 }
 
 void transport::attach(pid owner) noexcept {
-  if (!attached_ && sock_.is_open()) attached_ = athanor::detail::attach_fd(sock_.native_handle(), owner) == 0;
+  // TLS reads and writes the fd itself (SSL_set_fd): epoll only.
+  if (!attached_ && sock_.is_open()) attached_ = sock_.attach(owner, ssl_ == nullptr) == 0;
 }
 
 task<io_wait_result> transport::wait_writable(std::chrono::milliseconds timeout, const void* wake_type, bool wake_any) {

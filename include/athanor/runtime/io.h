@@ -69,6 +69,7 @@ struct fd_wait_for : receive_state {
 // call to arm. One attached fd per process; it stays attached until closed. Returns 0, or an
 // errno value (ENXIO without a running runtime) and the fd is then used as before, armed per wait.
 int attach_fd(int fd, pid owner) noexcept;
+struct ring_stream;
 }  // namespace detail
 
 // co_await io_wait(fd, io_readable, 5000ms, true): suspends the calling process (not its thread)
@@ -121,9 +122,23 @@ class tcp_socket {
   // std::system_error (EPIPE, ECONNRESET) when the peer is gone.
   io_result try_write(std::span<const std::byte> buf);
 
-  // Closes the socket now (the destructor also does).
+  // Hands the socket to process `owner` (the caller, usually) for the rest of its life, for the
+  // cheapest reads and writes the runtime has. With io_uring (runtime_config::io_uring, and a
+  // kernel that allows it) received bytes are queued for the owner as they arrive and writes are
+  // queued and sent in order, with no system call of their own: try_write then takes what fits
+  // under a 256 KiB limit and reports would_block beyond it. Otherwise (completion = false, TLS,
+  // or no ring) the socket is registered once with epoll, edge-triggered. Afterwards only `owner`
+  // may use the socket, and it waits through read(), write_all() or an attached wait
+  // (detail::fd_wait_for with is_attached = true). Returns 0, or an errno value (and the socket
+  // is used as before).
+  int attach(pid owner, bool completion = true) noexcept;
+  // True after a successful attach().
+  bool is_attached() const noexcept { return attached_; }
+
+  // Closes the socket now (the destructor also does). On an attached socket, bytes accepted by
+  // try_write that are still queued are sent first (for at most 30 s if the peer stops reading).
   void close() noexcept;
-  // Shuts down the sending side (the peer reads end of stream).
+  // Shuts down the sending side (the peer reads end of stream) once queued bytes are out.
   void shutdown_write() noexcept;
   bool is_open() const noexcept { return fd_ >= 0; }
   int native_handle() const noexcept { return fd_; }
@@ -135,6 +150,8 @@ class tcp_socket {
 
  private:
   int fd_ = -1;
+  bool attached_ = false;
+  detail::ring_stream* ring_ = nullptr;  // attached through io_uring
 };
 
 class tcp_listener {

@@ -35,6 +35,10 @@ struct runtime_config {
   unsigned max_relief_threads = 64;              // extra scheduler threads started for hogs, at most
   unsigned dirty_cpu_threads = 0;                // 0: one per core
   unsigned dirty_io_threads = 10;
+  // Attached sockets (tcp_socket::attach) do their reads and writes through an io_uring per
+  // scheduler when the kernel allows it (else, and with false, through epoll). The environment
+  // variable ATHANOR_IO_URING=0 also turns it off.
+  bool io_uring = true;
 };
 
 // A snapshot of one process (Erlang's process_info/1).

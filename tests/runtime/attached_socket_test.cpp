@@ -1,0 +1,222 @@
+// tcp_socket::attach: a socket handed to one process for life, on the io_uring path (a ring per
+// scheduler: queued receives and sends) and on the epoll path (one edge-triggered registration).
+// Every test runs on both; what a process sees must not depend on which one carries its bytes.
+#include <string>
+
+#include "test_util.h"
+
+namespace athanor::testing {
+namespace {
+
+std::span<std::byte> bytes(std::string& s) { return std::as_writable_bytes(std::span(s.data(), s.size())); }
+
+std::string pattern(std::size_t n) {
+  std::string s(n, '\0');
+  for (std::size_t i = 0; i < n; ++i) s[i] = char('a' + (i * 7 + i / 4096) % 26);
+  return s;
+}
+
+class AttachedSocketTest : public RuntimeTest, public ::testing::WithParamInterface<bool> {
+ protected:
+  runtime_config config() override {
+    runtime_config c = RuntimeTest::config();
+    c.io_uring = GetParam();
+    return c;
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Paths, AttachedSocketTest, ::testing::Values(true, false),
+                         [](const ::testing::TestParamInfo<bool>& i) { return i.param ? "IoUring" : "Epoll"; });
+
+struct port_is { std::uint16_t port; };
+struct done {};
+
+// An attached server echoes 1 MiB sent in 16 KiB steps: every byte comes back, in order
+// (receives span many buffers, sends may be partial and queue behind each other).
+TEST_P(AttachedSocketTest, EchoesEveryByteInOrder) {
+  constexpr std::size_t kTotal = 1 << 20, kStep = 16 * 1024;
+  outcome<bool> same;
+  run([&](process& self) -> proc {
+    pid me = self.self();
+    spawn([me](process& server) -> proc {
+      tcp_listener l = tcp_listener::listen("127.0.0.1", 0);
+      send(me, port_is{l.port()});
+      tcp_socket conn = co_await l.accept();
+      EXPECT_EQ(conn.attach(server.self()), 0);
+      EXPECT_TRUE(conn.is_attached());
+      EXPECT_EQ(conn.attach(server.self()), 0);  // a second attach changes nothing
+      std::string buf(8192, '\0');
+      for (;;) {
+        std::size_t n = co_await conn.read(bytes(buf));
+        if (n == 0) break;
+        co_await conn.write_all(std::string_view(buf.data(), n));
+      }
+    });
+    port_is p = co_await self.receive<port_is>();
+    tcp_socket c = co_await tcp_socket::connect("127.0.0.1", p.port);
+    std::string sent = pattern(kTotal), back(kTotal, '\0');
+    for (std::size_t at = 0; at < kTotal; at += kStep) {
+      co_await c.write_all(std::string_view(sent).substr(at, kStep));
+      bool full = co_await c.read_exactly(bytes(back).subspan(at, kStep));
+      EXPECT_TRUE(full);
+    }
+    c.shutdown_write();
+    std::string rest(8, '\0');
+    std::size_t n = co_await c.read(bytes(rest));
+    EXPECT_EQ(n, 0u);  // the server saw our end of stream and closed
+    same.set(back == sent);
+  });
+  EXPECT_TRUE(same.get());
+}
+
+// Back-pressure on output: a peer that does not read makes try_write report would_block after a
+// bounded amount (the kernel's buffers, plus the ring's 256 KiB limit); once it reads, the writer
+// goes on, and bytes accepted before close() still reach it.
+TEST_P(AttachedSocketTest, WritesWouldBlockWhileThePeerDoesNotReadAndCloseStillDelivers) {
+  outcome<std::size_t> accepted, received;
+  run([&](process& self) -> proc {
+    pid me = self.self();
+    spawn([me, &accepted](process& server) -> proc {
+      tcp_listener l = tcp_listener::listen("127.0.0.1", 0);
+      send(me, port_is{l.port()});
+      tcp_socket conn = co_await l.accept();
+      conn.set_buffer_sizes(16 * 1024, 16 * 1024);
+      EXPECT_EQ(conn.attach(server.self()), 0);
+      std::string chunk = pattern(64 * 1024);
+      std::size_t total = 0;
+      for (int i = 0; i < 10'000; ++i) {  // bounded: the limit comes long before 640 MB
+        io_result r = conn.try_write(std::as_bytes(std::span(chunk.data(), chunk.size())));
+        total += r.n;
+        if (r.would_block) break;
+      }
+      EXPECT_LT(total, std::size_t(64) << 20);
+      send(me, total);  // the peer starts reading now
+      co_await conn.write_all(std::string_view(chunk));  // waits for room
+      // Ends here: the socket closes with bytes possibly still queued for the peer.
+    });
+    port_is p = co_await self.receive<port_is>();
+    tcp_socket c = co_await tcp_socket::connect("127.0.0.1", p.port);
+    std::size_t before = co_await self.receive<std::size_t>();
+    accepted.set(before);
+    std::string buf(64 * 1024, '\0');
+    std::size_t got = 0;
+    for (;;) {
+      std::size_t n = co_await c.read(bytes(buf));
+      if (n == 0) break;
+      got += n;
+    }
+    received.set(got);
+  });
+  EXPECT_EQ(received.get(), accepted.get() + 64 * 1024);
+}
+
+// Back-pressure on input: a process that does not read holds a bounded amount (the ring stops
+// receiving at 64 KiB and TCP's window stops the sender); when it reads, every byte arrives.
+TEST_P(AttachedSocketTest, AnOwnerThatDoesNotReadStopsTheSenderWithoutLosingBytes) {
+  constexpr std::size_t kTotal = 4 << 20;
+  outcome<bool> same;
+  run([&](process& self) -> proc {
+    pid me = self.self();
+    tcp_listener l = tcp_listener::listen("127.0.0.1", 0);
+    std::uint16_t port = l.port();
+    pid writer = spawn([me, port](process& w) -> proc {
+      tcp_socket c = co_await tcp_socket::connect("127.0.0.1", port);
+      c.set_buffer_sizes(16 * 1024, 16 * 1024);
+      std::string data = pattern(kTotal);
+      co_await c.write_all(std::string_view(data));  // finishes only once the reader reads
+      send(me, done{});
+      co_await w.receive<done>();
+    });
+    tcp_socket conn = co_await l.accept();
+    conn.set_buffer_sizes(16 * 1024, 16 * 1024);
+    EXPECT_EQ(conn.attach(self.self()), 0);
+    // Not reading: the writer cannot finish (4 MiB is far beyond what the buffers hold).
+    auto early = co_await self.receive_for<done>(100ms);
+    EXPECT_FALSE(early.has_value());
+    std::string got(kTotal, '\0');
+    bool full = co_await conn.read_exactly(bytes(got));
+    EXPECT_TRUE(full);
+    co_await self.receive<done>();
+    send(writer, done{});
+    same.set(full && got == pattern(kTotal));
+  });
+  EXPECT_TRUE(same.get());
+}
+
+// End of stream reads as 0 (and stays so); a write to a peer that has gone fails with
+// std::system_error rather than vanishing.
+TEST_P(AttachedSocketTest, EndOfStreamAndWritesToAGonePeer) {
+  outcome<std::string> log;
+  run([&](process& self) -> proc {
+    std::string out;
+    tcp_listener l = tcp_listener::listen("127.0.0.1", 0);
+    tcp_socket c = co_await tcp_socket::connect("127.0.0.1", l.port());
+    tcp_socket s = co_await l.accept();
+    EXPECT_EQ(s.attach(self.self()), 0);
+    co_await c.write_all(std::string_view("bye"));
+    c.close();
+    std::string buf(16, '\0');
+    std::size_t n = co_await s.read(bytes(buf));
+    out += std::string(buf.data(), n) + " ";
+    n = co_await s.read(bytes(buf));
+    out += std::to_string(n) + " ";
+    n = co_await s.read(bytes(buf));
+    out += std::to_string(n) + " ";
+    bool threw = false;
+    std::string data(64 * 1024, 'x');
+    try {
+      // The first writes may be accepted (the reset has not come back yet); within a few the
+      // failure must show.
+      for (int i = 0; i < 1000 && !threw; ++i) {
+        co_await s.write_all(std::string_view(data));
+        // The peer's reset comes back as an edge (a failed send, or EPOLLERR).
+        co_await detail::fd_wait_for(s.native_handle(), io_readable, 50, false, nullptr, true);
+      }
+    } catch (const std::system_error&) {
+      threw = true;
+    }
+    out += threw ? "threw" : "no-error";
+    log.set(out);
+  });
+  EXPECT_EQ(log.get(), "bye 0 0 threw");
+}
+
+// A process killed while its attached socket has a receive in flight: the socket is closed and
+// its memory freed (ASan checks), the peer sees the end of stream, and the node goes on.
+TEST_P(AttachedSocketTest, KillingTheOwnerClosesTheSocket) {
+  outcome<std::size_t> n_after_kill;
+  run([&](process& self) -> proc {
+    pid me = self.self();
+    pid owner = spawn([me](process& o) -> proc {
+      tcp_listener l = tcp_listener::listen("127.0.0.1", 0);
+      send(me, port_is{l.port()});
+      tcp_socket s = co_await l.accept();
+      EXPECT_EQ(s.attach(o.self()), 0);  // on the ring path, a receive is in flight from here
+      send(me, done{});
+      std::string buf(16, '\0');
+      co_await s.read(bytes(buf));  // waits until killed
+    });
+    port_is p = co_await self.receive<port_is>();
+    tcp_socket c = co_await tcp_socket::connect("127.0.0.1", p.port);
+    co_await self.receive<done>();
+    exit(owner, atoms::kill);
+    std::string buf(16, '\0');
+    std::size_t n = co_await c.read(bytes(buf));
+    n_after_kill.set(n);
+  });
+  EXPECT_EQ(n_after_kill.get(), 0u);
+}
+
+TEST_P(AttachedSocketTest, AttachingAClosedSocketFails) {
+  outcome<int> rc;
+  run([&](process& self) -> proc {
+    tcp_socket s;
+    rc.set(s.attach(self.self()));
+    EXPECT_FALSE(s.is_attached());
+    co_return;
+  });
+  EXPECT_EQ(rc.get(), EBADF);
+}
+
+}  // namespace
+}  // namespace athanor::testing
