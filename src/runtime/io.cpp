@@ -164,9 +164,24 @@ void fd_wait_for::await_suspend(std::coroutine_handle<> h) {
     return;
   }
   if (wait_ms >= 0) {
-    deadline_ms = now_ms() + std::uint64_t(wait_ms);
-    timer_handle = g_rt->timers->start(wait_ms, s.self_pid, make_envelope<sig_wake>(true, token));
+    std::uint64_t now = now_ms();
+    deadline_ms = now + std::uint64_t(wait_ms);
+    if (lazy) {
+      // Keep the armed timer if it fires by our deadline (its edge ends this wait; the caller
+      // waits again); else (none, fired, or too late) arm one for our deadline.
+      if (!(lazy->handle && lazy->at_ms > now && lazy->at_ms <= deadline_ms)) {
+        if (lazy->handle) g_rt->timers->cancel(lazy->handle);
+        lazy->handle = g_rt->timers->start(wait_ms, s.self_pid, make_envelope<sig_wake>(true, 0u, true));
+        lazy->at_ms = deadline_ms;
+      }
+    } else {
+      timer_handle = g_rt->timers->start(wait_ms, s.self_pid, make_envelope<sig_wake>(true, token));
+    }
   }
+}
+
+lazy_deadline::~lazy_deadline() {
+  if (handle && g_rt) g_rt->timers->cancel(handle);
 }
 
 io_wait_result fd_wait_for::await_resume() noexcept {

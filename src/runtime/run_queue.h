@@ -17,14 +17,14 @@ namespace detail {
 
 class run_ring {
  public:
-  static constexpr std::uint32_t kSize = 256;
+  static constexpr std::uint32_t kSize = 1024;
 
   // Owner only. Appends p; returns false if the ring is full.
   bool push(process* p) noexcept {
     std::uint32_t h = head_.load(std::memory_order_acquire);
     std::uint32_t t = tail_.load(std::memory_order_relaxed);
     if (t - h >= kSize) return false;
-    buf_[t % kSize].store(p, std::memory_order_relaxed);
+    slot(t).store(p, std::memory_order_relaxed);
     tail_.store(t + 1, std::memory_order_release);
     return true;
   }
@@ -35,7 +35,7 @@ class run_ring {
     for (;;) {
       std::uint32_t t = tail_.load(std::memory_order_relaxed);
       if (t == h) return nullptr;
-      process* p = buf_[h % kSize].load(std::memory_order_relaxed);
+      process* p = slot(h).load(std::memory_order_relaxed);
       if (head_.compare_exchange_weak(h, h + 1, std::memory_order_acq_rel, std::memory_order_acquire)) return p;
     }
   }
@@ -47,7 +47,7 @@ class run_ring {
       std::uint32_t t = tail_.load(std::memory_order_relaxed);
       std::uint32_t n = (t - h) / 2;
       if (n == 0) return 0;
-      for (std::uint32_t i = 0; i < n; ++i) out[i] = buf_[(h + i) % kSize].load(std::memory_order_relaxed);
+      for (std::uint32_t i = 0; i < n; ++i) out[i] = slot(h + i).load(std::memory_order_relaxed);
       if (head_.compare_exchange_weak(h, h + n, std::memory_order_acq_rel, std::memory_order_acquire)) return n;
     }
   }
@@ -68,7 +68,7 @@ class run_ring {
         h = head_.load(std::memory_order_acquire);
         continue;
       }
-      for (std::uint32_t i = 0; i < n; ++i) batch[i] = buf_[(h + i) % kSize].load(std::memory_order_relaxed);
+      for (std::uint32_t i = 0; i < n; ++i) batch[i] = slot(h + i).load(std::memory_order_relaxed);
       if (head_.compare_exchange_weak(h, h + n, std::memory_order_acq_rel, std::memory_order_acquire)) break;
     }
     for (std::uint32_t i = 1; i < n; ++i) into.push(batch[i]);
@@ -85,7 +85,10 @@ class run_ring {
  private:
   alignas(64) std::atomic<std::uint32_t> head_{0};
   alignas(64) std::atomic<std::uint32_t> tail_{0};
-  std::atomic<process*> buf_[kSize] = {};
+  // Plain storage reached through atomic_ref: left uninitialised, the pages of a slot that never
+  // runs are never touched (a runtime has room for 256 slots; most stay unused).
+  std::atomic_ref<process*> slot(std::uint32_t i) noexcept { return std::atomic_ref<process*>(buf_[i % kSize]); }
+  process* buf_[kSize];
 };
 
 }  // namespace detail

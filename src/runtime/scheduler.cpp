@@ -254,6 +254,12 @@ static process* find_work(runtime::impl& rt, scheduler_slot& s, worker& w, std::
     }
     if (!s.ring.push(p)) return p;  // ring full: run it anyway
   }
+  // The global queue before the ring while it holds anything: what a full ring spilled there is
+  // its older half, and most of the rest comes from timers; both have waited longer than what is
+  // in the ring (taking it only every 61 dispatches let a spilled process wait for thousands).
+  if (rt.global_len.load(std::memory_order_relaxed) > 0) {
+    if (process* p = rt.global_pop()) return p;
+  }
   if (process* p = s.ring.pop()) return p;
   if (process* p = rt.global_pop_batch(s.ring, detail::run_ring::kSize / 2)) return p;
   return nullptr;

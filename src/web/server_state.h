@@ -85,6 +85,7 @@ struct ws_state {
   bool closed = false;
   std::chrono::steady_clock::time_point last_seen{};
   std::chrono::steady_clock::time_point last_ping{};
+  athanor::detail::lazy_deadline wake_timer;  // the idle / ping deadline, kept across waits
   conn_guard guard;
 
   ws_state(transport t, std::shared_ptr<const ws_options> o, std::unique_ptr<ws_deflate> d, conn_guard g)

@@ -147,7 +147,7 @@ task<std::optional<ws_message>> receive_impl(detail::ws_state* s, bool any_mail)
     if (!s->io.read_now(r, want)) {
       io_wait_result w = co_await athanor::detail::fd_wait_for(
           s->io.fd(), want, until(wake_at).count(), true,
-          any_mail ? nullptr : athanor::detail::type_of<detail::drain_msg>(), s->io.is_attached());
+          any_mail ? nullptr : athanor::detail::type_of<detail::drain_msg>(), s->io.is_attached(), &s->wake_timer);
       if (w == io_wait_result::ready) continue;  // read at the top of the loop
       r.timeout = w == io_wait_result::timeout;
       r.message = w == io_wait_result::message;

@@ -42,6 +42,20 @@ struct fd_wait {
   void await_resume() const noexcept {}
 };
 
+// A timer kept across attached waits (fd_wait_for's `lazy`), for a deadline that moves with every
+// message (an idle timeout): instead of a timer started and cancelled per wait, one stays armed
+// while it fires no later than the wait's deadline; when it fires early the wait ends as "ready"
+// and the caller, which loops on spare wake-ups anyway, waits again. One owner process; cancels
+// itself when destroyed.
+struct lazy_deadline {
+  std::uint64_t handle = 0;
+  std::uint64_t at_ms = 0;
+  lazy_deadline() = default;
+  lazy_deadline(const lazy_deadline&) = delete;
+  lazy_deadline& operator=(const lazy_deadline&) = delete;
+  ~lazy_deadline();
+};
+
 // Suspends the current process until fd is ready, a timeout passes, or (optionally) a message is
 // queued in its mailbox. The mailbox case leaves the message in place. Lives in the awaiting frame.
 struct fd_wait_for : receive_state {
@@ -54,8 +68,11 @@ struct fd_wait_for : receive_state {
   std::uint64_t deadline_ms = ~std::uint64_t(0);  // set with the timer; a wait that never started has none
   std::uint64_t timer_handle = 0;
   bool attached = false;     // fd is attached (netpoll::attach) to this process: no arming
-  fd_wait_for(int f, std::uint32_t ev, std::int64_t t, bool m, type_id only, bool is_attached = false)
-      : fd(f), events(ev), wait_ms(t), wake_on_message(m), wake_type(only), attached(is_attached) {}
+  lazy_deadline* lazy = nullptr;  // with attached and a timeout: the timer to use (see lazy_deadline)
+  fd_wait_for(int f, std::uint32_t ev, std::int64_t t, bool m, type_id only, bool is_attached = false,
+              lazy_deadline* lazy_timer = nullptr)
+      : fd(f), events(ev), wait_ms(t), wake_on_message(m), wake_type(only), attached(is_attached),
+        lazy(is_attached ? lazy_timer : nullptr) {}
   fd_wait_for(const fd_wait_for&) = delete;
   fd_wait_for& operator=(const fd_wait_for&) = delete;
   ~fd_wait_for();
