@@ -98,13 +98,15 @@ echo "== 2. WebSocket echo: 1000 connections, closed loop, 32-byte messages, ${S
 "$HELLO" --port 18183 2>/dev/null &
 PIDS+=($!)
 wait_port 18183
-"$LOADGEN" --port 18183 --connections 1000 --duration "$SECS" --sources 4 | sed 's/^/athanor: /'
+"$LOADGEN" --port 18183 --connections 1000 --duration "$SECS" --sources 4 >"$TMP/ws_athanor.json"
+sed 's/^/athanor: /' "$TMP/ws_athanor.json"
 kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
 if command -v node >/dev/null && (cd tests/web/js && { [[ -d node_modules/ws ]] || npm ci --no-audit --no-fund --loglevel=error; }); then
   NODE_PATH=$ROOT/tests/web/js/node_modules node bench/web/ws_echo_server.js 18184 2>/dev/null &
   PIDS+=($!)
   wait_port 18184
-  "$LOADGEN" --port 18184 --connections 1000 --duration "$SECS" --sources 4 | sed 's/^/node ws: /'
+  "$LOADGEN" --port 18184 --connections 1000 --duration "$SECS" --sources 4 >"$TMP/ws_node.json"
+  sed 's/^/node ws: /' "$TMP/ws_node.json"
   kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
 else
   echo "node/ws not available: skipped"
@@ -152,3 +154,11 @@ if [[ -n "$held" && "$held" -gt 0 ]]; then
   echo "kernel: Slab +$(( (slab1 - slab0) * 1024 / held )) bytes/connection pair, TCP buffers +$(( (tcp1 - tcp0) * 4096 / held )) bytes/connection pair (both ends are on this machine)"
 fi
 kill "$HP"; wait "$HP" 2>/dev/null || true
+
+# ---- Ratios (the README's table) ----
+rate() { grep -o '"msgs_per_sec":[0-9]*' "$1" 2>/dev/null | cut -d: -f2; }
+echo "== ratios"
+[[ -n "${a_rps:-}" && -n "${n_rps:-}" ]] && awk -v a="$a_rps" -v n="$n_rps" 'BEGIN { printf "HTTP hello: Athanor / nginx = %.2fx\n", a / n }'
+a_ws=$(rate "$TMP/ws_athanor.json"); n_ws=$(rate "$TMP/ws_node.json")
+[[ -n "$a_ws" && -n "$n_ws" ]] && awk -v a="$a_ws" -v n="$n_ws" 'BEGIN { printf "WebSocket echo: Athanor / node ws = %.2fx (target >= 3)\n", a / n }'
+true

@@ -9,7 +9,9 @@
 // that fd (kEdgeWaiting), or is remembered (kEdgePending) so that the next wait returns at once
 // and the caller looks again. Invariant: a process never parks on its attached fd with an edge
 // it has not looked at; the price is at most one spare read per edge, against an epoll_ctl per
-// wait saved.
+// wait saved. When the worker has an io_uring (uring.cpp), an attached socket's bytes come and go
+// through it instead, and its completions send the same edge wake-ups, so the waits here are
+// the same on both paths.
 #include "athanor/runtime/io.h"
 
 #include <arpa/inet.h>

@@ -11,7 +11,13 @@
 //     started when a thread is stuck in a CPU hog.
 //   * a *worker* ("M") is an OS thread that owns one slot and runs processes from it.
 //   * the *global queue* takes work from threads that are not workers (main, timers' sysmon,
-//     dirty pools), overflow from full rings, and is checked every 61 dispatches for fairness.
+//     dirty pools) and overflow from full rings. A worker takes from it before its own ring
+//     whenever it holds anything (what is there has waited longer: a full ring spills its older
+//     half), and every 61 dispatches before runnext too.
+//   * an *I/O ring* (uring.cpp, when the kernel allows io_uring): each base worker owns one, for
+//     the reads and writes of attached sockets. Its operations are queued while processes run
+//     and go to the kernel in one io_uring_enter every 16 dispatches, when a round queued many,
+//     and whenever the worker runs out of work; the same call collects what completed.
 //
 // Parking without lost wake-ups. The inbox word of a process (an atomic tagged pointer) is
 // both its mailbox and its run state: a process parks by compare-and-swapping its empty inbox
@@ -28,10 +34,14 @@
 // never wakes another for work it will reach itself in a moment.
 //
 // Idle workers spin briefly (looking at the global queue and stealing half of another ring),
-// then sleep. At most one sleeping worker blocks in epoll_wait (the *poller*), with a timeout
-// set by the next timer: the reactor and the scheduler are one mechanism, and an idle runtime
-// has no thread waking up for nothing. The others sleep on a private futex word.
-// `wake_worker` wakes a futex sleeper if there is one, else interrupts the poller.
+// then sleep. At most one sleeping worker is the *poller*, waiting for the epoll instance with a
+// timeout set by the next timer: the reactor and the scheduler are one mechanism, and an idle
+// runtime has no thread waking up for nothing. The others sleep on a private futex word, or,
+// when they own an I/O ring, in io_uring_enter on it (its completions must be collected by that
+// thread), with an eventfd read always armed there for wake-ups; a poller with a ring waits in
+// the ring, which watches the epoll fd. `wake_worker` wakes a sleeper if there is one (futex or
+// eventfd, under the idle lock, so that a worker leaving for good can free its ring), else
+// interrupts the poller.
 //
 // Fairness. Every dispatch gets a budget of reductions (runtime_config::reductions_per_slice);
 // send, receive and spawn cost one each and `co_await self.consume(n)` costs n. A process that
@@ -61,7 +71,10 @@
 //      and never while a dirty job may write into it (kDirtyPending).
 //   4. A slot of the process table is reused only after its process has ended; the generation
 //      tag in the inbox word makes every stale push fail.
-//   5. No blocking system call on a worker except the poller's epoll_wait and the idle futex.
+//   5. No blocking system call on a worker except the poller's epoll_wait, the idle futex, and an
+//      idle worker's io_uring_enter on its own ring.
+//   6. Only a ring's worker submits to it or reaps it; a thread without a ring hands socket
+//      operations to the next ring that polls (ring_orphan).
 
 #include <pthread.h>
 #include <sys/mman.h>

@@ -207,6 +207,62 @@ TEST_P(AttachedSocketTest, KillingTheOwnerClosesTheSocket) {
   EXPECT_EQ(n_after_kill.get(), 0u);
 }
 
+// detail::lazy_deadline: one timer serves successive attached waits whose deadlines only move
+// later (an idle timeout pushed back by traffic); an earlier deadline re-arms it; a wait still
+// times out at its own deadline, never before; destroying it cancels the timer.
+TEST_P(AttachedSocketTest, ALazyDeadlineKeepsOneTimerAcrossWaits) {
+  using detail::fd_wait_for;
+  outcome<std::string> log;
+  run([&](process& self) -> proc {
+    std::string out;
+    tcp_listener l = tcp_listener::listen("127.0.0.1", 0);
+    tcp_socket c = co_await tcp_socket::connect("127.0.0.1", l.port());
+    tcp_socket s = co_await l.accept();
+    EXPECT_EQ(s.attach(self.self()), 0);
+    const int fd = s.native_handle();
+    std::string buf(16, '\0');
+    std::uint64_t timers_before = system_info().pending_timers;
+    {
+      detail::lazy_deadline lazy;
+      // Bytes end the first wait; its timer stays armed.
+      co_await c.write_all(std::string_view("a"));
+      io_result r{};
+      while (r.n == 0) {
+        co_await fd_wait_for(fd, io_readable, 10'000, false, nullptr, true, &lazy);
+        r = s.try_read(bytes(buf));
+      }
+      std::uint64_t first = lazy.handle;
+      out += first != 0 ? "armed " : "unarmed ";
+      out += system_info().pending_timers == timers_before + 1 ? "one " : "not-one ";
+      // A later deadline keeps it.
+      co_await c.write_all(std::string_view("b"));
+      r = {};
+      while (r.n == 0) {
+        co_await fd_wait_for(fd, io_readable, 20'000, false, nullptr, true, &lazy);
+        r = s.try_read(bytes(buf));
+      }
+      out += lazy.handle == first ? "kept " : "rearmed ";
+      // An earlier one replaces it, and the wait times out at that deadline, not before.
+      auto t0 = std::chrono::steady_clock::now();
+      io_wait_result w = io_wait_result::ready;
+      while (w == io_wait_result::ready) w = co_await fd_wait_for(fd, io_readable, 30, false, nullptr, true, &lazy);
+      out += lazy.handle != first ? "replaced " : "same ";
+      out += w == io_wait_result::timeout && std::chrono::steady_clock::now() - t0 >= 29ms ? "timeout " : "early ";
+      // A long one, ended by bytes: its timer is still pending when `lazy` goes.
+      co_await c.write_all(std::string_view("c"));
+      r = {};
+      while (r.n == 0) {
+        co_await fd_wait_for(fd, io_readable, 50'000, false, nullptr, true, &lazy);
+        r = s.try_read(bytes(buf));
+      }
+      out += system_info().pending_timers == timers_before + 1 ? "" : "no-timer ";
+    }
+    out += system_info().pending_timers == timers_before ? "cancelled" : "leaked";
+    log.set(out);
+  });
+  EXPECT_EQ(log.get(), "armed one kept replaced timeout cancelled");
+}
+
 TEST_P(AttachedSocketTest, AttachingAClosedSocketFails) {
   outcome<int> rc;
   run([&](process& self) -> proc {
