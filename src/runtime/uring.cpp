@@ -122,7 +122,9 @@ void ring_stream::lock() noexcept {
 namespace {
 constexpr std::size_t kInputLimit = 64 * 1024;    // received bytes held for the owner before TCP pushes back
 constexpr std::size_t kOutputLimit = 256 * 1024;  // bytes a socket holds for sending before writes would block
-constexpr std::size_t kKeepBytes = 2048;          // a buffer emptied keeps its memory up to this size
+// An emptied buffer keeps no memory: an idle connection then holds none (malloc's per-thread
+// cache makes the next message's allocation cheap).
+constexpr std::size_t kKeepBytes = 0;
 
 void drop_ref(ring_stream* s) noexcept {
   if (s->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {

@@ -11,6 +11,8 @@
 // (GET /broadcast) and measures when the last connection received it. Each worker is a single
 // epoll loop; the parent coordinates phases over pipes and prints one JSON object per line:
 //   {"event":"connected","connections":..,"failed":..,"seconds":..,"server_rss_kib":..,"rss_bytes_per_connection":..}
+//   (rss_bytes_per_connection: the server's RSS growth from the first 1% of connections to all
+//   of them, divided by the connections in between: what one more connection costs)
 //   {"event":"echo","connections":..,"messages":..,"msgs_per_sec":..,"p50_us":..,"p99_us":..}
 //   {"event":"broadcast","receivers":..,"expected":..,"ms_to_all":..}
 #include <arpa/inet.h>
@@ -335,9 +337,21 @@ int worker(const options& o, int first, int count, int report_fd, int control_fd
   int failed = 0, upgraded = 0, pending = 0;
   int next = 0;
   epoll_event evs[1024];
+  // A few connections first (1%, at least 1), so that the server's memory is measured from a
+  // state where its fixed costs (first-touch of pools, rings, arenas) are paid: the figure is
+  // then what each further connection costs. The parent says when to go on ("G").
+  const int warm = count > 1 ? std::max(1, count / 100) : count;
+  int limit = warm;
+  bool warmed = false;
   // Connect in waves of 500 in flight, so the server's backlog is never the bottleneck.
   while (upgraded + failed < count) {
-    while (next < count && pending < 500) {
+    if (!warmed && upgraded + failed >= warm) {
+      warmed = true;
+      write_line(report_fd, "W " + std::to_string(upgraded));
+      if (read_line(control_fd).rfind("G", 0) != 0) break;
+      limit = count;
+    }
+    while (next < limit && pending < 500) {
       connection& c = conns[std::size_t(next)];
       int idx = first + next;
       c.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -418,6 +432,7 @@ int worker(const options& o, int first, int count, int report_fd, int control_fd
     }
   }
   for (int i = next; i < count; ++i) ++failed;
+  if (!warmed) write_line(report_fd, "W " + std::to_string(upgraded));  // (the parent waits for it)
   write_line(report_fd, "H " + std::to_string(upgraded) + " " + std::to_string(failed));
 
   // Wait for the parent: "E" (echo phase), "B" (broadcast phase) or "Q" (quit).
@@ -525,7 +540,6 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  long rss_before = rss_kib(o.server_pid);
   struct child {
     pid_t pid;
     int report, control;
@@ -546,6 +560,14 @@ int main(int argc, char** argv) {
     ::close(ctl[0]);
     kids.push_back({pid, rep[0], ctl[1]});
   }
+  int warm = 0;
+  for (auto& k : kids) {
+    int w = 0;
+    std::sscanf(read_line(k.report).c_str(), "W %d", &w);
+    warm += w;
+  }
+  long rss_before = rss_kib(o.server_pid);  // with the warm-up connections open
+  for (auto& k : kids) write_line(k.control, "G");
   int held = 0, failed = 0;
   for (auto& k : kids) {
     int h = 0, f = 0;
@@ -558,7 +580,7 @@ int main(int argc, char** argv) {
   std::printf("{\"event\":\"connected\",\"connections\":%d,\"failed\":%d,\"seconds\":%.3f", held, failed, secs);
   if (rss_after > 0) {
     std::printf(",\"server_rss_kib_before\":%ld,\"server_rss_kib\":%ld,\"rss_bytes_per_connection\":%.0f", rss_before, rss_after,
-                held ? double(rss_after - rss_before) * 1024.0 / held : 0.0);
+                held > warm ? double(rss_after - rss_before) * 1024.0 / (held - warm) : 0.0);
   }
   std::printf("}\n");
   std::fflush(stdout);
