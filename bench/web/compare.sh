@@ -104,7 +104,21 @@ if command -v node >/dev/null && (cd tests/web/js && { [[ -d node_modules/ws ]] 
 else
   echo "node/ws not available: Athanor alone"
 fi
+# With BOUNDS=1 each pair also runs the minimal C io_uring server (2b below), for what any server
+# can reach against ws in the same minute on this machine.
+raw_uring=""
+if [[ -n "${BOUNDS:-}" ]] && cc -O2 -o "$TMP/raw_uring_pairs" bench/web/raw_uring_echo.c -luring -lpthread 2>/dev/null; then
+  raw_uring="$TMP/raw_uring_pairs"
+fi
 for ((pair = 1; pair <= PAIRS; pair++)); do
+  if [[ -n "$raw_uring" ]]; then
+    "$raw_uring" 18189 2 &
+    PIDS+=($!)
+    wait_port 18189
+    "$LOADGEN" --port 18189 --connections 1000 --duration "$SECS" --sources 4 >"$TMP/ws_raw.$pair.json"
+    sed 's/^/raw uring: /' "$TMP/ws_raw.$pair.json"
+    kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
+  fi
   "$HELLO" --port 18183 2>/dev/null &
   PIDS+=($!)
   wait_port 18183
@@ -138,7 +152,7 @@ raw_bound() {  # raw_bound NAME PORT LIBS...: builds bench/web/raw_NAME_echo.c, 
 if [[ -n "${BOUNDS:-}" ]]; then
   echo "== 2b. Bounds: minimal C WebSocket echo servers, 2 threads, same load"
   raw_bound epoll 18186
-  raw_bound uring 18187 -luring
+  [[ -n "$raw_uring" ]] || raw_bound uring 18187 -luring  # (else it ran in each pair above)
 fi
 
 # ---- 3. Connection scale and broadcast ----
@@ -175,6 +189,8 @@ for ((pair = 1; pair <= PAIRS; pair++)); do
   r=$(awk -v a="$a_ws" -v n="$n_ws" 'BEGIN { printf "%.2f", a / n }')
   ratios+=("$r")
   echo "WebSocket echo, pair $pair: Athanor $a_ws / node ws $n_ws msgs/s = ${r}x"
+  r_ws=$(rate "$TMP/ws_raw.$pair.json")
+  [[ -n "$r_ws" ]] && awk -v r="$r_ws" -v n="$n_ws" -v a="$a_ws" 'BEGIN { printf "  same minute, minimal C io_uring server: %d msgs/s = %.2fx ws (Athanor at %.0f%% of it)\n", r, r / n, 100 * a / r }'
 done
 if ((${#ratios[@]})); then
   echo "WebSocket echo: Athanor / node ws = $(printf '%s\n' "${ratios[@]}" | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')x, median of ${#ratios[@]} pairs (target >= 3)"
