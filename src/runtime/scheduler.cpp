@@ -230,8 +230,11 @@ namespace {
 // 3-4% of a busy WebSocket server's CPU, taken from whatever shares the cores with it.
 constexpr int kSpinRounds = 16;
 
-bool has_stealable_work(runtime::impl& rt) noexcept {
+// `with_ring`: the asking worker has an I/O ring, so socket operations handed over by threads
+// without one (ring_orphan) are work for it too.
+bool has_stealable_work(runtime::impl& rt, bool with_ring) noexcept {
   if (rt.global_len.load(std::memory_order_seq_cst) > 0) return true;
+  if (with_ring && detail::orphans_waiting()) return true;
   unsigned n = rt.slot_count.load(std::memory_order_acquire);
   for (unsigned i = 0; i < n; ++i) {
     scheduler_slot& s = rt.slots[i];
@@ -269,10 +272,12 @@ static process* find_work(runtime::impl& rt, scheduler_slot& s, worker& w, std::
     }
     if (!s.ring.push(p)) return p;  // ring full: run it anyway
   }
-  // The global queue before the ring while it holds anything: what a full ring spilled there is
-  // its older half, and most of the rest comes from timers; both have waited longer than what is
-  // in the ring (taking it only every 61 dispatches let a spilled process wait for thousands).
-  if (rt.global_len.load(std::memory_order_relaxed) > 0) {
+  // The global queue before the ring on every other dispatch while it holds anything: what a
+  // full ring spilled there is its older half, and most of the rest comes from timers; both have
+  // waited longer than what is in the ring (taking it only every 61 dispatches let a spilled
+  // process wait for thousands), and every other pick stays local so that a queue fed without
+  // pause cannot starve the ring.
+  if ((tick & 1) && rt.global_len.load(std::memory_order_relaxed) > 0) {
     if (process* p = rt.global_pop()) return p;
   }
   if (process* p = s.ring.pop()) return p;
@@ -373,7 +378,7 @@ void runtime::impl::worker_main(unsigned slot_id, worker* w) {
     spinning.fetch_add(1, std::memory_order_seq_cst);
     bool found = false;
     for (int i = 0; i < kSpinRounds && !found; ++i) {
-      found = has_stealable_work(*this) || !s.ring.empty() || s.runnext.load(std::memory_order_relaxed);
+      found = has_stealable_work(*this, w->ring != nullptr) || !s.ring.empty() || s.runnext.load(std::memory_order_relaxed);
       if (!found) {
         for (int j = 0; j < 50; ++j) __builtin_ia32_pause();
       }
@@ -389,7 +394,7 @@ void runtime::impl::worker_main(unsigned slot_id, worker* w) {
     auto idle_start = std::chrono::steady_clock::now();
     if (!poller_active.exchange(true, std::memory_order_acq_rel)) {
       idle_count.fetch_add(1, std::memory_order_seq_cst);
-      if (!has_stealable_work(*this) && !stopping.load(std::memory_order_acquire)) {
+      if (!has_stealable_work(*this, w->ring != nullptr) && !stopping.load(std::memory_order_acquire)) {
         std::int64_t timeout = timers->ms_until_next(detail::now_ms());
         if (timeout < 0 || timeout > 1000) timeout = 1000;
         if (w->ring) {
@@ -413,7 +418,7 @@ void runtime::impl::worker_main(unsigned slot_id, worker* w) {
         idle.push_back(w);
         idle_count.fetch_add(1, std::memory_order_seq_cst);
       }
-      if (has_stealable_work(*this) || stopping.load(std::memory_order_acquire) ||
+      if (has_stealable_work(*this, w->ring != nullptr) || stopping.load(std::memory_order_acquire) ||
           !poller_active.load(std::memory_order_acquire)) {
         bool removed = false;
         {

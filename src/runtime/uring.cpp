@@ -74,17 +74,18 @@ namespace athanor::detail {
 
 // ---- byte_buffer -------------------------------------------------------------------------
 
-void byte_buffer::append(const char* p, std::size_t n) {
-  if (n == 0) return;
+bool byte_buffer::append(const char* p, std::size_t n) noexcept {
+  if (n == 0) return true;
   if (size_ + n > cap_) {
     std::size_t want = std::max<std::size_t>({std::size_t(size_) + n, std::size_t(cap_) * 2, 256});
     char* d = static_cast<char*>(std::realloc(data_, want));
-    if (!d) throw std::bad_alloc();
+    if (!d) return false;
     data_ = d;
     cap_ = std::uint32_t(want);
   }
   std::memcpy(data_ + size_, p, n);
   size_ += std::uint32_t(n);
+  return true;
 }
 
 void byte_buffer::consume(std::size_t n) noexcept {
@@ -151,6 +152,8 @@ std::vector<std::pair<ring_stream*, bool>> g_orphans;
 std::atomic<bool> g_orphans_waiting{false};
 }  // namespace
 
+bool orphans_waiting() noexcept { return g_orphans_waiting.load(std::memory_order_acquire); }
+
 void ring_orphan(ring_stream* s, bool recv) {
   {
     std::lock_guard lock(g_orphan_mu);
@@ -200,23 +203,27 @@ ring_io_result ring_write(ring_stream* s, std::string_view data) {
     return r;
   }
   r.n = std::min(data.size(), kOutputLimit - held);
+  bool ok;
   if (!s->send_in_flight) {
-    s->sending.append(data.data(), r.n);
     s->sent = 0;
-    s->send_in_flight = true;
-    s->refs.fetch_add(1, std::memory_order_relaxed);
-    queue_op(s, false);
+    ok = s->sending.append(data.data(), r.n);
+    if (ok) {
+      s->send_in_flight = true;
+      s->refs.fetch_add(1, std::memory_order_relaxed);
+      queue_op(s, false);
+    }
   } else {
-    s->queued.append(data.data(), r.n);
+    ok = s->queued.append(data.data(), r.n);
   }
   s->unlock();
+  if (!ok) throw std::bad_alloc();  // (not under the lock)
   return r;
 }
 
 void ring_shutdown_write(ring_stream* s) noexcept {
   s->lock();
+  s->shut_write = true;  // later writes fail at once, as after shutdown(2)
   if (!s->send_in_flight) ::shutdown(s->fd, SHUT_WR);
-  else s->shut_write = true;
   s->unlock();
 }
 
@@ -316,19 +323,30 @@ io_ring::~io_ring() {
     io_uring_sqe_set_data64(s, kIgnoreTag);
   }
   for (int i = 0; i < 100 && in_flight_ > 0; ++i) wait(10);
+  // Operations other threads handed over that no ring took: drop their references. (The list
+  // is taken first: ring_orphan holds a stream's lock when it takes the list's.)
+  std::vector<std::pair<ring_stream*, bool>> left;
   {
-    // Operations other threads handed over that no ring took: drop their references.
     std::lock_guard lock(g_orphan_mu);
     if (g_rt == nullptr || g_rt->stopping.load()) {
-      for (auto& [s, recv] : g_orphans) {
-        s->lock();
-        if (recv) s->recv_armed = false;
-        else s->send_in_flight = false;
-        s->unlock();
-        drop_ref(s);
-      }
-      g_orphans.clear();
+      left.swap(g_orphans);
+      g_orphans_waiting.store(false, std::memory_order_relaxed);
     }
+  }
+  for (auto& [s, recv] : left) {
+    s->lock();
+    if (recv) {
+      s->recv_armed = false;
+      s->eof = true;
+    } else {
+      s->send_in_flight = false;
+      s->broken = true;
+      s->sending.clear();
+      s->queued.clear();
+      s->sent = 0;
+    }
+    s->unlock();
+    drop_ref(s);
   }
   io_uring_queue_exit(&st_->ring);
   ::munmap(st_->bufs, st_->bufs_bytes);
@@ -393,21 +411,24 @@ void io_ring::queue_send(ring_stream* s) {
   ++in_flight_;
 }
 
-int io_ring::poll() {
-  if (g_orphans_waiting.load(std::memory_order_acquire)) {
-    std::vector<std::pair<ring_stream*, bool>> mine;
-    {
-      std::lock_guard lock(g_orphan_mu);
-      mine.swap(g_orphans);
-      g_orphans_waiting.store(false, std::memory_order_relaxed);
-    }
-    for (auto& [s, recv] : mine) {
-      s->lock();
-      if (recv) queue_recv(s);
-      else queue_send(s);
-      s->unlock();
-    }
+void io_ring::adopt_orphans() {
+  if (!g_orphans_waiting.load(std::memory_order_acquire) || stopping_) return;
+  std::vector<std::pair<ring_stream*, bool>> mine;
+  {
+    std::lock_guard lock(g_orphan_mu);
+    mine.swap(g_orphans);
+    g_orphans_waiting.store(false, std::memory_order_relaxed);
   }
+  for (auto& [s, recv] : mine) {
+    s->lock();
+    if (recv) queue_recv(s);
+    else queue_send(s);
+    s->unlock();
+  }
+}
+
+int io_ring::poll() {
+  adopt_orphans();
   io_uring_submit_and_get_events(&st_->ring);
   queued_ = 0;
   int before = handled_;
@@ -416,6 +437,7 @@ int io_ring::poll() {
 }
 
 int io_ring::wait(int timeout_ms) {
+  adopt_orphans();
   if (timeout_ms < 0) {
     io_uring_submit_and_wait(&st_->ring, 1);
   } else {
@@ -463,7 +485,7 @@ void io_ring::complete(std::uint64_t ud, int res, std::uint32_t flags) {
     if (flags & IORING_CQE_F_BUFFER) {
       unsigned id = flags >> IORING_CQE_BUFFER_SHIFT;
       char* buf = st_->buf_mem + std::size_t(id) * kBufferBytes;
-      if (res > 0 && !s->closed) s->input.append(buf, std::size_t(res));
+      if (res > 0 && !s->closed && !s->input.append(buf, std::size_t(res))) res = -ENOMEM;  // out of memory: end it
       io_uring_buf_ring_add(st_->bufs, buf, kBufferBytes, std::uint16_t(id), io_uring_buf_ring_mask(kBuffers), 0);
       io_uring_buf_ring_advance(st_->bufs, 1);
     }
@@ -508,6 +530,12 @@ void io_ring::complete(std::uint64_t ud, int res, std::uint32_t flags) {
       s->refs.fetch_add(1, std::memory_order_relaxed);
       queue_send(s);
     } else {
+      if (!s->sending.empty() || !s->queued.empty()) {  // not sent (stopping): never resend it later
+        s->broken = true;
+        s->sending.clear();
+        s->queued.clear();
+        s->sent = 0;
+      }
       s->send_in_flight = false;
       if (s->shut_write) ::shutdown(s->fd, s->closed ? SHUT_RDWR : SHUT_WR);
       if (s->want_writable || s->broken) wake = !s->closed;

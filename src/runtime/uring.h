@@ -27,7 +27,8 @@ class byte_buffer {
   const char* data() const noexcept { return data_; }
   std::size_t size() const noexcept { return size_; }
   bool empty() const noexcept { return size_ == 0; }
-  void append(const char* p, std::size_t n);
+  // Returns false (and changes nothing) when memory runs out: callers hold a spin lock.
+  [[nodiscard]] bool append(const char* p, std::size_t n) noexcept;
   // Drops the first n bytes.
   void consume(std::size_t n) noexcept;
   // Empties the buffer; gives its memory back when it is larger than keep_bytes.
@@ -41,6 +42,7 @@ class byte_buffer {
 };
 
 class io_ring;
+bool orphans_waiting() noexcept;  // (see ring_orphan)
 
 // The shared state of a socket whose reads and writes go through the rings (tcp_socket::attach).
 // Thread-safe: the owner process and the ring threads that complete its operations take `lock`.
@@ -112,7 +114,7 @@ class io_ring {
   }
   // Operations queued but not yet submitted, and in flight.
   unsigned queued() const noexcept { return queued_; }
-  bool busy() const noexcept { return queued_ != 0 || in_flight_ != 0; }
+  bool busy() const noexcept { return queued_ != 0 || in_flight_ != 0 || orphans_waiting(); }
 
   // For ring_stream: queue a recv / a send of s->sending (the caller holds a reference for it).
   void queue_recv(ring_stream* s);
@@ -131,11 +133,13 @@ class io_ring {
   void handle_batch();
   void complete(std::uint64_t user_data, int res, std::uint32_t flags);
   void arm_wake();
+  void adopt_orphans();
   ::io_uring_sqe* sqe();
 };
 
-// Operations that a thread without a ring (a relief worker) asked for: the next ring to poll
-// queues them. Thread-safe.
+// Operations that a thread without a ring (a relief worker) asked for: the next ring to poll or
+// wait queues them (every ring counts as busy while any wait). Thread-safe.
 void ring_orphan(ring_stream* s, bool recv);
+bool orphans_waiting() noexcept;
 
 }  // namespace athanor::detail

@@ -207,6 +207,9 @@ task<io_wait_result> transport::wait_writable(std::chrono::milliseconds timeout,
                                                            timeout.count() < 0 ? -1 : std::int64_t(timeout.count()),
                                                            wake_type || wake_any, static_cast<athanor::detail::type_id>(wake_any ? nullptr : wake_type),
                                                            attached_);
+  // On an attached socket one edge covers both directions: the edge this wait took may have
+  // been bytes arriving, so the next read must look rather than wait for another edge.
+  drained_ = false;
   co_return w;
 }
 
@@ -223,6 +226,7 @@ task<bool> transport::write_all(std::string data, std::chrono::milliseconds time
     }
     io_wait_result w = co_await athanor::detail::fd_wait_for(sock_.native_handle(), io_writable,
                                                              left(deadline, forever).count(), false, nullptr, attached_);
+    drained_ = false;  // (see wait_writable)
     if (w == io_wait_result::timeout) co_return false;
   }
   co_return true;

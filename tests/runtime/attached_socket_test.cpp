@@ -1,7 +1,14 @@
 // tcp_socket::attach: a socket handed to one process for life, on the io_uring path (a ring per
 // scheduler: queued receives and sends) and on the epoll path (one edge-triggered registration).
 // Every test runs on both; what a process sees must not depend on which one carries its bytes.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <string>
+#include <thread>
 
 #include "test_util.h"
 
@@ -261,6 +268,68 @@ TEST_P(AttachedSocketTest, ALazyDeadlineKeepsOneTimerAcrossWaits) {
     log.set(out);
   });
   EXPECT_EQ(log.get(), "armed one kept replaced timeout cancelled");
+}
+
+// One scheduler, and its thread stuck in a CPU hog: the relief thread the runtime starts has no
+// ring, so the socket operations of the process it runs are handed to a ring thread
+// (ring_orphan) and still happen. (The reply is written while the hog runs.)
+class AttachedSocketReliefTest : public AttachedSocketTest {
+ protected:
+  runtime_config config() override {
+    runtime_config c = AttachedSocketTest::config();
+    c.schedulers = 1;
+    return c;
+  }
+};
+INSTANTIATE_TEST_SUITE_P(Paths, AttachedSocketReliefTest, ::testing::Values(true, false),
+                         [](const ::testing::TestParamInfo<bool>& i) { return i.param ? "IoUring" : "Epoll"; });
+
+TEST_P(AttachedSocketReliefTest, AReplyWrittenOnAReliefThreadArrives) {
+  struct got_eof {};
+  struct go {};
+  std::atomic<int> client_got{-1};
+  std::thread client;
+  run([&](process& self) -> proc {
+    pid me = self.self();
+    pid srv = spawn([me](process& server) -> proc {
+      tcp_listener l = tcp_listener::listen("127.0.0.1", 0);
+      send(me, port_is{l.port()});
+      tcp_socket conn = co_await l.accept();
+      EXPECT_EQ(conn.attach(server.self()), 0);
+      std::string buf(64, '\0');
+      while (co_await conn.read(bytes(buf)) != 0) {
+      }
+      send(me, got_eof{});  // no receive armed any more
+      co_await server.receive<go>();
+      co_await conn.write_all(std::string_view("resp"));
+      conn.close();
+    });
+    port_is p = co_await self.receive<port_is>();
+    client = std::thread([&client_got, port = p.port] {
+      int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(port);
+      ::inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+      ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+      ::send(fd, "hi", 2, 0);
+      ::shutdown(fd, SHUT_WR);
+      pollfd pf{fd, POLLIN, 0};
+      char b[16];
+      client_got = ::poll(&pf, 1, 10'000) > 0 ? int(::read(fd, b, sizeof b)) : -2;  // -2: nothing in 10 s
+      ::close(fd);
+    });
+    co_await self.receive<got_eof>();
+    spawn([srv](process&) -> proc {
+      send(srv, go{});  // srv is queued behind this hog, on the only scheduler
+      auto until = std::chrono::steady_clock::now() + 300ms;
+      while (std::chrono::steady_clock::now() < until) {
+      }
+      co_return;
+    });
+  });
+  client.join();
+  EXPECT_EQ(client_got.load(), 4);
 }
 
 TEST_P(AttachedSocketTest, AttachingAClosedSocketFails) {
