@@ -218,11 +218,13 @@ task<void> perform(process& self, std::string id, bool normal, std::vector<std::
   co_await self.receive(std::move(take));
   // The worker's exit signal reached its supervisor before its DOWN reached us, so a call to the
   // supervisor is handled after the supervisor has reacted. If it gave up, our call fails after
-  // its exit signal went to its parent: ask the parent, and so on up.
+  // its exit signal went to its parent, which then reacts. Ask every supervisor on the path,
+  // from the worker's up: one that answers may be a new incarnation its parent has just
+  // restarted while the parent is still restarting the rest of its children, so the parent's
+  // answer (which waits for that) is needed too; one that gave up fails the call.
   for (std::size_t k = sup_path.size(); k-- > 0;) {
     try {
       co_await supervisor::which_children(atom(sup_path[k]));
-      co_return;
     } catch (const call_error&) {
     }
   }
