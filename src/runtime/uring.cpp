@@ -427,16 +427,14 @@ void io_ring::adopt_orphans() {
   }
 }
 
-int io_ring::poll() {
+void io_ring::poll() {
   adopt_orphans();
   io_uring_submit_and_get_events(&st_->ring);
   queued_ = 0;
-  int before = handled_;
   handle_batch();
-  return handled_ - before;
 }
 
-int io_ring::wait(int timeout_ms) {
+void io_ring::wait(int timeout_ms) {
   adopt_orphans();
   if (timeout_ms < 0) {
     io_uring_submit_and_wait(&st_->ring, 1);
@@ -448,9 +446,7 @@ int io_ring::wait(int timeout_ms) {
     io_uring_submit_and_wait_timeout(&st_->ring, &cqe, 1, &ts, nullptr);
   }
   queued_ = 0;
-  int before = handled_;
   handle_batch();
-  return handled_ - before;
 }
 
 void io_ring::handle_batch() {
@@ -460,7 +456,6 @@ void io_ring::handle_batch() {
     if (n == 0) break;
     for (unsigned i = 0; i < n; ++i) complete(cqes[i]->user_data, cqes[i]->res, cqes[i]->flags);
     io_uring_cq_advance(&st_->ring, n);
-    handled_ += int(n);
   }
 }
 
@@ -571,8 +566,8 @@ ring_stream* ring_attach(int fd, pid owner) {
 struct io_ring::state {};
 io_ring* io_ring::create() noexcept { return nullptr; }
 io_ring::~io_ring() {}
-int io_ring::poll() { return 0; }
-int io_ring::wait(int) { return 0; }
+void io_ring::poll() {}
+void io_ring::wait(int) {}
 void io_ring::wake() noexcept {}
 void io_ring::watch_epoll(int) {}
 void io_ring::queue_recv(ring_stream*) {}

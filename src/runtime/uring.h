@@ -98,10 +98,9 @@ class io_ring {
   ~io_ring();  // cancels what is in flight and waits for it (bounded), then closes the ring
 
   // Submits what is queued and handles every completion that is ready: one system call.
-  // Returns the completions handled.
-  int poll();
+  void poll();
   // Submits, then sleeps until a completion, a wake() or timeout_ms (-1: none); handles completions.
-  int wait(int timeout_ms);
+  void wait(int timeout_ms);
   // Ends a wait() from any thread (an eventfd write).
   void wake() noexcept;
   // Asks for one completion when the epoll fd becomes readable (once until it comes):
@@ -126,7 +125,6 @@ class io_ring {
   state* st_ = nullptr;
   unsigned queued_ = 0;
   std::uint64_t in_flight_ = 0;  // stream operations (not the wake read nor the epoll watch)
-  int handled_ = 0;
   bool epoll_watched_ = false;
   bool epoll_ready_ = false;
   bool stopping_ = false;

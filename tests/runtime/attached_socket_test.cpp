@@ -38,6 +38,31 @@ INSTANTIATE_TEST_SUITE_P(Paths, AttachedSocketTest, ::testing::Values(true, fals
 struct port_is { std::uint16_t port; };
 struct done {};
 
+// A loopback connection made by the calling process, its server end attached to `owner`.
+struct socket_pair {
+  tcp_socket client, server;
+};
+task<socket_pair> attached_pair(pid owner) {
+  tcp_listener l = tcp_listener::listen("127.0.0.1", 0);
+  socket_pair p;
+  p.client = co_await tcp_socket::connect("127.0.0.1", l.port());
+  p.server = co_await l.accept();
+  EXPECT_EQ(p.server.attach(owner), 0);
+  co_return p;
+}
+
+// Writes `text` on `from` and waits on the attached `to` (through `lazy`, with a timeout of
+// wait_ms) until bytes arrive; reads them into buf.
+task<void> send_and_wait(tcp_socket& from, tcp_socket& to, std::string text, std::int64_t wait_ms,
+                         detail::lazy_deadline& lazy, std::string& buf) {
+  co_await from.write_all(std::string_view(text));
+  io_result r{};
+  while (r.n == 0) {
+    co_await detail::fd_wait_for(to.native_handle(), io_readable, wait_ms, false, nullptr, true, &lazy);
+    r = to.try_read(bytes(buf));
+  }
+}
+
 // An attached server echoes 1 MiB sent in 16 KiB steps: every byte comes back, in order
 // (receives span many buffers, sends may be partial and queue behind each other).
 TEST_P(AttachedSocketTest, EchoesEveryByteInOrder) {
@@ -156,10 +181,9 @@ TEST_P(AttachedSocketTest, EndOfStreamAndWritesToAGonePeer) {
   outcome<std::string> log;
   run([&](process& self) -> proc {
     std::string out;
-    tcp_listener l = tcp_listener::listen("127.0.0.1", 0);
-    tcp_socket c = co_await tcp_socket::connect("127.0.0.1", l.port());
-    tcp_socket s = co_await l.accept();
-    EXPECT_EQ(s.attach(self.self()), 0);
+    socket_pair pair = co_await attached_pair(self.self());
+    tcp_socket& c = pair.client;
+    tcp_socket& s = pair.server;
     co_await c.write_all(std::string_view("bye"));
     c.close();
     std::string buf(16, '\0');
@@ -222,32 +246,21 @@ TEST_P(AttachedSocketTest, ALazyDeadlineKeepsOneTimerAcrossWaits) {
   outcome<std::string> log;
   run([&](process& self) -> proc {
     std::string out;
-    tcp_listener l = tcp_listener::listen("127.0.0.1", 0);
-    tcp_socket c = co_await tcp_socket::connect("127.0.0.1", l.port());
-    tcp_socket s = co_await l.accept();
-    EXPECT_EQ(s.attach(self.self()), 0);
+    socket_pair pair = co_await attached_pair(self.self());
+    tcp_socket& c = pair.client;
+    tcp_socket& s = pair.server;
     const int fd = s.native_handle();
     std::string buf(16, '\0');
     std::uint64_t timers_before = system_info().pending_timers;
     {
       detail::lazy_deadline lazy;
       // Bytes end the first wait; its timer stays armed.
-      co_await c.write_all(std::string_view("a"));
-      io_result r{};
-      while (r.n == 0) {
-        co_await fd_wait_for(fd, io_readable, 10'000, false, nullptr, true, &lazy);
-        r = s.try_read(bytes(buf));
-      }
+      co_await send_and_wait(c, s, "a", 10'000, lazy, buf);
       std::uint64_t first = lazy.handle;
       out += first != 0 ? "armed " : "unarmed ";
       out += system_info().pending_timers == timers_before + 1 ? "one " : "not-one ";
       // A later deadline keeps it.
-      co_await c.write_all(std::string_view("b"));
-      r = {};
-      while (r.n == 0) {
-        co_await fd_wait_for(fd, io_readable, 20'000, false, nullptr, true, &lazy);
-        r = s.try_read(bytes(buf));
-      }
+      co_await send_and_wait(c, s, "b", 20'000, lazy, buf);
       out += lazy.handle == first ? "kept " : "rearmed ";
       // An earlier one replaces it, and the wait times out at that deadline, not before.
       auto t0 = std::chrono::steady_clock::now();
@@ -256,12 +269,7 @@ TEST_P(AttachedSocketTest, ALazyDeadlineKeepsOneTimerAcrossWaits) {
       out += lazy.handle != first ? "replaced " : "same ";
       out += w == io_wait_result::timeout && std::chrono::steady_clock::now() - t0 >= 29ms ? "timeout " : "early ";
       // A long one, ended by bytes: its timer is still pending when `lazy` goes.
-      co_await c.write_all(std::string_view("c"));
-      r = {};
-      while (r.n == 0) {
-        co_await fd_wait_for(fd, io_readable, 50'000, false, nullptr, true, &lazy);
-        r = s.try_read(bytes(buf));
-      }
+      co_await send_and_wait(c, s, "c", 50'000, lazy, buf);
       out += system_info().pending_timers == timers_before + 1 ? "" : "no-timer ";
     }
     out += system_info().pending_timers == timers_before ? "cancelled" : "leaked";
