@@ -173,6 +173,7 @@ struct runtime::impl {
   void wake_worker() noexcept;
   void worker_main(unsigned slot, detail::worker* w);
   void sleep_idle(detail::worker& w, detail::scheduler_slot& s);
+  bool leave_idle(detail::worker* w) noexcept;
   void sysmon_main();
   void start_relief(unsigned hogged_slot);
 

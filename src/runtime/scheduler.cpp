@@ -305,6 +305,16 @@ static process* steal_work(runtime::impl& rt, scheduler_slot& s) {
   return nullptr;
 }
 
+// Takes w off the idle list. Returns false if it was not on it: a waker took it and is waking it.
+bool runtime::impl::leave_idle(detail::worker* w) noexcept {
+  std::lock_guard lock(idle_mu);
+  auto it = std::find(idle.begin(), idle.end(), w);
+  if (it == idle.end()) return false;
+  idle.erase(it);
+  idle_count.fetch_sub(1, std::memory_order_seq_cst);
+  return true;
+}
+
 // Sleeps until a waker sets w.wake_word. A worker with a ring sleeps in it, handling its
 // completions as they come; those that make processes runnable here end the sleep early (taking
 // the worker off the idle list; if a waker got there first, its wake-up is on the way).
@@ -317,13 +327,7 @@ void runtime::impl::sleep_idle(detail::worker& w, scheduler_slot& s) {
   while (w.wake_word.load(std::memory_order_acquire) == 0 && !stopping.load(std::memory_order_acquire)) {
     w.ring->wait(-1);
     if (!off_list && (!s.ring.empty() || s.runnext.load(std::memory_order_relaxed))) {
-      std::lock_guard lock(idle_mu);
-      auto it = std::find(idle.begin(), idle.end(), &w);
-      if (it != idle.end()) {
-        idle.erase(it);
-        idle_count.fetch_sub(1, std::memory_order_seq_cst);
-        return;
-      }
+      if (leave_idle(&w)) return;
       off_list = true;
     }
   }
@@ -420,31 +424,14 @@ void runtime::impl::worker_main(unsigned slot_id, worker* w) {
       }
       if (has_stealable_work(*this, w->ring != nullptr) || stopping.load(std::memory_order_acquire) ||
           !poller_active.load(std::memory_order_acquire)) {
-        bool removed = false;
-        {
-          std::lock_guard lock(idle_mu);
-          auto it = std::find(idle.begin(), idle.end(), w);
-          if (it != idle.end()) {
-            idle.erase(it);
-            idle_count.fetch_sub(1, std::memory_order_seq_cst);
-            removed = true;
-          }
-        }
-        if (!removed) sleep_idle(*w, s);  // a waker is about to notify us
+        if (!leave_idle(w)) sleep_idle(*w, s);  // a waker is about to notify us
       } else {
         sleep_idle(*w, s);
       }
     }
     s.idle_ns.fetch_add(std::uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - idle_start).count()), std::memory_order_relaxed);
   }
-  {
-    std::lock_guard lock(idle_mu);  // see wake_worker: no waker holds w after this
-    auto it = std::find(idle.begin(), idle.end(), w);
-    if (it != idle.end()) {
-      idle.erase(it);
-      idle_count.fetch_sub(1, std::memory_order_seq_cst);
-    }
-  }
+  leave_idle(w);  // under the idle lock (see wake_worker): no waker holds w after this
   delete w->ring;  // waits for what is in flight on it
   w->ring = nullptr;
   detail::tls().ring = nullptr;
