@@ -105,7 +105,6 @@ void supervised_chaos(const options& o) {
   runtime rt(cfg);
   logger::set_level(log_level::critical);  // thousands of expected crash reports would dominate the run
   auto totals = std::make_shared<chaos_totals>();
-  std::atomic<bool> running{true};
   std::atomic<long> kills{0};
   std::atomic<long> rss_start{0};
   std::atomic<long> rss_end{0};

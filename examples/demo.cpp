@@ -1,17 +1,21 @@
 // The Athanor demo: a million processes, a crash contained to one of them, messages flowing, then
 // a supervision tree healing itself (the three restart strategies side by side, escalation).
-// Run with ./scripts/demo.sh (builds and runs this), or build/release/demo [--n N].
+// Run with ./scripts/demo.sh (builds and runs this), or build/release/demo [--n N] [node settings]
+// (demo --help lists them; they also come from ATHANOR_<KEY> variables and a --config file).
 #include <fmt/core.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <thread>
 #include <string>
 #include <vector>
 
 #include <athanor/athanor.h>
+#include <athanor/runtime/config.h>
 #include <athanor/otp/gen_server.h>
 #include <athanor/otp/supervisor.h>
 
@@ -152,13 +156,62 @@ task<void> supervision_demo(process& self) {
   logger::remove_handler("demo");
 }
 
+void print_usage() {
+  std::printf(
+      "Usage: demo [options]\n"
+      "\n"
+      "Spawns N processes, crashes one, sends a request to every one and collects the replies, then\n"
+      "builds a supervision tree and shows each restart strategy and escalation at work.\n"
+      "\n"
+      "Options:\n"
+      "  --n N                         processes to spawn, 1..50000000 (default 1000000)\n"
+      "  --help                        this text\n"
+      "\n"
+      "%s",
+      node_settings_help().c_str());
+}
+
+// Reports a command-line mistake on one line and returns the exit status for it.
+int usage_error(const std::string& message) {
+  std::fprintf(stderr, "demo: %s; try --help\n", message.c_str());
+  return 2;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  // --help first: it must work whatever the environment holds.
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
+      print_usage();
+      return 0;
+    }
+  }
+  node_settings settings;
+  try {
+    settings = load_settings({}, argc, argv);
+  } catch (const config_error& e) {
+    return usage_error(e.what());
+  }
   long n = 1'000'000;
-  if (argc == 3 && std::string(argv[1]) == "--n") n = std::stol(argv[2]);
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a != "--n") return usage_error((a.starts_with("-") ? "unknown flag '" : "unexpected argument '") + a + "'");
+    if (i + 1 >= argc) return usage_error("--n: expected a value after it");
+    const std::string v = argv[++i];
+    const bool digits = !v.empty() && v.size() <= 9 && v.find_first_not_of("0123456789") == std::string::npos;
+    n = digits ? std::stol(v) : 0;
+    if (n < 1 || n > 50'000'000) return usage_error("--n: expected an integer from 1 to 50000000, got '" + v + "'");
+  }
+  // The workers, this process and the supervision tree's: a smaller limit would end the demo
+  // halfway with system_limit.
+  if (settings.max_processes && *settings.max_processes < std::size_t(n) + 1000) {
+    return usage_error("max_processes " + std::to_string(*settings.max_processes) + " is too small for --n " +
+                       std::to_string(n) + ": give at least " + std::to_string(n + 1000));
+  }
+  if (settings.log_level) logger::set_level(log_level(*find_log_level(*settings.log_level)));
 
-  runtime rt;
+  runtime rt(to_runtime_config(settings));
   fmt::print("Athanor demo: {} scheduler threads on {} cores\n\n", rt.config().schedulers,
              std::thread::hardware_concurrency());
 

@@ -4,5 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cmake --preset release >/dev/null
-cmake --build --preset release --target demo
+cmake --build --preset release --target athanor_example_demo
 exec build/release/demo "$@"

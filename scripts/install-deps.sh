@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Athanor needs, if they are missing (idempotent; no-op when all are there).
 #   scripts/install-deps.sh            what the build and the demo need
-#   scripts/install-deps.sh --test     also what the tests drive: clang (libFuzzer), curl, wrk, node + npm
+#   scripts/install-deps.sh --test     also what the tests drive: curl, wrk, node + npm
 #   scripts/install-deps.sh --bench    also CAF, perf, wrk, nginx and node, for the benchmark scripts
 set -euo pipefail
 
-packages=(cmake make g++ pkg-config libgtest-dev libgmock-dev libfmt-dev zlib1g-dev erlang-base
-          libssl-dev nlohmann-json3-dev librapidcheck-dev libgmp-dev liburing-dev)
+# The compiler is clang-19 (with libstdc++ 12), with its sanitizer and libFuzzer runtimes: g++ 12
+# miscompiles coroutine code written in the natural style (cmake/AthanorCompiler.cmake).
+packages=(cmake make clang-19 libclang-rt-19-dev pkg-config libgtest-dev libgmock-dev libfmt-dev
+          libspdlog-dev zlib1g-dev erlang-base libssl-dev nlohmann-json3-dev librapidcheck-dev libgmp-dev
+          liburing-dev)
 # Node.js: Debian's nodejs + npm, unless a node with npm is already installed some other way.
 node_packages=()
 command -v npm >/dev/null || node_packages=(nodejs npm)
 case "${1:-}" in
-  --test) packages+=(clang curl wrk "${node_packages[@]}") ;;
+  --test) packages+=(curl wrk "${node_packages[@]}") ;;
   --bench) packages+=(libcaf-dev linux-perf wrk nginx-light curl "${node_packages[@]}") ;;
 esac
 

@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
-# Builds and runs every test: all tests in the release build, then the core (term, runtime, otp)
-# under AddressSanitizer+UBSan and under ThreadSanitizer, then every fuzz target for a short
-# run (FUZZ_SECONDS, default 30). Exits non-zero if any test fails or a fuzzer finds a crash.
-#   scripts/test.sh            everything (what CI runs)
-#   scripts/test.sh release    only the plain build's tests (also: asan, tsan, fuzz)
+# Builds and runs every test, stage by stage, and prints each stage's time and the totals.
+#
+#   stage     what it builds and runs                                         parts covered
+#   release   every test, example and tool test in the optimised build        all (term, runtime, otp,
+#             (including the README's code blocks and the toolchain test)     web, toolchain, readme)
+#   package   cmake --install to a temporary prefix, then a consumer project   the installed package
+#             with find_package, with pkg-config, and through FetchContent
+#   asan      the tests under AddressSanitizer + UBSan                         term, runtime, otp, web,
+#                                                                              toolchain
+#   tsan      the tests under ThreadSanitizer                                  term, runtime, otp, web
+#   fuzz      every libFuzzer target for FUZZ_SECONDS (default 30) each        every parser
+#
+#   scripts/test.sh                everything (what CI runs; budget: 40 minutes on 2 cores)
+#   scripts/test.sh release asan   only those stages
+# Exits non-zero if any test fails or a fuzzer finds a crash. Compiler: clang-19 (installed by
+# scripts/install-deps.sh; cmake/AthanorCompiler.cmake says why not g++).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test || exit 1
@@ -14,11 +25,13 @@ if [[ ! -f tests/web/js/node_modules/ws/package.json ]]; then
   (cd tests/web/js && npm ci --no-audit --no-fund --loglevel=error) || echo "== npm ci failed: the node client tests will fail"
 fi
 
-presets=("${@:-release asan tsan fuzz}")
-read -r -a presets <<<"${presets[*]}"
+stages=("${@:-release package asan tsan fuzz}")
+read -r -a stages <<<"${stages[*]}"
 status=0
 passed=0
 failed=0
+timings=()
+
 # Runs ctest and adds its counts to the totals printed at the end.
 run_ctest() {
   local log
@@ -36,36 +49,85 @@ run_ctest() {
   rm -f "$log"
   return "$rc"
 }
-for preset in "${presets[@]}"; do
-  echo "================ $preset ================"
+build_failed() {
+  status=1
+  failed=$((failed + 1))
+  echo "== $1: build failed"
+}
+
+# The test binaries the sanitizer stages build, and the ctest labels they run.
+sanitized_targets=(term_tests runtime_tests otp_tests web_tests)
+sanitized_labels='term|runtime|otp|web'
+
+for stage in "${stages[@]}"; do
+  echo "================ $stage ================"
   start=$(date +%s)
-  cmake --preset "$preset" >/dev/null || { status=1; failed=$((failed + 1)); echo "== $preset: build failed"; continue; }
-  if [[ "$preset" == fuzz ]]; then
-    targets=$(for f in fuzz/*_fuzz.cpp; do basename "$f" .cpp; done)
-    # shellcheck disable=SC2086
-    cmake --build --preset fuzz --target $targets || { status=1; failed=$((failed + 1)); echo "== $preset: build failed"; continue; }
-    for target in build/fuzz/*_fuzz; do
-      corpus="build/fuzz/corpus/$(basename "$target")"
-      mkdir -p "$corpus"
-      echo "== $(basename "$target"): ${FUZZ_SECONDS:-30} s"
-      if (cd build/fuzz && "../../$target" -max_total_time="${FUZZ_SECONDS:-30}" -max_len=4096 "../../$corpus" 2>&1 | tail -3); then
-        passed=$((passed + 1))
+  case "$stage" in
+    release)
+      if cmake --preset release >/dev/null && cmake --build --preset release; then
+        run_ctest --preset release || status=1
       else
-        failed=$((failed + 1))
-        status=1
+        build_failed release
       fi
-    done
-  elif [[ "$preset" == release ]]; then
-    cmake --build --preset "$preset" || { status=1; failed=$((failed + 1)); echo "== $preset: build failed"; continue; }
-    run_ctest --preset "$preset" || status=1
-  else
-    # The core (term, runtime, otp) is what the sanitizer runs cover.
-    cmake --build --preset "$preset" --target term_tests runtime_tests otp_tests || { status=1; failed=$((failed + 1)); echo "== $preset: build failed"; continue; }
-    run_ctest --preset "$preset" -L 'term|runtime|otp' || status=1
-  fi
-  echo "== $preset took $(($(date +%s) - start)) s"
+      ;;
+    package)
+      # Installs build/release to a temporary prefix and builds consumers with find_package,
+      # pkg-config and FetchContent; its closing line "package: N passed, M failed" adds to the totals.
+      pkg_log=$(mktemp)
+      scripts/package-test.sh 2>&1 | tee "$pkg_log"
+      rc=${PIPESTATUS[0]}
+      if [[ $(tail -1 "$pkg_log") =~ ^package:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+        passed=$((passed + BASH_REMATCH[1]))
+        failed=$((failed + BASH_REMATCH[2]))
+      elif [[ $rc -ne 0 ]]; then
+        failed=$((failed + 1))
+      fi
+      [[ $rc -eq 0 ]] || status=1
+      rm -f "$pkg_log"
+      ;;
+    asan | tsan)
+      targets=("${sanitized_targets[@]}")
+      labels=$sanitized_labels
+      # The toolchain's regression test is an ASan check (a temporary destroyed twice is a double free).
+      [[ $stage == asan ]] && targets+=(toolchain_tests) && labels+='|toolchain'
+      if cmake --preset "$stage" >/dev/null && cmake --build --preset "$stage" --target "${targets[@]}"; then
+        run_ctest --preset "$stage" -L "$labels" || status=1
+      else
+        build_failed "$stage"
+      fi
+      ;;
+    fuzz)
+      targets=$(for f in fuzz/*_fuzz.cpp; do basename "$f" .cpp; done)
+      # shellcheck disable=SC2086
+      if cmake --preset fuzz >/dev/null && cmake --build --preset fuzz --target $targets; then
+        for target in build/fuzz/*_fuzz; do
+          corpus="build/fuzz/corpus/$(basename "$target")"
+          mkdir -p "$corpus"
+          echo "== $(basename "$target"): ${FUZZ_SECONDS:-30} s"
+          if (cd build/fuzz && "../../$target" -max_total_time="${FUZZ_SECONDS:-30}" -max_len=4096 "../../$corpus" 2>&1 | tail -3); then
+            passed=$((passed + 1))
+          else
+            failed=$((failed + 1))
+            status=1
+          fi
+        done
+      else
+        build_failed fuzz
+      fi
+      ;;
+    *)
+      echo "== unknown stage '$stage' (release, package, asan, tsan, fuzz)"
+      status=1
+      failed=$((failed + 1))
+      ;;
+  esac
+  took=$(($(date +%s) - start))
+  timings+=("$(printf '%-8s %5d s' "$stage" "$took")")
+  echo "== $stage took $took s"
 done
-echo "================ all presets (${presets[*]}) ================"
+echo "================ stage times ================"
+printf '%s\n' "${timings[@]}"
+echo "================ all stages (${stages[*]}) ================"
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]] || status=1
 exit $status

@@ -162,7 +162,7 @@ int application::run() {
     if (fds[0].revents & POLLIN) {
       signalfd_siginfo info;
       while (::read(sig_fd, &info, sizeof info) == ssize_t(sizeof info)) {
-        logger::notice(fmt::format("application {}: received {}, stopping", name, info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM"));
+        logger::log("otp", log_level::notice, fmt::format("application {}: received {}, stopping", name, info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM"));
         stop_wanted = true;
       }
     }
@@ -183,16 +183,16 @@ int application::run() {
       requested = st_->stopped_by_request;
     }
     if (what == news::failed) {
-      logger::error(fmt::format("application {} could not start: {}", name, reason.to_string()), {{"reason", reason}});
+      logger::log("otp", log_level::error, fmt::format("application {} could not start: {}", name, reason.to_string()), {{"reason", reason}});
       code = 1;
       break;
     }
     if (what == news::ended) {
       if (requested || is_normal_exit(reason)) {
-        logger::notice(fmt::format("application {} stopped", name));
+        logger::log("otp", log_level::notice, fmt::format("application {} stopped", name));
         code = 0;
       } else {
-        logger::error(fmt::format("application {} exited: {}", name, reason.to_string()), {{"reason", reason}});
+        logger::log("otp", log_level::error, fmt::format("application {} exited: {}", name, reason.to_string()), {{"reason", reason}});
         code = 1;
       }
       break;

@@ -73,8 +73,9 @@ struct dynsup_server : gen_server<dynsup_server> {
 
   // ---- reports ---------------------------------------------------------------------------------
   void report(std::string_view context, const term& reason, const child_spec& spec, pid who) {
-    if (!logger::enabled(log_level::error)) return;
+    if (!logger::enabled("otp", log_level::error)) return;
     log_event e;
+    e.part = "otp";
     e.level = log_level::error;
     e.domain = "supervisor_report";
     e.text = fmt::format("dynamic supervisor {}: {} of child {} with reason {}", name.to_string(), context,
@@ -88,8 +89,9 @@ struct dynsup_server : gen_server<dynsup_server> {
     logger::log(std::move(e));
   }
   void progress(const child_spec& spec, pid who) {
-    if (!logger::enabled(log_level::info)) return;
+    if (!logger::enabled("otp", log_level::info)) return;
     log_event e;
+    e.part = "otp";
     e.level = log_level::info;
     e.domain = "progress";
     e.text = fmt::format("dynamic supervisor {} started child {}", name.to_string(), who.to_string());

@@ -58,7 +58,7 @@ term describe_message(message& m) {
   if (auto* d = m.get_if<down>()) return tuple(atoms::DOWN, d->monitor, atoms::process, d->from, d->reason);
   if (auto* r = m.get_if<system_request>())
     return tuple(atom("system"), r->what == system_request::kind::stop ? atom("terminate") : atom("change_code"), r->a);
-  return term(std::string_view("<a message of a type the server does not describe>"));
+  return term(std::string_view(type_name(*m.type_info())));  // as describe() shows a type it cannot print
 }
 
 term exit_reason_of(std::exception_ptr e) {
@@ -66,6 +66,8 @@ term exit_reason_of(std::exception_ptr e) {
     std::rethrow_exception(e);
   } catch (const exit_exception& x) {
     return x.reason;
+  } catch (const error_exception& x) {
+    return x.reason;  // a runtime error such as link/1's noproc keeps its Erlang reason
   } catch (const std::exception& x) {
     return tuple(atom("exception"), term(std::string_view(x.what())));
   } catch (...) {
@@ -74,12 +76,28 @@ term exit_reason_of(std::exception_ptr e) {
 }
 
 void report_server_crash(const server_control& c, pid self, const term& reason, const term& last, const term& state) {
-  if (!logger::enabled(log_level::error)) return;
+  if (!logger::enabled("otp", log_level::error)) return;
   log_event e;
+  e.part = "otp";
   e.level = log_level::error;
   e.domain = "crash_report";
   e.text = fmt::format("gen_server {} terminating", c.name.to_string());
   e.metadata = {{"pid", term(self)}, {"name", c.name}, {"reason", reason}, {"last_message", last}, {"state", state}};
+  e.process = self;
+  logger::log(std::move(e));
+}
+
+void report_unexpected_message(const server_control& c, pid self, const std::type_info& server_type, message& m) {
+  if (!logger::enabled("otp", log_level::warning)) return;
+  std::string type = m ? type_name(*m.type_info()) : std::string("none");
+  term shown = describe_message(m);
+  log_event e;
+  e.level = log_level::warning;
+  e.part = "otp";
+  e.domain = "unexpected_message";
+  e.text = fmt::format("gen_server {} ({}) has no handle_info for a message of type {}", c.name.to_string(), type_name(server_type), type);
+  if (shown != term(std::string_view(type))) e.text += ": " + shown.to_string();
+  e.metadata = {{"pid", term(self)}, {"name", c.name}, {"message_type", term(std::string_view(type))}, {"message", shown}};
   e.process = self;
   logger::log(std::move(e));
 }

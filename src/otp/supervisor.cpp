@@ -74,8 +74,9 @@ struct supervisor_server : gen_server<supervisor_server> {
 
   // ---- reports --------------------------------------------------------------------------------
   void report(std::string_view context, const term& reason, const sup_child& c, pid who) {
-    if (!logger::enabled(log_level::error)) return;
+    if (!logger::enabled("otp", log_level::error)) return;
     log_event e;
+    e.part = "otp";
     e.level = log_level::error;
     e.domain = "supervisor_report";
     e.text = fmt::format("supervisor {}: {} of child {} ({})", name.to_string(), context, c.spec.id.to_string(),
@@ -87,8 +88,9 @@ struct supervisor_server : gen_server<supervisor_server> {
     logger::log(std::move(e));
   }
   void progress(const sup_child& c) {
-    if (!logger::enabled(log_level::info)) return;
+    if (!logger::enabled("otp", log_level::info)) return;
     log_event e;
+    e.part = "otp";
     e.level = log_level::info;
     e.domain = "progress";
     e.text = fmt::format("supervisor {} started child {} ({})", name.to_string(), c.spec.id.to_string(), c.process.to_string());

@@ -118,6 +118,11 @@ struct runtime::impl {
   // memory only ever holds a process, so a stale pid's inbox CAS is always on valid memory.
   process* table = nullptr;
   std::atomic<std::uint32_t> fresh_index{1};  // index 0 is never used (the null pid)
+  // Slots below `constructed` hold a process object (constructed a chunk at a time, under
+  // construct_mu, with a closed inbox until first used), so processes() may read any of them
+  // without racing with a constructor. At least fresh_index once a fresh slot is handed out.
+  std::atomic<std::uint32_t> constructed{1};
+  std::mutex construct_mu;
   std::mutex free_mu;
   std::vector<std::uint32_t> free_indices;
   std::atomic<std::int64_t> live{0};
@@ -180,6 +185,7 @@ struct runtime::impl {
   // ---- process lifecycle (process.cpp) ----
   process* slot_of(pid p) const noexcept { return table + p.index(); }
   process* allocate_process();
+  void construct_slots_through(std::uint32_t index);
   void release_process(process* p) noexcept;
   void finish(process* p) noexcept;
   void process_ended() noexcept;

@@ -23,11 +23,19 @@
 // running it; an envelope is owned by exactly one queue or one thread at a time; a closed inbox
 // never reopens for that generation.
 
+#include <cxxabi.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <future>
+#include <memory>
+#include <typeinfo>
+
+#include <fmt/format.h>
 
 #include "athanor/runtime/alias.h"
+#include "athanor/runtime/logger.h"
 #include "runtime/internal.h"
 #include "runtime/services.h"
 
@@ -56,16 +64,51 @@ detail::process_extras& extras(process* p) {
   return *s.extras;
 }
 
-term exception_reason(std::exception_ptr e) {
+// How a process body ended by an exception: its exit reason, and for an error (anything but
+// exit_exception) the exception's C++ type, for the report.
+struct uncaught {
+  term reason;
+  bool is_error = true;
+  std::string type;
+};
+
+std::string demangled(const std::type_info* type) {
+  if (!type) return "unknown";
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> name(abi::__cxa_demangle(type->name(), nullptr, nullptr, &status), std::free);
+  return status == 0 && name ? std::string(name.get()) : std::string(type->name());
+}
+
+uncaught exception_reason(std::exception_ptr e) {
   try {
     std::rethrow_exception(e);
   } catch (const exit_exception& x) {
-    return x.reason;
+    return {x.reason, false, {}};
+  } catch (const error_exception& x) {
+    return {x.reason, true, demangled(abi::__cxa_current_exception_type())};
   } catch (const std::exception& x) {
-    return tuple(atom("exception"), term(std::string_view(x.what())));
+    return {tuple(atom("exception"), term(std::string_view(x.what()))), true, demangled(abi::__cxa_current_exception_type())};
   } catch (...) {
-    return tuple(atom("exception"), term(std::string_view("unknown exception")));
+    return {tuple(atom("exception"), term(std::string_view("unknown exception"))), true,
+            demangled(abi::__cxa_current_exception_type())};
   }
+}
+
+// The BEAM's "Error in process <0.80.0> with exit value: ..." report. OTP's rule: only an
+// uncaught error is reported; a process that ends with exit(Reason), or is ended by an exit
+// signal (a link, exit(Pid, kill)), is not, so a supervisor taking down a group of linked
+// workers does not flood the log. A gen_server catches its callbacks' errors, writes its own
+// crash report and ends with exit(Reason), so it is never reported twice.
+void report_uncaught_error(pid who, const uncaught& u) {
+  if (!logger::enabled("runtime", log_level::error)) return;
+  log_event e;
+  e.level = log_level::error;
+  e.part = "runtime";
+  e.domain = "process_error";
+  e.text = fmt::format("Error in process {} with exit value: {}", who.to_string(), u.reason.to_string());
+  e.metadata = {{"pid", term(who)}, {"reason", u.reason}, {"exception_type", term(std::string_view(u.type))}};
+  e.process = who;
+  logger::log(std::move(e));
 }
 
 void set_exit(process* p, const term& reason) {
@@ -345,7 +388,8 @@ process* runtime::impl::allocate_process() {
     p = table + index;
   } else {
     index = fresh_index.fetch_add(1, std::memory_order_relaxed);
-    p = process_access::construct(table + index);
+    if (index >= constructed.load(std::memory_order_acquire)) construct_slots_through(index);
+    p = table + index;
   }
   auto& s = st(p);
   std::uint32_t gen = (s.generation.load(std::memory_order_relaxed) + 1) & pid::kGenerationMask;
@@ -353,6 +397,22 @@ process* runtime::impl::allocate_process() {
   s.generation.store(gen, std::memory_order_release);
   s.inbox.store(detail::inbox_word(gen, detail::kInboxEmpty), std::memory_order_release);
   return p;
+}
+
+// Constructs the slots from `constructed` up to at least `index`, a chunk at a time: touching
+// 256 fresh slots at once costs about what touching them one by one does (the same pages), and
+// the lock is taken once per chunk, only while the table grows.
+void runtime::impl::construct_slots_through(std::uint32_t index) {
+  constexpr std::uint32_t kChunk = 256;
+  std::lock_guard lock(construct_mu);
+  std::uint32_t from = constructed.load(std::memory_order_relaxed);
+  if (index < from) return;
+  std::uint32_t to = std::uint32_t(std::min<std::size_t>(std::max(from + kChunk, index + 1), cfg.max_processes + 1));
+  for (std::uint32_t i = from; i < to; ++i) {
+    process* p = process_access::construct(table + i);
+    st(p).inbox.store(detail::inbox_word(0, kInboxClosed), std::memory_order_relaxed);
+  }
+  constructed.store(to, std::memory_order_release);
 }
 
 void runtime::impl::release_process(process* p) noexcept {
@@ -388,7 +448,15 @@ void detail::process_body_returned(std::exception_ptr error) noexcept {
   process* p = detail::tls().current;
   if (!p) return;
   try {
-    set_exit(p, error ? exception_reason(error) : term(atoms::normal));
+    if (!error) {
+      set_exit(p, atoms::normal);
+    } else if (st(p).flags & kExiting) {
+      // Already ending for another reason (an exit signal, max_heap_size): that reason stands.
+    } else {
+      uncaught u = exception_reason(error);
+      set_exit(p, u.reason);
+      if (u.is_error) report_uncaught_error(st(p).self_pid, u);
+    }
   } catch (...) {
     st(p).flags |= kExiting;  // out of memory building the reason: end with the default
   }
@@ -681,7 +749,14 @@ void link(pid other) {
   if (std::find(links.begin(), links.end(), other) != links.end()) return;
   links.push_back(other);
   if (!detail::signal<detail::sig_link>(other, me)) {
-    detail::signal<detail::sig_exit>(me, other, term(atoms::noproc), true);
+    // OTP 25's link/1: a caller that traps exits gets {'EXIT', Other, noproc}; one that does not
+    // gets error:noproc, which it may catch, rather than being killed by the exit signal.
+    if (st(p).flags & kTrapExit) {
+      detail::signal<detail::sig_exit>(me, other, term(atoms::noproc), true);
+    } else {
+      remove_pid(links, other);
+      throw error_exception(term(atoms::noproc), "athanor::link: no such process: " + other.to_string());
+    }
   }
 }
 
@@ -762,9 +837,29 @@ bool detail::deliver_aliased(pid owner, const ref& r, envelope* e) noexcept {
 bool is_alive(pid p) noexcept {
   runtime::impl* rt = g_rt;
   if (!rt || !p.is_local() || p.index() == 0 || p.index() > rt->cfg.max_processes) return false;
-  if (p.index() >= rt->fresh_index.load(std::memory_order_acquire)) return false;
+  if (p.index() >= rt->constructed.load(std::memory_order_acquire)) return false;
   std::uintptr_t w = st(rt->slot_of(p)).inbox.load(std::memory_order_acquire);
   return detail::inbox_tag(w) == (p.generation() & 0xFFFF) && detail::inbox_ptr(w) != detail::kInboxClosed;
+}
+
+std::vector<pid> processes() {
+  std::vector<pid> out;
+  runtime::impl* rt = g_rt;
+  if (!rt) return out;
+  out.reserve(std::size_t(std::max<std::int64_t>(0, rt->live.load(std::memory_order_relaxed))) + 16);
+  std::uint32_t n = rt->constructed.load(std::memory_order_acquire);
+  for (std::uint32_t i = 1; i < n; ++i) {
+    auto& s = st(rt->table + i);
+    // The inbox word is stored after the generation when a slot is taken (allocate_process), so
+    // an open inbox read here comes with its generation; the tag check drops a slot reused between
+    // the two loads.
+    std::uintptr_t w = s.inbox.load(std::memory_order_acquire);
+    if (detail::inbox_ptr(w) == kInboxClosed) continue;
+    std::uint32_t gen = s.generation.load(std::memory_order_acquire);
+    if (detail::inbox_tag(w) != (gen & 0xFFFF)) continue;
+    out.push_back(pid(0, i, gen));
+  }
+  return out;
 }
 
 // ---- registered names ---------------------------------------------------------------------------

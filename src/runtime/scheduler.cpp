@@ -562,7 +562,7 @@ runtime::~runtime() {
   impl* rt = impl_;
   // Kill what is left, as the BEAM does at halt; wait for the exits to be processed.
   for (int round = 0; round < 3 && rt->live.load() > 0; ++round) {
-    std::uint32_t n = rt->fresh_index.load();
+    std::uint32_t n = rt->constructed.load(std::memory_order_acquire);
     for (std::uint32_t i = 1; i < n; ++i) {
       process* p = rt->table + i;
       std::uintptr_t w = process_access::st(p).inbox.load(std::memory_order_acquire);

@@ -4,9 +4,11 @@
 # arithmetic are subtle to get right and fast, and Debian ships it (libgmp-dev).
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(GMP REQUIRED IMPORTED_TARGET gmp)
-# nlohmann/json (header-only) for athanor::json.
+# nlohmann/json (header-only) for athanor::json, used by the sources only: $<BUILD_INTERFACE:>
+# keeps it out of the installed package (a static library's PRIVATE dependencies are otherwise
+# exported for its users to link, and its users would have to find it).
 find_package(nlohmann_json 3 REQUIRED)
-target_link_libraries(athanor_term PUBLIC PkgConfig::GMP PRIVATE nlohmann_json::nlohmann_json)
+target_link_libraries(athanor_term PUBLIC PkgConfig::GMP PRIVATE $<BUILD_INTERFACE:nlohmann_json::nlohmann_json>)
 
 # Property tests (tests/term/*_property_test.cpp) use rapidcheck; term_tests is defined after
 # the parts, so its link is added once the top-level directory has been processed.

@@ -58,12 +58,6 @@
 #include "athanor/web/server.h"
 #include "web/server_state.h"
 
-// g++ 12 reports a false -Wrestrict inside std::string's move constructor when it is inlined into a
-// large coroutine frame (GCC bug 105329); the code moves strings between distinct objects only.
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
-#pragma GCC diagnostic ignored "-Wrestrict"
-#endif
-
 namespace athanor::web {
 
 namespace detail {

@@ -7,6 +7,10 @@
 #include "athanor/otp/gen_server.h"
 #include "log_capture.h"
 
+namespace my_app {
+struct ping {};
+}  // namespace my_app
+
 namespace athanor::testing {
 namespace {
 
@@ -401,6 +405,45 @@ TEST_F(RuntimeTest, UnexpectedMessageIsLoggedAndDropped) {
     auto info = co_await process_info_async(c);
     EXPECT_EQ(info ? info->message_queue_len : 99u, 0u);
     co_await stop(c);
+  });
+}
+
+// OTP's "Undefined handle_info in Module / Unhandled message: Msg" warning names the message; a
+// C++ message is named by its (demangled) type, so the log says what nobody handles.
+TEST_F(RuntimeTest, UnexpectedMessageReportNamesTheMessagesCppType) {
+  run([](process&) -> proc {
+    log_capture logs;
+    pid c = (co_await start_link<counter>(3)).value();
+    send(c, my_app::ping{});
+    send(c, std::string("a string"));
+    co_await call<counter>(c, get{});
+    auto reports = logs.with_domain("unexpected_message");
+    EXPECT_EQ(reports.size(), 2u);
+    if (reports.size() == 2) {
+      EXPECT_EQ(reports[0].level, log_level::warning);
+      EXPECT_EQ(reports[0].part, "otp");
+      EXPECT_EQ(reports[0].process, c);
+      EXPECT_EQ(reports[0].get("message_type"), term(std::string_view("my_app::ping")));
+      EXPECT_NE(reports[0].text.find("of type my_app::ping"), std::string::npos) << reports[0].text;
+      EXPECT_NE(reports[1].text.find("std::"), std::string::npos) << reports[1].text;  // std::__cxx11::basic_string<...>
+    }
+    co_await stop(c);
+  });
+}
+
+// OTP's rule: a gen_server's crash is its crash report ("Generic server terminating"); the
+// process then ends with exit(Reason), which the BEAM does not report again as "Error in process".
+TEST_F(RuntimeTest, AGenServerCrashIsReportedOnceAsACrashReportNotAlsoAsAProcessError) {
+  run([](process& self) -> proc {
+    log_capture logs;
+    self.trap_exit(true);
+    pid c = (co_await start_link<counter>(5)).value();
+    ref m = monitor(c);
+    cast<counter>(c, boom{});
+    co_await self.receive(on<down>([m](const down& d) { return d.monitor == m; }, [](down&) {}));
+    EXPECT_EQ(logs.with_domain("crash_report").size(), 1u);
+    EXPECT_TRUE(logs.with_domain("process_error").empty());
+    EXPECT_EQ(logs.at_level(log_level::error).size(), 1u);
   });
 }
 

@@ -348,5 +348,41 @@ TEST_F(RuntimeTest, ChildCrashIsReportedAsChildTerminated) {
   });
 }
 
+struct go_crash {};
+
+// OTP's rule, as a supervisor sees it: when one worker of a one_for_all group crashes, the one
+// uncaught error is logged; the workers the supervisor then stops (exit signal `shutdown`) are
+// not, so restarting a group does not flood the log.
+TEST_F(RuntimeTest, OneForAllRestartLogsTheCrashingPlainProcessOnlyNotTheOnesItStops) {
+  run([](process& self) -> proc {
+    log_capture logs;
+    auto waits = [](process& s) -> proc { co_await s.receive<go_crash>(); };
+    auto crashes = [](process& s) -> proc {
+      co_await s.receive<go_crash>();
+      throw std::runtime_error("worker crashed");
+    };
+    std::vector<child_spec> children{process_child("a"_a, waits), process_child("b"_a, crashes), process_child("c"_a, waits)};
+    pid sup = (co_await supervisor::start_link({.strategy = one_for_all, .intensity = 3, .period = std::chrono::seconds(5)},
+                                               std::move(children)))
+                  .value();
+    std::vector<child_info> before = co_await supervisor::which_children(sup);
+    EXPECT_EQ(before.size(), 3u);
+    std::vector<ref> monitors;
+    pid crasher;
+    for (auto& c : before) {
+      monitors.push_back(monitor(c.process));
+      if (c.id == term("b"_a)) crasher = c.process;
+    }
+    send(crasher, go_crash{});
+    for (auto& m : monitors) co_await self.receive(on<down>([m](const down& d) { return d.monitor == m; }, [](down&) {}));
+    auto reports = logs.with_domain("process_error");
+    EXPECT_EQ(reports.size(), 1u);
+    if (!reports.empty()) {
+      EXPECT_EQ(reports[0].process, crasher);
+    }
+  });
+}
+
 }  // namespace
 }  // namespace athanor::testing
+

@@ -255,6 +255,71 @@ TEST_F(RuntimeTest, TaskShutdown_OfATaskThatCrashedReturnsItsExitReason) {
   });
 }
 
+// Waits for the end of process `p` (monitoring it now), so that a test does not race with it.
+task<term> wait_until_ended(process& self, pid p) {
+  ref m = monitor(p);
+  term reason = co_await self.receive(on<down>([m](const down& d) { return d.monitor == m; }, [](down& d) { return d.reason; }));
+  co_return reason;
+}
+
+// Elixir's Task.shutdown/2: "If the task's monitor has already been demonitored or received and
+// there is not a response waiting in the message queue this function will return {:exit, :noproc}
+// as the result or exit reason can not be determined." (It used to wait for that DOWN forever.)
+TEST_F(RuntimeTest, TaskShutdown_AfterAwaitReturnsExitNoprocInsteadOfHanging) {
+  run([](process& self) -> proc {
+    for (shutdown_policy how : {shutdown_policy::after(5s), shutdown_policy::brutal_kill(), shutdown_policy::infinity()}) {
+      async_task<int> t = async([] { return 5; });
+      int v = co_await await(t);
+      EXPECT_EQ(v, 5);
+      co_await wait_until_ended(self, t.pid());
+      std::optional<task_result<int>> r = co_await shutdown(t, how);
+      EXPECT_TRUE(r && !r->ok());
+      if (r) {
+        EXPECT_EQ(r->exit_reason(), term(atoms::noproc));
+      }
+      EXPECT_EQ(self.message_queue_len(), 0u);  // no DOWN of the shutdown's own monitor left behind
+    }
+  });
+}
+
+TEST_F(RuntimeTest, TaskShutdown_AfterAwaitForTookTheValueOrTheExitReturnsExitNoproc) {
+  run([](process& self) -> proc {
+    async_task<int> t = async([] { return 6; });
+    std::optional<task_result<int>> got = co_await await_for(t, infinity);
+    EXPECT_TRUE(got && got->ok());
+    co_await wait_until_ended(self, t.pid());
+    std::optional<task_result<int>> r = co_await shutdown(t);
+    EXPECT_TRUE(r && !r->ok());
+    if (r) {
+      EXPECT_EQ(r->exit_reason(), term(atoms::noproc));
+    }
+
+    self.trap_exit(true);
+    async_task<int> u = async([]() -> int { exit("gave_up"_a); });
+    std::optional<task_result<int>> ended = co_await await_for(u, infinity);  // takes the task's DOWN
+    EXPECT_TRUE(ended && !ended->ok());
+    std::optional<task_result<int>> ru = co_await shutdown(u);
+    EXPECT_TRUE(ru && !ru->ok());
+    if (ru) {
+      EXPECT_EQ(ru->exit_reason(), term(atoms::noproc));
+    }
+  });
+}
+
+TEST_F(RuntimeTest, TaskShutdown_OfARunningTaskLeavesNeitherMonitorsDownBehind) {
+  run([](process& self) -> proc {
+    async_task<int> t = async([]() -> task<int> {
+      co_await this_process().receive<never>();
+      co_return 0;
+    });
+    std::optional<task_result<int>> r = co_await shutdown(t, shutdown_policy::brutal_kill());
+    EXPECT_FALSE(r.has_value());
+    auto info = co_await process_info_async(self.self());
+    EXPECT_TRUE(info && info->monitors.empty());
+    EXPECT_EQ(self.message_queue_len(), 0u);
+  });
+}
+
 TEST_F(RuntimeTest, TaskToTermIsElixirsTaskStruct) {
   run([](process& self) -> proc {
     async_task<int> t = async([] { return 0; });
@@ -286,17 +351,18 @@ TEST_F(RuntimeTest, AsyncStream_RunsAtMostMaxConcurrencyTasksAtOnce) {
     auto running = std::make_shared<std::atomic<int>>(0);
     auto peak = std::make_shared<std::atomic<int>>(0);
     std::vector<int> in(60, 1);
-    // Built apart from the co_await: g++ 12 mishandles a capturing lambda in an awaiting expression.
-    auto work = [running, peak](int x) -> task<int> {
-      int now = running->fetch_add(1) + 1;
-      int seen = peak->load();
-      while (now > seen && !peak->compare_exchange_weak(seen, now)) {
-      }
-      co_await this_process().sleep(1ms);
-      running->fetch_sub(1);
-      co_return x;
-    };
-    std::vector<int> out = co_await async_stream(in, std::move(work), stream_options{.max_concurrency = 4});
+    std::vector<int> out = co_await async_stream(
+        in,
+        [running, peak](int x) -> task<int> {
+          int now = running->fetch_add(1) + 1;
+          int seen = peak->load();
+          while (now > seen && !peak->compare_exchange_weak(seen, now)) {
+          }
+          co_await this_process().sleep(1ms);
+          running->fetch_sub(1);
+          co_return x;
+        },
+        stream_options{.max_concurrency = 4});
     EXPECT_EQ(out.size(), 60u);
     EXPECT_LE(peak->load(), 4);
     EXPECT_GE(peak->load(), 1);

@@ -108,7 +108,7 @@ TEST_P(AttachedSocketTest, WritesWouldBlockWhileThePeerDoesNotReadAndCloseStillD
   outcome<std::size_t> accepted, received;
   run([&](process& self) -> proc {
     pid me = self.self();
-    spawn([me, &accepted](process& server) -> proc {
+    spawn([me](process& server) -> proc {
       tcp_listener l = tcp_listener::listen("127.0.0.1", 0);
       send(me, port_is{l.port()});
       tcp_socket conn = co_await l.accept();

@@ -1,4 +1,7 @@
 // Introspection (process_info, system_info) and limits (memory per process, process count).
+#include <algorithm>
+#include <vector>
+
 #include "test_util.h"
 
 namespace athanor::testing {
@@ -217,6 +220,46 @@ TEST(RuntimeLifecycle, DestroyingTheRuntimeKillsWhatIsLeft) {
   }
   EXPECT_EQ(destroyed.load(), 100);
 }
+
+// Erlang's processes/0: a snapshot of the process table, from a process or from any thread.
+TEST_F(RuntimeTest, ProcessesListsEveryLiveProcessAndNoEndedOne) {
+  outcome<std::vector<pid>> alive;
+  pid lister = spawn([&](process& self) -> proc {
+    std::vector<pid> waiting;
+    for (int i = 0; i < 300; ++i)  // more than one chunk of the process table
+      waiting.push_back(spawn([](process& s) -> proc { co_await s.receive<stop>(); }));
+    std::vector<pid> all = processes();
+    std::sort(all.begin(), all.end());
+    EXPECT_EQ(all.size(), process_count());
+    EXPECT_TRUE(std::binary_search(all.begin(), all.end(), self.self()));
+    for (pid p : waiting) EXPECT_TRUE(std::binary_search(all.begin(), all.end(), p)) << p.to_string();
+    std::vector<pid> expected = waiting;
+    expected.push_back(self.self());
+    alive.set(expected);
+    co_await self.receive<stop>();  // the test thread looks from outside meanwhile
+
+    for (pid p : waiting) monitor(p);
+    for (pid p : waiting) send(p, stop{});
+    for (int i = 0; i < 300; ++i) co_await self.receive<down>();
+    // Slots are reused with a new generation: the list names the new process, never the old pids.
+    pid fresh = spawn([](process& s) -> proc { co_await s.receive<stop>(); });
+    std::vector<pid> after = processes();
+    EXPECT_EQ(after.size(), 2u);
+    EXPECT_NE(std::find(after.begin(), after.end(), fresh), after.end());
+    EXPECT_NE(std::find(after.begin(), after.end(), self.self()), after.end());
+    for (pid p : waiting) EXPECT_EQ(std::find(after.begin(), after.end(), p), after.end());
+    send(fresh, stop{});
+  });
+  std::vector<pid> expected = alive.get();
+  std::vector<pid> outside = processes();  // from a thread that is not a scheduler
+  std::sort(expected.begin(), expected.end());
+  std::sort(outside.begin(), outside.end());
+  EXPECT_EQ(outside, expected);  // every one of them is waiting: nothing else is alive
+  send(lister, stop{});
+  ASSERT_TRUE(rt_->wait_for(30s));
+}
+
+TEST(ProcessesWithoutARuntime, IsEmpty) { EXPECT_TRUE(processes().empty()); }
 
 }  // namespace
 }  // namespace athanor::testing

@@ -9,10 +9,20 @@
 
 // ---- A counting allocator for this test binary: NoAllocation tests count the operator new calls
 // made by the calling thread while a flag is set. Every form of new and delete is replaced (with
-// malloc and free), so sanitizers see matching pairs.
+// malloc and free), so sanitizers see matching pairs. Not under clang's TSan, whose runtime is
+// linked statically and defines every operator new itself: the count is left to the other builds.
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define ATHANOR_NO_COUNTING_NEW 1
+#endif
+#endif
 namespace {
 thread_local bool t_counting = false;
 thread_local long t_allocations = 0;
+}  // namespace
+
+#ifndef ATHANOR_NO_COUNTING_NEW
+namespace {
 
 void* counted_alloc(std::size_t n) {
   if (t_counting) ++t_allocations;
@@ -54,6 +64,7 @@ void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
 void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
 void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+#endif  // ATHANOR_NO_COUNTING_NEW
 
 namespace athanor::testing {
 namespace {
@@ -79,11 +90,8 @@ TEST_F(RuntimeTest, PatternsOwningHeapLiteralsInTheAwaitingExpression) {
   // freed twice.
   outcome<std::string> got;
   pid p = spawn([&](process& self) -> proc {
-    // (An initializer list such as list({1, 2, 3}) must not appear in an awaiting expression:
-    // g++ 12 rejects its backing array there, "array used as initializer".)
-    term three = list({1, 2, 3});
     std::string r = co_await self.receive(
-        on(tuple(std::string(40, 'k'), three, _s), [](std::string_view v) { return std::string(v); }),
+        on(tuple(std::string(40, 'k'), list({1, 2, 3}), _s), [](std::string_view v) { return std::string(v); }),
         after(10s, [] { return std::string("timeout"); }));
     got.set(r);
   });
@@ -173,9 +181,7 @@ TEST_F(RuntimeTest, ExitSignalsAsTermsFromALinkedProcess) {
   pid p = spawn([&](process& self) -> proc {
     self.trap_exit(true);
     pid child = spawn_link([](process&) -> proc { co_return; });
-    // The capturing lambda is built outside the awaiting expression (g++ 12: see runtime-pitfalls).
-    auto from_child = [child](exit_signal& e) { return std::string(e.from == child ? "exit_signal from child" : "other"); };
-    std::string r = co_await self.receive(on(from_child),
+    std::string r = co_await self.receive(on([child](exit_signal& e) { return std::string(e.from == child ? "exit_signal from child" : "other"); }),
                                           on(tuple("EXIT"_a, _pid, _t), [](pid, const term&) { return std::string("term"); }));
     got.set(r);
   });
@@ -204,6 +210,9 @@ TEST_F(RuntimeTest, TypedTermClauseWithExplicitTypeAndGuardStillWorks) {
 class ReceiveMatchAllocationTest : public SingleSchedulerTest {};
 
 TEST_F(ReceiveMatchAllocationTest, MatchingAReceiveClauseDoesNotAllocate) {
+#ifdef ATHANOR_NO_COUNTING_NEW
+  GTEST_SKIP() << "operator new cannot be replaced under clang's TSan";
+#endif
   outcome<std::pair<long, std::int64_t>> got;
   run([&](process& self) -> proc {
     send(self.self(), tuple("ignored"_a, 0));

@@ -194,6 +194,48 @@ TEST_F(RuntimeTest, LinkingToANonexistentProcessGivesNoproc) {
   });
 }
 
+// OTP 25's erlang:link/1: "If the calling process is not trapping exits, and checking PidOrPort
+// is cheap (that is, if PidOrPort is local), link/1 fails with reason noproc." The caller gets an
+// error it may catch, not an exit signal that kills it; no link is left behind.
+TEST_F(RuntimeTest, Otp25_LinkToANonexistentProcessRaisesNoprocInACallerNotTrappingExits) {
+  run([](process& self) -> proc {
+    auto [dead, m] = spawn_monitor([](process&) -> proc { co_return; });
+    co_await self.receive<down>();
+    pid me = self.self();
+    auto [p, m2] = spawn_monitor([dead, me](process& s) -> proc {
+      bool raised = false;
+      try {
+        link(dead);
+      } catch (const error_exception& e) {
+        raised = e.reason == term(atoms::noproc);
+      }
+      send(me, raised);
+      auto info = process_info(s.self());
+      send(me, info && info->links.empty());
+      send(me, s.message_queue_len());
+      co_return;
+    });
+    EXPECT_TRUE(co_await self.receive<bool>());              // raised noproc
+    EXPECT_TRUE(co_await self.receive<bool>());              // not linked
+    EXPECT_EQ(co_await self.receive<std::size_t>(), 0u);     // no {'EXIT', Dead, noproc} either
+    down d = co_await self.receive<down>();
+    EXPECT_EQ(d.from, p);
+    EXPECT_EQ(d.reason, term(atoms::normal));                // it went on and ended normally
+  });
+}
+
+TEST_F(RuntimeTest, Otp25_LinkToANonexistentProcessGivesATrappingCallerAnExitMessageInstead) {
+  run([](process& self) -> proc {
+    auto [dead, m] = spawn_monitor([](process&) -> proc { co_return; });
+    co_await self.receive<down>();
+    self.trap_exit(true);
+    EXPECT_NO_THROW(link(dead));
+    exit_signal e = co_await self.receive<exit_signal>();
+    EXPECT_EQ(e.from, dead);
+    EXPECT_EQ(e.reason, term(atoms::noproc));
+  });
+}
+
 TEST_F(RuntimeTest, UnlinkStopsExitSignalsFromThatLink) {
   run([](process& self) -> proc {
     self.trap_exit(true);

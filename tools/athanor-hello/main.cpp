@@ -1,6 +1,8 @@
 // athanor-hello: the smallest useful Athanor web server, and the benchmark target.
-//   athanor-hello [--port N] [--host ADDR] [--acceptors N] [--schedulers N] [--max-connections N]
-//                 [--tls-cert FILE --tls-key FILE] [--static DIR]
+//   athanor-hello [--port N] [--host ADDR] [--acceptors N] [--max-connections N]
+//                 [--tls-cert FILE --tls-key FILE] [--static DIR] [node settings: --schedulers N ...]
+// (athanor-hello --help lists them all; the node settings also come from ATHANOR_<KEY> variables
+// and a --config file.)
 // GET /hello/:name -> 200 "Hello, <name>" (text/plain); WebSocket echo at /echo; GET /broadcast
 // sends "ping" to every /echo WebSocket joined with ?join=1 and reports how many got it.
 // Stops gracefully on SIGINT/SIGTERM.
@@ -11,10 +13,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_set>
 
 #include "athanor/athanor.h"
+#include "athanor/runtime/config.h"
 #include "athanor/web/web.h"
 
 namespace {
@@ -24,41 +28,84 @@ struct broadcast_msg {
 std::mutex g_members_mu;
 std::unordered_set<athanor::pid> g_members;
 
-void usage() {
-  std::fprintf(stderr,
-               "usage: athanor-hello [--port N] [--host ADDR] [--acceptors N] [--schedulers N] [--max-connections N]\n"
-               "                     [--tls-cert FILE --tls-key FILE] [--static DIR]\n");
+void print_usage() {
+  std::printf(
+      "Usage: athanor-hello [options]\n"
+      "\n"
+      "A small web server: GET /hello/:name answers \"Hello, <name>\"; WebSocket /echo echoes;\n"
+      "GET /broadcast sends \"ping\" to every /echo?join=1 WebSocket. Stops on SIGINT/SIGTERM.\n"
+      "\n"
+      "Options:\n"
+      "  --port N                      TCP port to listen on (default 4000; 0: any free port)\n"
+      "  --host ADDR                   address to listen on (default 0.0.0.0)\n"
+      "  --acceptors N                 accepting processes (default 2)\n"
+      "  --max-connections N           open connections at most; more get 503 (default 16384)\n"
+      "  --tls-cert FILE               serve HTTPS with this certificate (PEM), with --tls-key\n"
+      "  --tls-key FILE                the certificate's private key (PEM)\n"
+      "  --static DIR                  serve the files under DIR at /static\n"
+      "  --help                        this text\n"
+      "\n"
+      "%s",
+      athanor::node_settings_help().c_str());
+}
+
+// Reports a command-line mistake on one line and returns the exit status for it.
+int usage_error(const std::string& message) {
+  std::fprintf(stderr, "athanor-hello: %s; try --help\n", message.c_str());
+  return 2;
+}
+
+// `text` as a decimal integer in [min, max], or nullopt.
+std::optional<unsigned long> parse_number(const std::string& text, unsigned long min, unsigned long max) {
+  const bool digits = !text.empty() && text.size() <= 18 && text.find_first_not_of("0123456789") == std::string::npos;
+  if (!digits) return std::nullopt;
+  const unsigned long n = std::stoul(text);
+  if (n < min || n > max) return std::nullopt;
+  return n;
 }
 }  // namespace
 
 int main(int argc, char** argv) {
-  athanor::web::server_config cfg;
-  cfg.port = 4000;
-  unsigned schedulers = 0;
-  std::string cert, key, static_dir;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        usage();
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (a == "--port") cfg.port = std::uint16_t(std::stoi(next()));
-    else if (a == "--host") cfg.host = next();
-    else if (a == "--acceptors") cfg.acceptors = unsigned(std::stoi(next()));
-    else if (a == "--schedulers") schedulers = unsigned(std::stoi(next()));
-    else if (a == "--max-connections") cfg.max_connections = std::stoul(next());
-    else if (a == "--tls-cert") cert = next();
-    else if (a == "--tls-key") key = next();
-    else if (a == "--static") static_dir = next();
-    else {
-      usage();
-      return a == "--help" || a == "-h" ? 0 : 2;
+  // --help first: it must work whatever the environment holds.
+  for (int i = 1; i < argc && std::strcmp(argv[i], "--") != 0; ++i) {
+    if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
+      print_usage();
+      return 0;
     }
   }
-  if (!cert.empty() || !key.empty()) cfg.tls = athanor::web::tls_config{cert, key};
+  athanor::node_settings settings;
+  try {
+    settings = athanor::load_settings({}, argc, argv);
+  } catch (const athanor::config_error& e) {
+    return usage_error(e.what());
+  }
+  athanor::web::server_config cfg;
+  cfg.port = 4000;
+  std::string cert, key, static_dir;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    const bool known = a == "--port" || a == "--host" || a == "--acceptors" || a == "--max-connections" ||
+                       a == "--tls-cert" || a == "--tls-key" || a == "--static";
+    if (!known) return usage_error((a.starts_with("-") ? "unknown flag '" : "unexpected argument '") + a + "'");
+    if (i + 1 >= argc) return usage_error(a + ": expected a value after it");
+    const std::string v = argv[++i];
+    if (a == "--host") cfg.host = v;
+    else if (a == "--tls-cert") cert = v;
+    else if (a == "--tls-key") key = v;
+    else if (a == "--static") static_dir = v;
+    else {
+      const unsigned long max = a == "--port" ? 65535 : a == "--acceptors" ? 1024 : 100'000'000;
+      const std::optional<unsigned long> n = parse_number(v, a == "--port" ? 0 : 1, max);
+      if (!n) return usage_error(a + ": expected an integer from " + (a == "--port" ? "0" : "1") + " to " +
+                                 std::to_string(max) + ", got '" + v + "'");
+      if (a == "--port") cfg.port = std::uint16_t(*n);
+      else if (a == "--acceptors") cfg.acceptors = unsigned(*n);
+      else cfg.max_connections = std::size_t(*n);
+    }
+  }
+  if (cert.empty() != key.empty()) return usage_error("--tls-cert and --tls-key go together");
+  if (!cert.empty()) cfg.tls = athanor::web::tls_config{cert, key};
+  if (settings.log_level) athanor::logger::set_level(athanor::log_level(*athanor::find_log_level(*settings.log_level)));
 
   // Signals are taken synchronously by main (the schedulers never see them).
   sigset_t sigs;
@@ -67,7 +114,7 @@ int main(int argc, char** argv) {
   sigaddset(&sigs, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
-  athanor::runtime rt(athanor::runtime_config{.schedulers = schedulers});
+  athanor::runtime rt(athanor::to_runtime_config(settings));
   athanor::web::router r;
   r.get("/hello/:name", [](athanor::web::conn& c) { return c.text(200, "Hello, " + c.param("name")); });
   r.get("/broadcast", [](athanor::web::conn& c) {

@@ -2,6 +2,7 @@
 //
 //   athanor-loadgen --port 4000 --connections 19900 --workers 2 --sources 8 --server-pid PID
 //                   [--path /echo?join=1] [--duration 2] [--size 32] [--broadcast] [--hold 0]
+//   (athanor-loadgen --help describes every flag)
 //
 // Opens N WebSocket connections from W forked worker processes (each has its own descriptor
 // limit: 20,000 here), spread over loopback source addresses 127.0.0.1 .. 127.0.0.S so that no
@@ -503,11 +504,43 @@ bool http_get(const options& o, const std::string& path) {
   return ok;
 }
 
-void usage() {
-  std::fprintf(stderr,
-               "usage: athanor-loadgen [--host 127.0.0.1] [--port 4000] [--path /echo] [--connections N] [--workers W]\n"
-               "                       [--sources S] [--server-pid PID] [--duration SECONDS] [--size BYTES]\n"
-               "                       [--broadcast] [--hold SECONDS] [--epoll]\n");
+void print_usage() {
+  std::printf(
+      "Usage: athanor-loadgen [options]\n"
+      "\n"
+      "Opens WebSocket connections to an echo server (athanor-hello, or any RFC 6455 echo), keeps them\n"
+      "open, runs a closed send/echo loop on each, and prints one JSON object per phase on stdout.\n"
+      "\n"
+      "Options:\n"
+      "  --host ADDR           server address (default 127.0.0.1)\n"
+      "  --port N              server port (default 4000)\n"
+      "  --path PATH           WebSocket path (default /echo; /echo?join=1 for --broadcast)\n"
+      "  --connections N       connections to open (default 1000)\n"
+      "  --workers W           forked worker processes sharing the connections (default 1)\n"
+      "  --sources S           loopback source addresses 127.0.0.1 .. 127.0.0.S, 1..254 (default 8)\n"
+      "  --server-pid PID      the server's process id, to report its memory per connection\n"
+      "  --duration SECONDS    length of the echo phase; 0 skips it (default 2)\n"
+      "  --size BYTES          message size, at least 20 (default 32)\n"
+      "  --broadcast           ask the server for one broadcast and time its arrival everywhere\n"
+      "  --hold SECONDS        keep the connections open this long before closing (default 0)\n"
+      "  --epoll               run the echo phase on epoll even when built with io_uring\n"
+      "  --help                this text\n");
+}
+
+// Reports a command-line mistake on one line and returns the exit status for it.
+int usage_error(const std::string& message) {
+  std::fprintf(stderr, "athanor-loadgen: %s; try --help\n", message.c_str());
+  return 2;
+}
+
+// `text` as a decimal number in [min, max] (an integer unless `fraction`), or false.
+bool parse_number(const std::string& text, double min, double max, bool fraction, double& out) {
+  if (text.empty() || text.find_first_not_of(fraction ? "0123456789." : "0123456789") != std::string::npos) {
+    return false;
+  }
+  char* end = nullptr;
+  out = std::strtod(text.c_str(), &end);
+  return *end == '\0' && out >= min && out <= max;
 }
 
 }  // namespace
@@ -515,30 +548,57 @@ void usage() {
 int main(int argc, char** argv) {
   options o;
   for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        usage();
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (a == "--host") o.host = next();
-    else if (a == "--port") o.port = std::stoi(next());
-    else if (a == "--path") o.path = next();
-    else if (a == "--connections") o.connections = std::stoi(next());
-    else if (a == "--workers") o.workers = std::max(1, std::stoi(next()));
-    else if (a == "--sources") o.sources = std::max(1, std::min(254, std::stoi(next())));
-    else if (a == "--server-pid") o.server_pid = std::stoi(next());
-    else if (a == "--duration") o.duration = std::stod(next());
-    else if (a == "--size") o.size = std::max(20, std::stoi(next()));
-    else if (a == "--broadcast") o.broadcast = true;
-    else if (a == "--hold") o.hold = std::stod(next());
-    else if (a == "--epoll") o.uring = false;
-    else {
-      usage();
-      return 2;
+    const std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      print_usage();
+      return 0;
     }
+    if (a == "--broadcast") {
+      o.broadcast = true;
+      continue;
+    }
+    if (a == "--epoll") {
+      o.uring = false;
+      continue;
+    }
+    const bool known = a == "--host" || a == "--port" || a == "--path" || a == "--connections" || a == "--workers" ||
+                       a == "--sources" || a == "--server-pid" || a == "--duration" || a == "--size" || a == "--hold";
+    if (!known) return usage_error((a.starts_with("-") ? "unknown flag '" : "unexpected argument '") + a + "'");
+    if (i + 1 >= argc) return usage_error(a + ": expected a value after it");
+    const std::string v = argv[++i];
+    if (a == "--host") {
+      o.host = v;
+      continue;
+    }
+    if (a == "--path") {
+      o.path = v;
+      continue;
+    }
+    // The ranges keep every later computation (connections per worker, buffer sizes) in int.
+    struct range {
+      double min, max;
+      bool fraction;
+    };
+    const range r = a == "--port"          ? range{1, 65535, false}
+                    : a == "--connections" ? range{0, 2'000'000, false}
+                    : a == "--workers"     ? range{1, 1024, false}
+                    : a == "--sources"     ? range{1, 254, false}
+                    : a == "--server-pid"  ? range{0, 2147483647, false}
+                    : a == "--size"        ? range{20, 16 << 20, false}
+                                           : range{0, 1e6, true};  // --duration, --hold
+    double n = 0;
+    if (!parse_number(v, r.min, r.max, r.fraction, n)) {
+      return usage_error(a + ": expected a" + (r.fraction ? " number" : "n integer") + " from " +
+                         std::to_string(long(r.min)) + " to " + std::to_string(long(r.max)) + ", got '" + v + "'");
+    }
+    if (a == "--port") o.port = int(n);
+    else if (a == "--connections") o.connections = int(n);
+    else if (a == "--workers") o.workers = int(n);
+    else if (a == "--sources") o.sources = int(n);
+    else if (a == "--server-pid") o.server_pid = int(n);
+    else if (a == "--size") o.size = int(n);
+    else if (a == "--duration") o.duration = n;
+    else o.hold = n;
   }
   struct child {
     pid_t pid;

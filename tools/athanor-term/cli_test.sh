@@ -101,7 +101,7 @@ input='836'           bad "decode of odd hex" "$BIN" decode --hex
 input='hello'         bad "decode of non-ETF" "$BIN" decode
 input=''              bad "unknown command" "$BIN" frobnicate
 input=''              bad "no command" "$BIN"
-"$BIN" --help | grep -q "usage: athanor-term" || { echo "FAIL --help"; failures=$((failures + 1)); }
+"$BIN" --help | grep -q "^Usage: athanor-term" || { echo "FAIL --help"; failures=$((failures + 1)); }
 
 if [ "$failures" -ne 0 ]; then
   echo "$failures failure(s)"

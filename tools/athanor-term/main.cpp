@@ -20,7 +20,7 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: athanor-term encode|decode [--hex]\n"
+    "Usage: athanor-term encode|decode [--hex]\n"
     "\n"
     "  encode   read one term in Erlang syntax on stdin (a final '.' is optional), write its\n"
     "           External Term Format bytes on stdout, exactly as term_to_binary/1 would\n"
@@ -30,7 +30,8 @@ constexpr const char* kUsage =
     "           whitespace in it)\n"
     "  --help   this text\n"
     "\n"
-    "Exit status: 0 on success, 2 on bad input or usage (with a one-line error on stderr).\n"
+    "Exit status: 0 on success (and for --help), 2 on bad input or usage (with a one-line error\n"
+    "on stderr), 1 if writing fails.\n"
     "Pids, ports and references of this node use node 'nonode@nohost', as a plain erl does;\n"
     "decode numbers other nodes 1, 2, ... in the order they appear.\n";
 
@@ -150,11 +151,14 @@ int main(int argc, char** argv) {
     } else if (command.empty() && (arg == "encode" || arg == "decode")) {
       command = arg;
     } else {
-      return fail("unknown argument '" + arg + "' (see --help)");
+      const char* what = arg.starts_with("-")  ? "unknown flag"
+                         : command.empty()   ? "unknown command"
+                                             : "unexpected argument";
+      return fail(std::string(what) + " '" + arg + "'; try --help");
     }
   }
   if (command.empty()) {
-    return fail("expected encode or decode (see --help)");
+    return fail("expected encode or decode; try --help");
   }
   return command == "encode" ? encode(hex) : decode(hex);
 }

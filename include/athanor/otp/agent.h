@@ -15,8 +15,6 @@
 //    call_error as gen_server's call does; cast returns at once.
 //  * The functions run in the agent's process, so they must not capture references to the
 //    caller's locals (after a timeout, the caller has moved on): capture by value.
-//  * With g++ 12, build a capturing lambda into a local before passing it to a co_awaited call
-//    (a capturing lambda made inside an awaiting expression is destroyed twice).
 //  * A function that throws crashes the agent (its reason is {exception, <<"what">>}), as an
 //    Elixir agent whose function raises.
 #pragma once
@@ -149,6 +147,44 @@ class agent {
     return athanor::start<detail::agent_server<State>>(server_opts(opts), std::function<State()>(std::move(initial)));
   }
 
+  // The operations below are hidden friends: found through the agent argument (argument-dependent
+  // lookup) and nowhere else, so that a user's own `struct get {}` or `update` next to
+  // `using namespace athanor;` does not become ambiguous.
+
+  // Agent.get: returns fn(state) (fn takes const State&); the state is unchanged. Throws
+  // call_error if the agent is not there, ends first (e.g. fn threw), or does not answer in time.
+  template <class F>
+  friend auto get(const agent& a, F fn, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    return call<detail::agent_server<State>>(a.server(), detail::agent_get<F>{std::move(fn)}, timeout);
+  }
+
+  // Agent.update: replaces the state by fn(state) (fn takes State, returns the new one), or lets fn
+  // mutate it in place (fn takes State&, returns void); returns once done. Throws as get().
+  template <class F>
+  friend task<void> update(const agent& a, F fn, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    return call<detail::agent_server<State>>(a.server(), detail::agent_update<F>{std::move(fn)}, timeout);
+  }
+
+  // Agent.get_and_update: fn returns {Value, NewState} as std::pair (fn takes State), or mutates the
+  // state in place and returns the value (fn takes State&); returns the value. Throws as get().
+  template <class F>
+  friend auto get_and_update(const agent& a, F fn, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    return call<detail::agent_server<State>>(a.server(), detail::agent_get_and_update<F>{std::move(fn)}, timeout);
+  }
+
+  // Agent.cast: applies fn to the state as update() does, without waiting (always returns, even if
+  // the agent is not there).
+  template <class F>
+  friend void cast(const agent& a, F fn) {
+    athanor::cast<detail::agent_server<State>>(a.server(), detail::agent_cast<F>{std::move(fn)});
+  }
+
+  // Agent.stop: stops the agent with `reason` and waits until it has ended. Throws call_error as
+  // athanor::stop(server_ref, ...) does (noproc if it is not there).
+  friend task<void> stop(const agent& a, term reason = term(atoms::normal), std::chrono::milliseconds timeout = infinity) {
+    return athanor::stop(a.server(), std::move(reason), timeout);
+  }
+
  private:
   static server_options server_opts(const agent_options& o) {
     server_options so;
@@ -158,40 +194,5 @@ class agent {
   }
   server_ref server_;
 };
-
-// Agent.get: returns fn(state) (fn takes const State&); the state is unchanged. Throws
-// call_error if the agent is not there, ends first (e.g. fn threw), or does not answer in time.
-template <class State, class F>
-auto get(const agent<State>& a, F fn, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
-  return call<detail::agent_server<State>>(a.server(), detail::agent_get<F>{std::move(fn)}, timeout);
-}
-
-// Agent.update: replaces the state by fn(state) (fn takes State, returns the new one), or lets fn
-// mutate it in place (fn takes State&, returns void); returns once done. Throws as get().
-template <class State, class F>
-task<void> update(const agent<State>& a, F fn, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
-  return call<detail::agent_server<State>>(a.server(), detail::agent_update<F>{std::move(fn)}, timeout);
-}
-
-// Agent.get_and_update: fn returns {Value, NewState} as std::pair (fn takes State), or mutates the
-// state in place and returns the value (fn takes State&); returns the value. Throws as get().
-template <class State, class F>
-auto get_and_update(const agent<State>& a, F fn, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
-  return call<detail::agent_server<State>>(a.server(), detail::agent_get_and_update<F>{std::move(fn)}, timeout);
-}
-
-// Agent.cast: applies fn to the state as update() does, without waiting (always returns, even if
-// the agent is not there).
-template <class State, class F>
-void cast(const agent<State>& a, F fn) {
-  athanor::cast<detail::agent_server<State>>(a.server(), detail::agent_cast<F>{std::move(fn)});
-}
-
-// Agent.stop: stops the agent with `reason` and waits until it has ended. Throws call_error as
-// athanor::stop(server_ref, ...) does (noproc if it is not there).
-template <class State>
-task<void> stop(const agent<State>& a, term reason = term(atoms::normal), std::chrono::milliseconds timeout = infinity) {
-  return athanor::stop(a.server(), std::move(reason), timeout);
-}
 
 }  // namespace athanor

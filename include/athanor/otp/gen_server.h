@@ -58,6 +58,7 @@
 #include <string>
 #include <tuple>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 #include <variant>
 
@@ -264,6 +265,9 @@ std::pair<pid, ref> call_begin(const server_ref& server, std::chrono::millisecon
 // Ends a call: deactivates the alias and removes the monitor and any DOWN it left.
 void call_end(const ref& tag, bool demonitor_needed);
 void report_server_crash(const server_control& c, pid self, const term& reason, const term& last, const term& state);
+// Logs a message the server has no handle_info for (OTP's "Undefined handle_info" warning): level
+// warning, part "otp", domain "unexpected_message", naming the message's C++ type.
+void report_unexpected_message(const server_control& c, pid self, const std::type_info& server_type, message& m);
 term exit_reason_of(std::exception_ptr e);
 // The message a server was handling, as crash reports show it.
 term describe_message(message& m);
@@ -571,8 +575,7 @@ struct server_runner {
             ctl.stopping = true;
             ctl.stop_reason = x->reason;
           } else if (!run_info(s, current, t)) {
-            logger::warning("gen_server " + ctl.name.to_string() + " (" + type_name(typeid(S)) +
-                            ") dropped an unexpected message: " + describe_message(current).to_string());
+            report_unexpected_message(ctl, self.self(), typeid(S), current);
           }
           if (t) co_await std::move(*t);
         }

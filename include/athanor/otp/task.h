@@ -30,9 +30,6 @@
 //    task is monitored by the caller but not linked to it: if it crashes, await throws
 //    task_exit_error with its reason instead of the caller being killed; if the caller ends, the
 //    task goes on (the supervisor stops it when it stops itself).
-//  * With g++ 12, build a capturing lambda into a local before passing it to a co_awaited call
-//    (`auto f = [x] {...}; co_await async_stream(in, std::move(f));`): a capturing lambda made
-//    inside an awaiting expression is destroyed twice (docs/runtime-pitfalls.md).
 //  * Replies travel through an alias that is deactivated once the result or the task's end has
 //    been seen (or await gave up), so a late reply never lands in the caller's mailbox. Like
 //    Elixir, a caller that traps exits still gets the task's {'EXIT', Pid, normal}.
@@ -286,7 +283,9 @@ task<std::optional<task_result<T>>> await_for(async_task<T> t, std::chrono::mill
 // Task.shutdown: unlinks task `t` and stops it per `how` (exit(Task, shutdown), then kill after
 // the timeout; brutal_kill; or infinity), then returns the result if it arrived meanwhile, the
 // exit reason if the task ended with another reason than the one it was stopped with, or
-// nullopt. The task cannot be awaited afterwards. Throws std::invalid_argument if the caller is
+// nullopt. As Elixir's, if the task's monitor is gone already (an await or await_for took the
+// reply or the task's end) and no reply is waiting, it returns {exit, noproc}: the result cannot
+// be known. The task cannot be awaited afterwards. Throws std::invalid_argument if the caller is
 // not the owner.
 template <class T>
 task<std::optional<task_result<T>>> shutdown(async_task<T> t, shutdown_policy how = shutdown_policy::after(std::chrono::seconds(5))) {
@@ -294,27 +293,29 @@ task<std::optional<task_result<T>>> shutdown(async_task<T> t, shutdown_policy ho
   detail::check_task_owner(t.owner(), "shutdown");
   process& me = this_process();
   unlink(t.pid());
+  // A monitor of its own, as Elixir's shutdown takes: the task's monitor may have been consumed by
+  // an await, and waiting for its DOWN would then wait forever. This one always delivers a DOWN
+  // (noproc if the task has already ended); whichever of the two comes first says how it ended.
+  ref own = monitor(t.pid());
   bool brutal = how.how == shutdown_policy::kind::brutal_kill;
   exit(t.pid(), brutal ? term(atoms::kill) : term(atoms::shutdown));
-  ref mref = t.ref();
-  auto is_down = [mref](const down& d) { return d.monitor == mref; };
+  auto is_down = [task_ref = t.ref(), own](const down& d) { return d.monitor == task_ref || d.monitor == own; };
   std::optional<term> reason;
   if (brutal || how.how == shutdown_policy::kind::infinity) {
-    auto take = on<down>(is_down, [](down& d) { return std::optional<term>(d.reason); });
-    std::optional<term> r = co_await me.receive(std::move(take));
+    std::optional<term> r = co_await me.receive(on<down>(is_down, [](down& d) { return std::optional<term>(d.reason); }));
     reason = std::move(r);
   } else {
-    auto take = on<down>(is_down, [](down& d) { return std::optional<term>(d.reason); });
-    auto expired = after(how.timeout, [] { return std::optional<term>(); });
-    std::optional<term> r = co_await me.receive(std::move(take), std::move(expired));
+    std::optional<term> r = co_await me.receive(on<down>(is_down, [](down& d) { return std::optional<term>(d.reason); }),
+                                                after(how.timeout, [] { return std::optional<term>(); }));
     reason = std::move(r);
     if (!reason) {
       exit(t.pid(), term(atoms::kill));
-      auto take_killed = on<down>(is_down, [](down& d) { return std::optional<term>(d.reason); });
-      std::optional<term> k = co_await me.receive(std::move(take_killed));
+      std::optional<term> k = co_await me.receive(on<down>(is_down, [](down& d) { return std::optional<term>(d.reason); }));
       reason = std::move(k);
     }
   }
+  demonitor(t.ref(), true);  // the other DOWN, whichever monitor it is for
+  demonitor(own, true);
   // A reply the task sent before it ended is ahead of its DOWN in the mailbox.
   std::optional<W> v = co_await detail::take_task_reply<W>(t.reply_tag());
   unalias(t.reply_tag());

@@ -24,7 +24,7 @@ enum class dirty_kind { cpu, io };
 void submit_dirty(dirty_kind kind, std::function<void()> job, std::coroutine_handle<> h);
 
 template <class F>
-struct dirty_awaiter {
+struct [[nodiscard]] dirty_awaiter {
   using R = std::invoke_result_t<F&>;
   dirty_kind kind;
   F fn;

@@ -34,7 +34,7 @@ inline constexpr std::uint32_t io_writable = 0x004;  // EPOLLOUT
 
 namespace detail {
 // Suspends the current process until fd is ready for `events` (EPOLLIN/EPOLLOUT).
-struct fd_wait {
+struct [[nodiscard]] fd_wait {
   int fd;
   std::uint32_t events;
   bool await_ready() const noexcept { return false; }
@@ -58,7 +58,7 @@ struct lazy_deadline {
 
 // Suspends the current process until fd is ready, a timeout passes, or (optionally) a message is
 // queued in its mailbox. The mailbox case leaves the message in place. Lives in the awaiting frame.
-struct fd_wait_for : receive_state {
+struct [[nodiscard]] fd_wait_for : receive_state {
   int fd;
   std::uint32_t events;
   std::int64_t wait_ms;      // -1: no timeout

@@ -14,6 +14,7 @@
 #include <new>
 #include <string>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
@@ -68,12 +69,19 @@ std::size_t owned_bytes(const T& value) { return detail::owned_bytes_of<T>::of(v
 
 namespace detail {
 
-// Identifies a C++ type without RTTI: the address of a per-type variable.
+// Identifies a C++ type: the address of a per-type variable, so comparing two costs one compare.
+// The variable holds a function returning the type's std::type_info, so a report can still name
+// the type of a message nobody expected (type_info_of).
 using type_id = const void*;
+using type_info_fn = const std::type_info& (*)() noexcept;
 template <class T>
-struct type_tag { static constexpr char id = 0; };
+const std::type_info& type_info_fn_of() noexcept { return typeid(T); }
+template <class T>
+struct type_tag { static constexpr type_info_fn id = &type_info_fn_of<T>; };
 template <class T>
 constexpr type_id type_of() { return &type_tag<std::remove_cvref_t<T>>::id; }
+// The std::type_info of the type `id` identifies; `id` must come from type_of<T>().
+inline const std::type_info& type_info_of(type_id id) noexcept { return (*static_cast<const type_info_fn*>(id))(); }
 
 struct envelope {
   envelope* next = nullptr;
@@ -165,6 +173,8 @@ class message {
   T* get_if() noexcept { return is<T>() ? &detail::payload<T>(e_) : nullptr; }
   // The identity of the value's C++ type (detail::type_of<T>()).
   detail::type_id type() const noexcept { return e_ ? e_->type : nullptr; }
+  // The value's C++ type (for reports: demangle its name()), or null for an empty message.
+  const std::type_info* type_info() const noexcept { return e_ ? &detail::type_info_of(e_->type) : nullptr; }
 
  private:
   void reset() noexcept {

@@ -10,7 +10,9 @@
 //
 // Frames come from the runtime's pool and are charged to the process's memory.
 // An exception that escapes the body ends the process with reason
-// {exception, <<"what()">>}; it never escapes into the scheduler.
+// {exception, <<"what()">>} (exit_exception and error_exception: their reason); it never escapes
+// into the scheduler. As the BEAM does, such an uncaught error is logged ("Error in process ...",
+// logger.h), while an exit(reason) is not.
 //
 // `task<T>` is for helper coroutines called from a process
 // (`int n = co_await fetch_count(self);`): lazily started, resumed by
@@ -25,6 +27,7 @@
 #include <utility>
 
 #include "athanor/runtime/pool.h"
+#include "athanor/toolchain.h"
 
 namespace athanor {
 

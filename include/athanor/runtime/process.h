@@ -19,6 +19,7 @@
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <optional>
 #include <string>
@@ -54,8 +55,20 @@ struct down {
 };
 
 // Thrown by exit(reason) inside a process; ends the process with `reason`. Do not catch it.
+// Uncaught, it is a deliberate end: the runtime does not log it (OTP's rule for exit/1).
 struct exit_exception {
   term reason;
+};
+
+// Thrown by a runtime function that fails the way the matching Erlang BIF raises error:Reason
+// (link/1 to a process that does not exist raises `noproc`). Catchable as a std::exception;
+// uncaught, it ends the process with `reason` itself (not {exception, ...}) and, being an error
+// rather than an exit, is logged as one. A value type.
+struct error_exception : std::exception {
+  error_exception(term why, std::string message) : reason(std::move(why)), text(std::move(message)) {}
+  const char* what() const noexcept override { return text.c_str(); }
+  term reason;
+  std::string text;
 };
 
 // Options for spawn(); the defaults give Erlang's plain spawn/1.
@@ -264,15 +277,15 @@ class process {
   template <class Derived>
   struct receive_awaiter_base;
   template <class... T>
-  struct types_awaiter;
+  struct [[nodiscard]] types_awaiter;
   template <class T>
-  struct for_awaiter;
+  struct [[nodiscard]] for_awaiter;
   template <class... C>
-  struct clauses_awaiter;
-  struct any_awaiter;
-  struct yield_awaiter;
-  struct consume_awaiter;
-  struct event_awaiter;
+  struct [[nodiscard]] clauses_awaiter;
+  struct [[nodiscard]] any_awaiter;
+  struct [[nodiscard]] yield_awaiter;
+  struct [[nodiscard]] consume_awaiter;
+  struct [[nodiscard]] event_awaiter;
 
   // Receive machinery (process.cpp).
   bool receive_ready(detail::receive_state& st);
@@ -302,7 +315,7 @@ struct process::receive_awaiter_base : detail::receive_state {
 };
 
 template <class... T>
-struct process::types_awaiter : receive_awaiter_base<types_awaiter<T...>> {
+struct [[nodiscard]] process::types_awaiter : receive_awaiter_base<types_awaiter<T...>> {
   using result = std::conditional_t<sizeof...(T) == 1, std::tuple_element_t<0, std::tuple<T...>>, std::variant<T...>>;
   using receive_awaiter_base<types_awaiter<T...>>::receive_awaiter_base;
   static bool match_envelope(detail::receive_state* st, detail::envelope* e) {
@@ -322,11 +335,11 @@ struct process::types_awaiter : receive_awaiter_base<types_awaiter<T...>> {
   template <std::size_t... I>
   result take(std::index_sequence<I...>) {
     std::optional<result> out;
-    ((this->clause == int(I)
-          ? (out.emplace(std::in_place_index<I>, std::move(detail::payload<std::tuple_element_t<I, std::tuple<T...>>>(this->taken))),
-             true)
-          : false) ||
-     ...);
+    (void)((this->clause == int(I)
+                ? (out.emplace(std::in_place_index<I>, std::move(detail::payload<std::tuple_element_t<I, std::tuple<T...>>>(this->taken))),
+                   true)
+                : false) ||
+           ...);
     return std::move(*out);
   }
 };
@@ -338,7 +351,7 @@ auto process::receive() {
 }
 
 template <class T>
-struct process::for_awaiter : receive_awaiter_base<for_awaiter<T>> {
+struct [[nodiscard]] process::for_awaiter : receive_awaiter_base<for_awaiter<T>> {
   using receive_awaiter_base<for_awaiter<T>>::receive_awaiter_base;
   static bool match_envelope(detail::receive_state* st, detail::envelope* e) {
     st->clause = 0;
@@ -376,7 +389,7 @@ struct clause_result<C> {
 }  // namespace detail
 
 template <class... C>
-struct process::clauses_awaiter : receive_awaiter_base<clauses_awaiter<C...>> {
+struct [[nodiscard]] process::clauses_awaiter : receive_awaiter_base<clauses_awaiter<C...>> {
   using result = std::common_type_t<typename detail::clause_result<C>::type...>;
   std::tuple<C...> cl;
   clauses_awaiter(process* p, std::tuple<C...>&& c) : receive_awaiter_base<clauses_awaiter<C...>>(p), cl(std::move(c)) {}
@@ -454,7 +467,7 @@ auto process::receive(C... clauses) {
   return a;
 }
 
-struct process::any_awaiter : receive_awaiter_base<any_awaiter> {
+struct [[nodiscard]] process::any_awaiter : receive_awaiter_base<any_awaiter> {
   using receive_awaiter_base<any_awaiter>::receive_awaiter_base;
   static bool match_envelope(detail::receive_state* st, detail::envelope*) {
     st->clause = 0;
@@ -473,7 +486,7 @@ auto process::receive_any_for(std::chrono::duration<Rep, Period> d) {
   return a;
 }
 
-struct process::yield_awaiter {
+struct [[nodiscard]] process::yield_awaiter {
   process* self;
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) noexcept { self->suspend_for(detail::wait_kind::yield, h); }
@@ -481,7 +494,7 @@ struct process::yield_awaiter {
 };
 inline auto process::yield() { return yield_awaiter{this}; }
 
-struct process::consume_awaiter {
+struct [[nodiscard]] process::consume_awaiter {
   process* self;
   std::int32_t n;
   bool await_ready() const noexcept {
@@ -493,7 +506,7 @@ struct process::consume_awaiter {
 };
 inline auto process::consume(std::int32_t n) { return consume_awaiter{this, n}; }
 
-struct process::event_awaiter {
+struct [[nodiscard]] process::event_awaiter {
   process* self;
   std::int64_t ms;
   bool await_ready() { return self->sleep_ready(ms); }
@@ -558,8 +571,11 @@ void exit(pid target, const term& reason);
 // Ends the calling process with `reason` (Erlang's exit/1): throws exit_exception; call from a process.
 [[noreturn]] void exit(const term& reason);
 
-// Links the calling process and `other` (Erlang's link/1). If `other` does not exist, the caller
-// receives an exit signal with reason `noproc`. Call from a process.
+// Links the calling process and `other` (Erlang's link/1); linking to itself or to a process
+// already linked does nothing. If `other` does not exist, as OTP 25 does: a caller that traps
+// exits receives {'EXIT', Other, noproc} (an exit_signal), and one that does not gets an
+// error_exception with reason `noproc` (uncaught, it ends the caller with `noproc`) and no link.
+// Call from a process (std::logic_error otherwise).
 void link(pid other);
 // Removes a link; no exit signal from it is delivered after this returns. Call from a process.
 void unlink(pid other);

@@ -107,4 +107,13 @@ std::optional<process_info_t> process_info(pid p);
 task<std::optional<process_info_t>> process_info_async(pid p);
 system_info_t system_info();
 
+// The pids of every live process, in process-table order (Erlang's processes/0), or an empty
+// vector when no runtime exists. A snapshot: a process spawned or ended while the call runs may
+// or may not be listed, and a listed process may have ended by the time the caller looks.
+// Thread-safe, from a process or any thread. Cheap enough for introspection and dashboards: it
+// takes no lock and sends no message; it reads two words per slot of the process table up to the
+// highest number of processes alive at once, and allocates the vector (measured on a 2-vCPU VM:
+// 0.3 ms for 100,000 processes with warm caches, a few ms with cold ones).
+std::vector<pid> processes();
+
 }  // namespace athanor

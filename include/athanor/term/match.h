@@ -50,10 +50,6 @@
 // generic `auto` parameter is offered the captures first.
 //
 // Integer patterns match integers only (1 does not match 1.0), as Erlang's matching uses =:=.
-//
-// In a coroutine, build a literal that uses an initializer list (list({1, 2}), map({...}))
-// before the co_await statement rather than inside the awaiting expression: g++ 12 rejects an
-// initializer list's backing array there ("array used as initializer").
 #pragma once
 
 #include <array>

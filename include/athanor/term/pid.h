@@ -9,7 +9,10 @@
 #include <compare>
 #include <cstdint>
 #include <functional>
+#include <iosfwd>
 #include <string>
+
+#include <fmt/format.h>
 
 namespace athanor {
 
@@ -48,7 +51,20 @@ class pid {
   std::uint64_t bits_ = 0;
 };
 
+// Writes p.to_string() to `out`; returns `out`.
+std::ostream& operator<<(std::ostream& out, pid p);
+
 }  // namespace athanor
+
+// Formats a pid as pid::to_string() does: fmt::print("{}", p) prints <0.123.0>.
+template <>
+struct fmt::formatter<athanor::pid> : fmt::formatter<fmt::string_view> {
+  template <class FormatContext>
+  auto format(athanor::pid p, FormatContext& ctx) const {
+    std::string text = p.to_string();
+    return fmt::formatter<fmt::string_view>::format(fmt::string_view(text), ctx);
+  }
+};
 
 template <>
 struct std::hash<athanor::pid> {

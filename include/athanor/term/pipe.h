@@ -43,11 +43,17 @@
 namespace athanor {
 
 namespace pipe_detail {
-// True when `x | f` already has a meaning without athanor::pipes (a built-in, a library's
-// operator| found by argument-dependent lookup). Defined before the pipes operators, so they
-// are not among the candidates it sees.
+// True when `x | f` already has a meaning without athanor::pipes: a built-in (both operands
+// arithmetic, or an enumeration: flag enums), a library's operator| found by argument-dependent
+// lookup (std::ranges adaptors), or a member operator|. The operator is looked up by name, not
+// as `x | f`: clang finds the pipes operator itself through an operator expression here, and its
+// constraint would then depend on itself.
 template <class T, class F>
-concept has_other_pipe = requires(T&& x, F&& f) { std::forward<T>(x) | std::forward<F>(f); };
+concept has_other_pipe =
+    (std::is_arithmetic_v<std::remove_cvref_t<T>> && std::is_arithmetic_v<std::remove_cvref_t<F>>) ||
+    std::is_enum_v<std::remove_cvref_t<T>> || std::is_enum_v<std::remove_cvref_t<F>> ||
+    requires(T&& x, F&& f) { operator|(std::forward<T>(x), std::forward<F>(f)); } ||
+    requires(T&& x, F&& f) { std::forward<T>(x).operator|(std::forward<F>(f)); };
 
 struct stage_tag {};
 }  // namespace pipe_detail

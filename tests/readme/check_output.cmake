@@ -1,0 +1,37 @@
+# Runs a README block's program and compares its standard output with the ```text block marked
+# <!-- readme-output: NAME --> in the README. Values that change from run to run are masked on
+# both sides: pids (<0.12.3>), references, addresses (0x...), and durations (12 ms, 3.5 s).
+# Usage: cmake -DPROGRAM=... -DREADME=... -DNAME=... -P check_output.cmake
+execute_process(COMMAND ${PROGRAM} OUTPUT_VARIABLE actual ERROR_VARIABLE errors RESULT_VARIABLE rc TIMEOUT 50)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "readme.${NAME}: the program exited with ${rc}\n${actual}${errors}")
+endif()
+
+file(READ ${README} text)
+set(marker "<!-- readme-output: ${NAME} -->\n```text\n")
+string(FIND "${text}" "${marker}" at)
+if(at EQUAL -1)
+  message(FATAL_ERROR "readme.${NAME}: README.md has no ```text block after <!-- readme-output: ${NAME} -->")
+endif()
+string(LENGTH "${marker}" marker_length)
+math(EXPR start "${at} + ${marker_length}")
+string(SUBSTRING "${text}" ${start} -1 text)
+string(FIND "${text}" "```" end)
+string(SUBSTRING "${text}" 0 ${end} expected)
+
+function(mask in out)
+  set(s "${${in}}")
+  string(REGEX REPLACE "<[0-9]+\\.[0-9]+\\.[0-9]+>" "<PID>" s "${s}")
+  string(REGEX REPLACE "#Ref<[0-9.]+>" "#Ref<REF>" s "${s}")
+  string(REGEX REPLACE "0x[0-9a-fA-F]+" "0xADDR" s "${s}")
+  string(REGEX REPLACE "[0-9]+(\\.[0-9]+)? ?(ns|us|µs|ms|s)([^a-zA-Z]|$)" "<TIME>\\3" s "${s}")
+  string(REGEX REPLACE "[ \t]+\n" "\n" s "${s}")
+  string(STRIP "${s}" s)
+  set(${out} "${s}" PARENT_SCOPE)
+endfunction()
+mask(expected expected_masked)
+mask(actual actual_masked)
+if(NOT expected_masked STREQUAL actual_masked)
+  message(FATAL_ERROR "readme.${NAME}: the output differs from the README's.\n--- README (masked):\n${expected_masked}\n--- program (masked):\n${actual_masked}\n--- program's stderr:\n${errors}")
+endif()
+message(STATUS "readme.${NAME}: output matches the README")
