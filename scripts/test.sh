@@ -7,7 +7,7 @@
 #   package   cmake --install to a temporary prefix, then a consumer project   the installed package
 #             with find_package, with pkg-config, and through FetchContent
 #   asan      the tests under AddressSanitizer + UBSan                         term, runtime, otp, web,
-#                                                                              toolchain
+#                                                                              toolchain, readme
 #   tsan      the tests under ThreadSanitizer                                  term, runtime, otp, web
 #   fuzz      every libFuzzer target for FUZZ_SECONDS (default 30) each        every parser
 #
@@ -88,8 +88,9 @@ for stage in "${stages[@]}"; do
     asan | tsan)
       targets=("${sanitized_targets[@]}")
       labels=$sanitized_labels
-      # The toolchain's regression test is an ASan check (a temporary destroyed twice is a double free).
-      [[ $stage == asan ]] && targets+=(toolchain_tests) && labels+='|toolchain'
+      # The toolchain's regression test and the README's programs are ASan checks (a temporary
+      # destroyed twice is a double free): what the README shows must run clean under ASan.
+      [[ $stage == asan ]] && targets+=(toolchain_tests readme_tests) && labels+='|toolchain|readme'
       if cmake --preset "$stage" >/dev/null && cmake --build --preset "$stage" --target "${targets[@]}"; then
         run_ctest --preset "$stage" -L "$labels" || status=1
       else

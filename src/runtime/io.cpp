@@ -461,12 +461,23 @@ tcp_listener tcp_listener::duplicate() const {
 }
 
 tcp_socket tcp_listener::try_accept() {
+  int error = 0;
+  tcp_socket s = try_accept(error);
+  if (error != 0) {
+    errno = error;
+    fail("athanor: accept");
+  }
+  return s;
+}
+
+tcp_socket tcp_listener::try_accept(int& error) noexcept {
+  error = 0;
   for (;;) {
     int fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) return tcp_socket(fd);
     if (errno == EINTR || errno == ECONNABORTED) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return tcp_socket();
-    fail("athanor: accept");
+    if (errno != EAGAIN && errno != EWOULDBLOCK) error = errno;
+    return tcp_socket();
   }
 }
 

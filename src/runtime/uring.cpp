@@ -70,7 +70,33 @@
 #include <liburing.h>
 #endif
 
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#include <sanitizer/tsan_interface.h>
+#define ATHANOR_TSAN 1
+#endif
+#endif
+
 namespace athanor::detail {
+
+namespace {
+// liburing maps and unmaps a ring's queues with raw system calls, which ThreadSanitizer does not
+// see: when a ring is freed and another thread's new ring is mapped at the same address, TSan
+// still holds the old owner's writes there and reports the new owner's first writes as a race.
+// The kernel orders the unmapping before the new mapping; these tell TSan so (a release after a
+// ring's memory is gone, an acquire before a new ring's memory is first written).
+[[maybe_unused]] char g_ring_memory_order;
+inline void ring_memory_unmapped() noexcept {
+#ifdef ATHANOR_TSAN
+  __tsan_release(&g_ring_memory_order);
+#endif
+}
+inline void ring_memory_mapped() noexcept {
+#ifdef ATHANOR_TSAN
+  __tsan_acquire(&g_ring_memory_order);
+#endif
+}
+}  // namespace
 
 // ---- byte_buffer -------------------------------------------------------------------------
 
@@ -275,6 +301,7 @@ io_ring* io_ring::create() noexcept {
   io_uring_params p{};
   p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE;
   p.cq_entries = kEntries * 16;
+  ring_memory_mapped();
   if (io_uring_queue_init_params(kEntries, &st->ring, &p) < 0) {
     delete st;
     return nullptr;
@@ -294,6 +321,7 @@ io_ring* io_ring::create() noexcept {
     std::free(st->buf_mem);
     if (st->wake_fd >= 0) ::close(st->wake_fd);
     io_uring_queue_exit(&st->ring);
+    ring_memory_unmapped();
     delete st;
     return nullptr;
   }
@@ -306,6 +334,7 @@ io_ring* io_ring::create() noexcept {
   auto* r = new (std::nothrow) io_ring;
   if (!r) {
     io_uring_queue_exit(&st->ring);
+    ring_memory_unmapped();
     delete st;
     return nullptr;
   }
@@ -349,6 +378,7 @@ io_ring::~io_ring() {
     drop_ref(s);
   }
   io_uring_queue_exit(&st_->ring);
+  ring_memory_unmapped();
   ::munmap(st_->bufs, st_->bufs_bytes);
   std::free(st_->buf_mem);
   ::close(st_->wake_fd);

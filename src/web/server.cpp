@@ -459,13 +459,8 @@ proc acceptor_loop(std::shared_ptr<server_state> st, tcp_listener l) {
   milliseconds backoff(10);
   unsigned burst = 0;
   while (!st->stopping.load(std::memory_order_acquire)) {
-    tcp_socket s;
     int err = 0;
-    try {
-      s = l.try_accept();
-    } catch (const std::system_error& e) {
-      err = e.code().value();
-    }
+    tcp_socket s = l.try_accept(err);
     if (err == EMFILE || err == ENFILE) {
       if (!st->fd_exhausted_logged.exchange(true)) {
         st->log(fmt::format("out of file descriptors ({}): refusing new connections with 503 until some close; "
@@ -475,13 +470,10 @@ proc acceptor_loop(std::shared_ptr<server_state> st, tcp_listener l) {
       bool refused_one = false;
       if (spare >= 0) {
         ::close(spare);
-        try {
-          tcp_socket t = l.try_accept();
-          if (t.is_open()) {
-            refuse(*st, t);
-            refused_one = true;
-          }
-        } catch (const std::system_error&) {
+        int ignored = 0;
+        if (tcp_socket t = l.try_accept(ignored); t.is_open()) {
+          refuse(*st, t);
+          refused_one = true;
         }
         int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
         int old = st->spare_fd.exchange(fd);

@@ -7,64 +7,10 @@
 
 #include "test_util.h"
 
-// ---- A counting allocator for this test binary: NoAllocation tests count the operator new calls
-// made by the calling thread while a flag is set. Every form of new and delete is replaced (with
-// malloc and free), so sanitizers see matching pairs. Not under clang's TSan, whose runtime is
-// linked statically and defines every operator new itself: the count is left to the other builds.
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define ATHANOR_NO_COUNTING_NEW 1
-#endif
-#endif
-namespace {
-thread_local bool t_counting = false;
-thread_local long t_allocations = 0;
-}  // namespace
+#include "../support/counting_new.h"  // this binary's operator new counts (t_counting, t_allocations)
 
-#ifndef ATHANOR_NO_COUNTING_NEW
-namespace {
-
-void* counted_alloc(std::size_t n) {
-  if (t_counting) ++t_allocations;
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void* counted_aligned_alloc(std::size_t n, std::align_val_t a) {
-  if (t_counting) ++t_allocations;
-  std::size_t align = static_cast<std::size_t>(a);
-  std::size_t size = (n + align - 1) / align * align;
-  if (void* p = std::aligned_alloc(align, size ? size : align)) return p;
-  throw std::bad_alloc();
-}
-}  // namespace
-
-void* operator new(std::size_t n) { return counted_alloc(n); }
-void* operator new[](std::size_t n) { return counted_alloc(n); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  try {
-    return counted_alloc(n);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
-  try {
-    return counted_alloc(n);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new(std::size_t n, std::align_val_t a) { return counted_aligned_alloc(n, a); }
-void* operator new[](std::size_t n, std::align_val_t a) { return counted_aligned_alloc(n, a); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-#endif  // ATHANOR_NO_COUNTING_NEW
+using athanor::testing_support::t_allocations;
+using athanor::testing_support::t_counting;
 
 namespace athanor::testing {
 namespace {

@@ -11,53 +11,10 @@
 #include <thread>
 #include <vector>
 
-// ---- A counting allocator for this test binary: the allocation tests count calls to operator
-// new made by the calling thread while a flag is set. Every form of new and delete is replaced
-// (with malloc and free), so sanitizers see matching pairs.
-namespace {
-thread_local bool t_counting = false;
-thread_local long t_allocations = 0;
+#include "../support/counting_new.h"  // this binary's operator new counts (t_counting, t_allocations)
 
-void* counted_alloc(std::size_t n) {
-  if (t_counting) ++t_allocations;
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void* counted_aligned_alloc(std::size_t n, std::align_val_t a) {
-  if (t_counting) ++t_allocations;
-  std::size_t align = static_cast<std::size_t>(a);
-  std::size_t size = (n + align - 1) / align * align;
-  if (void* p = std::aligned_alloc(align, size ? size : align)) return p;
-  throw std::bad_alloc();
-}
-}  // namespace
-
-void* operator new(std::size_t n) { return counted_alloc(n); }
-void* operator new[](std::size_t n) { return counted_alloc(n); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  try {
-    return counted_alloc(n);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
-  try {
-    return counted_alloc(n);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new(std::size_t n, std::align_val_t a) { return counted_aligned_alloc(n, a); }
-void* operator new[](std::size_t n, std::align_val_t a) { return counted_aligned_alloc(n, a); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+using athanor::testing_support::t_allocations;
+using athanor::testing_support::t_counting;
 
 namespace athanor {
 namespace {
@@ -352,6 +309,9 @@ TEST(Match, AFailedMatchIsFalseAndBindsNothing) {
 }
 
 TEST(Match, MatchingDoesNotAllocate) {
+#ifdef ATHANOR_NO_COUNTING_NEW
+  GTEST_SKIP() << "operator new cannot be replaced under clang's TSan";
+#endif
   term t = tuple("ok"_a, map({{"name"_a, "Alice"}, {"age"_a, 42}}), list({1, 2, 3}), "GET /x");
   auto pattern = tuple("ok"_a, map_with("name"_a, bind<std::string_view>("name"), "age"_a, _i.when([](std::int64_t a) {
                                           return a > 18;
@@ -463,6 +423,9 @@ TEST(Clauses, VoidHandlers) {
 }
 
 TEST(Clauses, CallingDoesNotAllocate) {
+#ifdef ATHANOR_NO_COUNTING_NEW
+  GTEST_SKIP() << "operator new cannot be replaced under clang's TSan";
+#endif
   auto f = clauses(on(tuple("add"_a, _i, _i), [](std::int64_t a, std::int64_t b) { return a + b; }),
                    on(tuple("neg"_a, _i), [](std::int64_t a) { return -a; }));
   term add = tuple("add"_a, 2, 3), neg = tuple("neg"_a, 4);

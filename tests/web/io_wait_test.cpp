@@ -88,6 +88,18 @@ TEST(IoWait, TryAcceptAndDuplicatedListeners) {
   EXPECT_EQ(result.get_future().get(), 1);
 }
 
+TEST(IoWait, TryAcceptReportsErrorsInPlaceOrThrows) {
+  runtime rt(runtime_config{.schedulers = 1});
+  tcp_listener none;  // no descriptor: accept4 fails with EBADF
+  int error = -1;
+  EXPECT_FALSE(none.try_accept(error).is_open());
+  EXPECT_EQ(error, EBADF);
+  EXPECT_THROW((void)none.try_accept(), std::system_error);
+  tcp_listener l = tcp_listener::listen("127.0.0.1", 0);
+  EXPECT_FALSE(l.try_accept(error).is_open());  // nothing pending is no error
+  EXPECT_EQ(error, 0);
+}
+
 TEST(IoWait, AKilledWaiterLeavesNoTimerBehind) {
   runtime rt(runtime_config{.schedulers = 1});
   pid p = spawn([](process&) -> proc {

@@ -188,6 +188,10 @@ class tcp_listener {
   // Accepts a pending connection without suspending: an open socket, or a closed one when none is
   // pending. Throws std::system_error on errors, including EMFILE/ENFILE (out of descriptors).
   tcp_socket try_accept();
+  // The same, but an error is returned in `error` (its errno; 0 when there was none, also when
+  // nothing was pending) instead of thrown: for the out-of-descriptors path, where building an
+  // exception's message costs memory and, under sanitizers, descriptors of their own.
+  tcp_socket try_accept(int& error) noexcept;
 
   // Another descriptor for the same listening socket (dup), so that several processes can each wait
   // on it (readiness is registered per descriptor). Throws std::system_error.
