@@ -249,9 +249,15 @@ task<bool> upgrade(server_state* st, detail::transport* io, detail::conn_guard* 
   state->path = head->path;
   state->query = head->query;
   state->params = std::move(params);
-  // Frames the client sent right after its request, copied to their size: moving the request
-  // buffer would hand its whole capacity to every idle WebSocket for its lifetime.
-  if (!in->empty()) state->in.assign(in->data(), in->size());
+  // Frames the client sent right after its request (in the same read, even): decoded now, so
+  // that receive() answers them without waiting for more input; a partial frame is kept, copied
+  // to its size (moving the request buffer would hand its whole capacity to every idle WebSocket
+  // for its lifetime).
+  if (!in->empty()) {
+    const std::string_view early(in->data(), in->size());
+    const std::size_t used = state->decoder.feed(early, state->events);
+    state->in.assign(early.substr(used));
+  }
   const router::ws_handler* h = &route->ws;
   try {
     spawn([w = ws(std::move(state)), h](process& self) mutable -> proc { return start_ws(self, w, h); });

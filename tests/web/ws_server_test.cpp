@@ -157,6 +157,25 @@ TEST_F(WsRawTest, ControlFramesInterleaveWithFragments) {
   EXPECT_TRUE(c.closed_within(2000ms));
 }
 
+TEST_F(WsRawTest, FramesSentWithTheUpgradeRequestAreAnsweredWithoutMoreInput) {
+  // Issue 12, bug 3: a client may send its first frames in the same write as the upgrade request;
+  // the server must decode what it already holds instead of waiting for more bytes.
+  raw_client c(port());
+  c.send(upgrade_request("/echo") + masked(ws_opcode::text, "early") + masked(ws_opcode::ping, "p0"));
+  std::string got;
+  ASSERT_TRUE(c.read_until(got, "\r\n\r\n"));
+  ASSERT_EQ(got.rfind("HTTP/1.1 101", 0), 0u) << got;
+  std::string buf = got.substr(got.find("\r\n\r\n") + 4);
+  auto echo = read_frame(c, buf);  // nothing more is sent until both answers are in
+  EXPECT_EQ(echo.first, 1);
+  EXPECT_EQ(echo.second, "early");
+  auto pong = read_frame(c, buf);
+  EXPECT_EQ(pong.first, 10);
+  EXPECT_EQ(pong.second, "p0");
+  c.send(masked(ws_opcode::close, std::string("\x03\xe8", 2)));
+  EXPECT_EQ(read_frame(c, buf).first, 8);
+}
+
 TEST_F(WsRawTest, BadUpgradesAreRefused) {
   {
     raw_client c(port());  // a plain GET on a WebSocket route
