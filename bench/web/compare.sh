@@ -59,7 +59,7 @@ wrk_line() {  # prints "requests/s p50 p99 errors" for a wrk run against $1
 
 # ---- 1. HTTP hello world ----
 echo "== 1. HTTP: wrk -t2 -c256 -d${SECS}s"
-"$HELLO" --port 18181 --acceptors 2 2>/dev/null &
+"$HELLO" --port 18181 --acceptors 2 --reuse-port 2>/dev/null &
 PIDS+=($!)
 wait_port 18181
 read -r a_rps a_p50 a_p99 a_err <<<"$(wrk_line http://127.0.0.1:18181/hello/bench)"
@@ -119,7 +119,7 @@ for ((pair = 1; pair <= PAIRS; pair++)); do
     sed 's/^/raw uring: /' "$TMP/ws_raw.$pair.json"
     kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
   fi
-  "$HELLO" --port 18183 2>/dev/null &
+  "$HELLO" --port 18183 --reuse-port 2>/dev/null &
   PIDS+=($!)
   wait_port 18183
   "$LOADGEN" --port 18183 --connections 1000 --duration "$SECS" --sources 4 >"$TMP/ws_athanor.$pair.json"
@@ -160,7 +160,7 @@ echo "== 3. Scale: $CONNS WebSocket connections held, then one broadcast"
 meminfo_kib() { awk -v k="$1:" '$1 == k {print $2}' /proc/meminfo; }
 tcp_pages() { awk '$1 == "TCP:" {for (i = 1; i < NF; i++) if ($i == "mem") print $(i + 1)}' /proc/net/sockstat; }
 slab0=$(meminfo_kib Slab); tcp0=$(tcp_pages)
-"$HELLO" --port 18185 --max-connections 20000 2>/dev/null &
+"$HELLO" --port 18185 --max-connections 20000 --reuse-port 2>/dev/null &
 HP=$!
 PIDS+=($HP)
 wait_port 18185

@@ -2,9 +2,11 @@
 //
 // Design
 // ------
-// Processes. listen() binds one listening socket per acceptor (SO_REUSEPORT, so the kernel spreads
-// connections over them; without it, one socket and a dup() per acceptor, because readiness is
-// registered per descriptor) and spawns one acceptor process per socket, as Ranch does. An
+// Processes. listen() binds one listening socket and gives each acceptor a dup() of it (readiness
+// is registered per descriptor), so that a second server on a taken port fails with EADDRINUSE
+// instead of silently splitting the traffic; with reuse_port, one SO_REUSEPORT socket per acceptor
+// (the kernel spreads connections over them). It spawns one acceptor process per socket, as Ranch
+// does. An
 // acceptor accepts in a loop and spawns one process per connection; it suspends in the poller
 // when the backlog is empty. A connection process owns its socket and serves its requests one
 // after the other; an exception or a crash ends that process and closes that socket, nothing else.

@@ -32,6 +32,29 @@ router hello_router() {
   return r;
 }
 
+TEST_F(WebTest, ASecondServerOnATakenPortFailsUnlessBothShareIt) {
+  // Issue 12, item 4: by default a taken port is an error (EADDRINUSE), as nginx and Ranch refuse
+  // it, instead of two servers silently splitting the traffic; reuse_port shares it on purpose.
+  router r;
+  r.get("/", [](conn& c) { return c.text(200, "first"); });
+  start(r);
+  server_config again{.port = port(), .host = "127.0.0.1"};
+  try {
+    server second = listen(again, r);
+    ADD_FAILURE() << "a second server started on taken port " << port();
+    second.stop(100ms);
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code().value(), EADDRINUSE) << e.what();
+  }
+  server_config shared{.port = 0, .host = "127.0.0.1", .reuse_port = true};
+  server a = listen(shared, r);
+  shared.port = a.port();
+  server b = listen(shared, r);  // both opted in: the kernel spreads connections over both
+  EXPECT_EQ(b.port(), a.port());
+  b.stop(1000ms);
+  a.stop(1000ms);
+}
+
 TEST_F(WebTest, CurlGetsHelloAndKeepsTheConnectionAlive) {
   ATHANOR_REQUIRE_TOOL("curl");
   start(hello_router());

@@ -1,5 +1,5 @@
 // athanor-hello: the smallest useful Athanor web server, and the benchmark target.
-//   athanor-hello [--port N] [--host ADDR] [--acceptors N] [--max-connections N]
+//   athanor-hello [--port N] [--host ADDR] [--acceptors N] [--max-connections N] [--reuse-port]
 //                 [--tls-cert FILE --tls-key FILE] [--static DIR] [node settings: --schedulers N ...]
 // (athanor-hello --help lists them all; the node settings also come from ATHANOR_<KEY> variables
 // and a --config file.)
@@ -40,6 +40,7 @@ void print_usage() {
       "  --host ADDR                   address to listen on (default 0.0.0.0)\n"
       "  --acceptors N                 accepting processes (default 2)\n"
       "  --max-connections N           open connections at most; more get 503 (default 16384)\n"
+      "  --reuse-port                  one SO_REUSEPORT socket per acceptor; the port may be shared\n"
       "  --tls-cert FILE               serve HTTPS with this certificate (PEM), with --tls-key\n"
       "  --tls-key FILE                the certificate's private key (PEM)\n"
       "  --static DIR                  serve the files under DIR at /static\n"
@@ -84,6 +85,10 @@ int main(int argc, char** argv) {
   std::string cert, key, static_dir;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
+    if (a == "--reuse-port") {
+      cfg.reuse_port = true;
+      continue;
+    }
     const bool known = a == "--port" || a == "--host" || a == "--acceptors" || a == "--max-connections" ||
                        a == "--tls-cert" || a == "--tls-key" || a == "--static";
     if (!known) return usage_error((a.starts_with("-") ? "unknown flag '" : "unexpected argument '") + a + "'");

@@ -35,7 +35,10 @@ struct server_config {
   std::uint16_t port = 4000;                 // 0: any free port (see server::port())
   unsigned acceptors = 2;                    // acceptor processes
   std::string host = "0.0.0.0";              // IPv4 address to bind
-  bool reuse_port = true;                    // one SO_REUSEPORT socket per acceptor (kernel load-balances)
+  // Off: one listening socket, shared by the acceptors, and a port already in use is an error
+  // (EADDRINUSE from listen(), as nginx and Ranch do). On: one SO_REUSEPORT socket per acceptor
+  // (the kernel spreads connections over them), and other servers may share the port too.
+  bool reuse_port = false;
   int backlog = 1024;
   std::size_t max_connections = 16384;       // beyond: answered "503" and closed at once
   parse_limits limits{};                     // request line (414), header bytes and count (431)
