@@ -32,6 +32,14 @@ parse_result fail(int status, const char* why) { return parse_result{parse_statu
 // Finds the end of the line starting at `from`: the index of its '\n', or npos.
 std::size_t line_end(std::string_view buf, std::size_t from) noexcept { return buf.find('\n', from); }
 
+// True if `s` holds a CR followed by anything but LF: no line end can come of it, so a head that
+// holds one is refused at once rather than waited on until the request timeout.
+bool has_bare_cr(std::string_view s) noexcept {
+  for (std::size_t i = s.find('\r'); i != std::string_view::npos && i + 1 < s.size(); i = s.find('\r', i + 1))
+    if (s[i + 1] != '\n') return true;
+  return false;
+}
+
 // The line [from, lf) without its trailing CR. A CR elsewhere in it is an error (returns false).
 bool line_text(std::string_view buf, std::size_t from, std::size_t lf, std::string_view& out) noexcept {
   std::size_t end = lf;
@@ -103,6 +111,7 @@ parse_result parse_request_head(std::string_view buf, const parse_limits& limits
   std::size_t lf = line_end(buf, pos);
   if (lf == std::string_view::npos) {
     if (buf.size() - pos > limits.max_request_line) return fail(414, "request line too long");
+    if (has_bare_cr(buf.substr(pos))) return fail(400, "bare CR in request line");
     return parse_result{};
   }
   if (lf - pos > limits.max_request_line) return fail(414, "request line too long");
@@ -118,6 +127,7 @@ parse_result parse_request_head(std::string_view buf, const parse_limits& limits
       if (l == std::string_view::npos) {
         if (buf.size() - head_start > limits.max_header_bytes) return fail(431, "header section too large");
         if (fields > limits.max_headers) return fail(431, "too many header fields");
+        if (has_bare_cr(buf.substr(pos))) return fail(400, "bare CR in the request head");
         return parse_result{};
       }
       if (l == p || (l == p + 1 && buf[p] == '\r')) {

@@ -53,6 +53,17 @@ TEST(HttpParser, StatusesForEachLimitAndError) {
   EXPECT_EQ(parse("GET / HTTP/1.1\r\nHost: a\r\nX: a\x01z\r\n\r\n", h).http_status, 400);
 }
 
+TEST(HttpParser, ABareCrLineEndIs400AtOnceNotAWaitForMore) {
+  // Issue 12, item 6: a CR not followed by LF can never become a valid line end (RFC 9112 §2.2
+  // allows a server to reject it), so the head is refused as soon as the byte after it arrives,
+  // instead of waiting for the request timeout.
+  request_head h;
+  EXPECT_EQ(parse("GET / HTTP/1.1\rHost: a\r\r", h).http_status, 400);
+  EXPECT_EQ(parse("GET / HTTP/1.1\r\nHost: a\rX: b", h).http_status, 400);
+  EXPECT_EQ(parse("GET / HTTP/1.1\r\nHost: a\r\n\r", h).status, parse_status::incomplete);  // the LF may follow
+  EXPECT_EQ(parse("GET / HTTP/1.1\r", h).status, parse_status::incomplete);
+}
+
 TEST(HttpParser, SemanticsOfConnectionExpectAndTargets) {
   request_head h;
   ASSERT_EQ(parse("GET / HTTP/1.0\r\n\r\n", h).status, parse_status::ok);
