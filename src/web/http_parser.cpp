@@ -333,24 +333,44 @@ chunked_decoder::status chunked_decoder::feed(std::string_view in, std::size_t& 
         break;
       case state::trailer_start:
         line_ = 0;
+        in_value_ = false;
         if (c == '\r') {
           st_ = state::trailer_lf;
           ++i;
         } else if (c == '\n') {
           st_ = state::trailer_lf;
+        } else if (c == ' ' || c == '\t') {
+          return error();  // obsolete line folding (RFC 9112 §5.2: reject it)
         } else {
           st_ = state::trailer;
         }
         break;
       case state::trailer:
-        // A trailer field: skipped, bounded (one line at most max_line_, all of them 16 lines' worth).
-        if (c == '\n') {
+        // A trailer field, checked and dropped, bounded (one line at most max_line_, at most 64
+        // lines): name ":" value, as a header field.
+        if (c == '\r') {
+          st_ = state::trailer_cr;
+        } else if (c == '\n') {
+          if (!in_value_) return error();  // no colon
           st_ = state::trailer_start;
           if (++digits_ > 64) return error();
         } else if (++line_ > max_line_) {
           return error();
+        } else if (!in_value_) {
+          if (c == ':') {
+            if (line_ == 1) return error();  // an empty name
+            in_value_ = true;
+          } else if (!is_tchar(c)) {
+            return error();
+          }
+        } else if (const auto u = static_cast<unsigned char>(c); (u < 0x20 && u != '\t') || u == 0x7f) {
+          return error();  // NUL and other control characters
         }
         ++i;
+        break;
+      case state::trailer_cr:
+        if (c != '\n') return error();  // a bare CR
+        st_ = state::trailer;            // the LF ends the field there
         break;
       case state::trailer_lf:
         if (c != '\n') return error();

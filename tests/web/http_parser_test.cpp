@@ -118,6 +118,27 @@ TEST(ChunkedDecoder, RejectsMalformedAndTooLarge) {
   EXPECT_EQ(d.feed("10000000000000000\r\n", used, out), chunked_decoder::status::error);  // 17 hex digits
 }
 
+TEST(ChunkedDecoder, TrailerFieldsMustBeWellFormed) {
+  // Issue 12, item 6: trailers are dropped, but not unchecked: what a header field may not hold,
+  // a trailer field may not either.
+  auto decode = [](std::string_view trailer) {
+    chunked_decoder d(1000);
+    std::string out;
+    std::size_t used = 0;
+    return d.feed("3\r\nabc\r\n0\r\n" + std::string(trailer) + "\r\n", used, out);
+  };
+  EXPECT_EQ(decode(""), chunked_decoder::status::done);
+  EXPECT_EQ(decode("Trailer: x\r\nOther-Field:\tvalue \xc3\xa9\r\n"), chunked_decoder::status::done);
+  EXPECT_EQ(decode("Lf-Only: x\n"), chunked_decoder::status::done);
+  EXPECT_EQ(decode(std::string("Nul: a\0b\r\n", 10)), chunked_decoder::status::error);
+  EXPECT_EQ(decode("Bare-Cr: a\rb\r\n"), chunked_decoder::status::error);
+  EXPECT_EQ(decode("no colon\r\n"), chunked_decoder::status::error);
+  EXPECT_EQ(decode(": empty name\r\n"), chunked_decoder::status::error);
+  EXPECT_EQ(decode("Bad Name: x\r\n"), chunked_decoder::status::error);
+  EXPECT_EQ(decode("Folded: a\r\n  b\r\n"), chunked_decoder::status::error);
+  EXPECT_EQ(decode("Ctl: a\x01b\r\n"), chunked_decoder::status::error);
+}
+
 TEST(Forms, PercentDecodingAndQueries) {
   EXPECT_EQ(*percent_decode("a%20b%2Fc"), "a b/c");
   EXPECT_EQ(*percent_decode("a+b", true), "a b");

@@ -80,7 +80,9 @@ struct parse_result {
 parse_result parse_request_head(std::string_view buf, const parse_limits& limits, request_head& out);
 
 // Decodes a chunked body (RFC 9112 §7.1) incrementally: feed it bytes as they arrive. Not
-// thread-safe. Chunk extensions and trailer fields are read and dropped.
+// thread-safe. Chunk extensions and trailer fields are read and dropped; a trailer field must
+// still be well formed (a token name, a colon, a value without NUL, bare CR or other control
+// characters but tab, no obsolete line folding), or the body is an error.
 class chunked_decoder {
  public:
   enum class status { need_more, done, error };
@@ -96,7 +98,9 @@ class chunked_decoder {
   bool too_large() const noexcept { return too_large_; }
 
  private:
-  enum class state : std::uint8_t { size, ext, size_lf, data, data_cr, data_lf, trailer_start, trailer, trailer_lf, done };
+  enum class state : std::uint8_t {
+    size, ext, size_lf, data, data_cr, data_lf, trailer_start, trailer, trailer_cr, trailer_lf, done
+  };
   state st_ = state::size;
   std::uint64_t max_body_;
   std::size_t max_line_;
@@ -104,6 +108,7 @@ class chunked_decoder {
   std::uint64_t total_ = 0;
   std::size_t line_ = 0;          // bytes in the current size/extension/trailer line
   int digits_ = 0;
+  bool in_value_ = false;         // past the current trailer field's colon
   bool too_large_ = false;
 };
 
