@@ -10,6 +10,7 @@
 
 #include "athanor/runtime/config.h"
 #include "bench.h"
+#include "command_line.h"
 
 namespace {
 
@@ -65,29 +66,16 @@ void print_usage() {
       athanor::node_settings_help().c_str());
 }
 
-// Reports a command-line mistake on one line and returns the exit status for it.
-int usage_error(const std::string& message) {
-  std::fprintf(stderr, "athanor-bench: %s; try --help\n", message.c_str());
-  return 2;
-}
-
-// `text` as a plain decimal integer in [min, max], or false.
-bool parse_long(const char* text, long min, long max, long& out) {
-  if (*text == '\0' || text[std::strspn(text, "0123456789")] != '\0' || std::strlen(text) > 18) return false;
-  out = std::strtol(text, nullptr, 10);
-  return out >= min && out <= max;
-}
+int usage_error(const std::string& message) { return athanor::tools::usage_error("athanor-bench", message); }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace athanor::bench;
   // --help first: it must work whatever the environment holds.
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
-      print_usage();
-      return 0;
-    }
+  if (athanor::tools::asks_for_help(argc, argv)) {
+    print_usage();
+    return 0;
   }
   athanor::node_settings settings;
   try {
@@ -125,11 +113,13 @@ int main(int argc, char** argv) {
     for (const workload_flag& f : kWorkloadFlags) flag = name == f.name ? &f : flag;
     if (!flag) return usage_error("unknown flag '" + k + "'");
     if (i + 1 >= argc) return usage_error(k + ": expected a value after it");
-    long v = 0;
-    if (!parse_long(argv[++i], flag->min, flag->max, v)) {
+    const std::optional<std::uint64_t> parsed =
+        athanor::tools::parse_integer(argv[++i], std::uint64_t(flag->min), std::uint64_t(flag->max));
+    if (!parsed) {
       return usage_error(k + ": expected an integer from " + std::to_string(flag->min) + " to " +
                          std::to_string(flag->max) + ", got '" + argv[i] + "'");
     }
+    const long v = long(*parsed);
     if (name == "n") o.n = v;
     else if (name == "laps") o.laps = v;
     else if (name == "hogs") o.hogs = int(v);

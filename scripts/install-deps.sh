@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Athanor needs, if they are missing (idempotent; no-op when all are there).
 #   scripts/install-deps.sh            what the build and the demo need
-#   scripts/install-deps.sh --test     also what the tests drive: curl, wrk, node + npm
+#   scripts/install-deps.sh --test     also what the tests drive: curl, wrk, node + npm, Erlang and Elixir
 #   scripts/install-deps.sh --bench    also CAF, perf, wrk, nginx and node, for the benchmark scripts
 set -euo pipefail
 
@@ -14,7 +14,7 @@ packages=(cmake make clang-19 libclang-rt-19-dev pkg-config libgtest-dev libgmoc
 node_packages=()
 command -v npm >/dev/null || node_packages=(nodejs npm)
 case "${1:-}" in
-  --test) packages+=(curl wrk "${node_packages[@]}") ;;
+  --test) packages+=(curl wrk erlang-crypto elixir "${node_packages[@]}") ;;
   --bench) packages+=(libcaf-dev linux-perf wrk nginx-light curl "${node_packages[@]}") ;;
 esac
 

@@ -24,6 +24,7 @@
 #include "athanor/runtime/io.h"
 #include "athanor/runtime/proc.h"
 #include "athanor/runtime/process.h"
+#include "athanor/runtime/remote.h"
 #include "athanor/runtime/runtime.h"
 #include "athanor/runtime/timer.h"
 

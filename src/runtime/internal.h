@@ -82,24 +82,130 @@ struct process_extras {
 // ---- per-process memory -----------------------------------------------------
 inline constexpr std::size_t kProcessBlockBytes = 128;
 
+// ---- hog detection (sysmon) ------------------------------------------------------
+// The decisions below are pure functions of what sysmon reads, with the times passed in: sysmon
+// passes steady_clock and the worker threads' CPU clocks, tests pass made-up values (the clocks
+// are injected, so every case, a preempted thread, a VM, a 2 ms poll arriving late, can be
+// replayed exactly). The essay at the top of scheduler.cpp says why they are shaped so.
+
+// What sysmon reads from one scheduler slot at one look.
+struct slot_sample {
+  std::int64_t wall_ns = 0;      // now, on a monotonic clock
+  std::int64_t cpu_ns = -1;      // CPU time used so far by the slot's worker thread; < 0: unknown
+  std::uint64_t dispatches = 0;  // the slot's dispatch counter
+  bool in_process = false;       // its thread is inside process code
+  bool queued = false;           // processes wait in its ring or runnext
+  std::uint64_t taken = 0;       // thefts from its ring or runnext and spills of its ring, so far
+};
+
+// How long a queue has held work that nobody took. `taken` is a counter bumped whenever someone
+// takes from the queue: work that keeps being taken (stolen in halves, say) is not stranded,
+// however long the queue stays non-empty.
+class queue_watch {
+ public:
+  void observe(std::int64_t now_ns, bool nonempty, std::uint64_t taken) noexcept {
+    if (!seen_ || !nonempty || taken != taken_) {
+      seen_ = true;
+      since_ns_ = now_ns;
+      taken_ = taken;
+    }
+  }
+  // Starts counting afresh: the queue was just served another way (sysmon moved it to the global
+  // queue, or started a relief thread for it).
+  void restart(std::int64_t now_ns) noexcept { since_ns_ = now_ns; }
+  // How long the queue has held work with nobody taking any, as of the last observe().
+  std::int64_t stranded_ns(std::int64_t now_ns) const noexcept { return seen_ ? now_ns - since_ns_ : 0; }
+
+ private:
+  bool seen_ = false;
+  std::int64_t since_ns_ = 0;
+  std::uint64_t taken_ = 0;
+};
+
+// Decides, one look at a time, whether a slot is hogged: its thread has spent `threshold` of CPU
+// time inside one dispatch. CPU time rather than wall time, because a thread the OS preempted has
+// not been running its process: on a loaded 2-core machine a 10 ms wall-clock stall of a busy
+// worker is routine. The window starts at the
+// first look that sees the dispatch, so the CPU time counted is never more than the dispatch used.
+class hog_detector {
+ public:
+  // Returns true while the slot is hogged (from the look that sees threshold_ns of CPU used until
+  // the dispatch ends).
+  bool observe(const slot_sample& s, std::int64_t threshold_ns) noexcept {
+    if (!s.in_process || !watching_ || s.dispatches != dispatches_) {
+      // A new dispatch (or none): the owner is serving its own queue, nothing is stuck.
+      watching_ = s.in_process;
+      dispatches_ = s.dispatches;
+      since_ns_ = s.wall_ns;
+      cpu_at_since_ns_ = s.cpu_ns;
+      hog_ = false;
+      queue_.observe(s.wall_ns, false, s.taken);  // its owner takes from its queue between dispatches
+      return false;
+    }
+    queue_.observe(s.wall_ns, s.queued, s.taken);
+    if (!hog_) {
+      // Without a CPU clock only wall time is left (a preempted thread then looks like a hog).
+      std::int64_t used = s.cpu_ns >= 0 && cpu_at_since_ns_ >= 0 ? s.cpu_ns - cpu_at_since_ns_ : s.wall_ns - since_ns_;
+      hog_ = used >= threshold_ns;
+    }
+    return hog_;
+  }
+  bool hogged() const noexcept { return hog_; }
+  // How long processes queued on the slot have waited while it is hogged with no thread taking
+  // any of them (0 while it is not hogged).
+  std::int64_t stranded_ns(std::int64_t now_ns) const noexcept { return hog_ ? queue_.stranded_ns(now_ns) : 0; }
+  void restart_stranded(std::int64_t now_ns) noexcept { queue_.restart(now_ns); }
+
+ private:
+  bool watching_ = false;  // in process code at the last look, in dispatch `dispatches_`
+  bool hog_ = false;
+  std::uint64_t dispatches_ = 0;
+  std::int64_t since_ns_ = 0;         // first look at this dispatch
+  std::int64_t cpu_at_since_ns_ = 0;  // the thread's CPU time then
+  queue_watch queue_;
+};
+
+// What sysmon does about work stranded behind hogs: processes that have waited `stranded_ns` in a
+// hogged slot's ring or runnext (`in_hogged_slot`), or in the global queue while a slot is
+// hogged, with no thread taking any. `unhogged_workers`: active workers not hogged (busy, idle,
+// or preempted by the OS); `idle_workers`: those asleep.
+enum class relief_action {
+  none,
+  wake_worker,   // wake an idle worker: it will find the work
+  share_queue,   // move the hogged slot's queue to the global queue, which every worker serves
+  start_relief,  // start a relief worker: every worker is hogged
+};
+inline relief_action decide_relief(std::int64_t stranded_ns, std::int64_t threshold_ns, bool in_hogged_slot,
+                                   unsigned unhogged_workers, int idle_workers) noexcept {
+  if (stranded_ns < threshold_ns) return relief_action::none;
+  // No thread but a new one can run the work.
+  if (unhogged_workers == 0) return relief_action::start_relief;
+  // Another worker can: a busy one takes from the global queue every other dispatch (it steals
+  // from rings only when it has nothing of its own), an idle one is woken by the push.
+  if (in_hogged_slot) return relief_action::share_queue;
+  // Already in the global queue: its workers are asleep (wake one) or were not running (the OS
+  // preempted them: a thread more would not run either).
+  return idle_workers > 0 ? relief_action::wake_worker : relief_action::none;
+}
+
 // ---- the scheduler's "P": a run queue and its statistics ----------------------
 struct scheduler_slot {
   run_ring ring;
   std::atomic<process*> runnext{nullptr};
   std::atomic<std::uint64_t> dispatches{0};  // bumped at every dispatch: sysmon's progress signal
   std::atomic<bool> in_process{false};       // its thread is inside process code now
-  std::atomic<bool> hogged{false};           // sysmon saw it stuck; relief was sent
+  std::atomic<bool> hogged{false};           // sysmon saw it stuck on the CPU in one dispatch
   std::atomic<bool> active{false};           // owned by a running worker
+  // Thefts from its ring or runnext (counted by the thieves), and spills of its ring to the global
+  // queue (by its owner): sysmon's sign that its queue is being served while its thread is stuck.
+  std::atomic<std::uint64_t> taken{0};
   std::atomic<std::uint64_t> idle_ns{0};   // time asleep (utilisation = 1 - idle/uptime)
   std::atomic<std::uint64_t> runs{0};
   std::atomic<std::uint64_t> steals{0};
   unsigned id = 0;
   bool relief = false;                        // an extra slot started for hogs
   std::atomic<std::int64_t> started_ns{0};      // steady_clock, when it (last) started
-  // sysmon bookkeeping (sysmon thread only)
-  std::uint64_t seen_dispatches = 0;
-  std::chrono::steady_clock::time_point seen_since{};
-  std::int64_t seen_cpu_ns = 0;                // the worker thread's CPU time at seen_since
+  hog_detector hog;                            // sysmon thread only
   std::atomic<clockid_t> cpu_clock{0};         // CPU-time clock of the worker thread owning the slot
   std::atomic<bool> has_cpu_clock{false};
 };
@@ -143,6 +249,7 @@ struct runtime::impl {
   process* global_head = nullptr;
   process* global_tail = nullptr;
   std::atomic<std::size_t> global_len{0};
+  std::atomic<std::uint64_t> global_taken{0};  // pops so far (written under global_mu): sysmon's sign it is served
 
   // Idle workers.
   std::mutex idle_mu;
@@ -163,6 +270,8 @@ struct runtime::impl {
   std::mutex sysmon_mu;
   std::condition_variable sysmon_cv;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  detail::queue_watch global_watch;  // sysmon thread only
+  detail::run_ring sysmon_ring;      // sysmon thread only: what it takes from a hogged slot, on its way to the global queue
 
   // Registered names, both ways (a process has at most one name).
   std::shared_mutex names_mu;
@@ -180,7 +289,8 @@ struct runtime::impl {
   void sleep_idle(detail::worker& w, detail::scheduler_slot& s);
   bool leave_idle(detail::worker* w) noexcept;
   void sysmon_main();
-  void start_relief(unsigned hogged_slot);
+  void start_relief();
+  void share_queue(detail::scheduler_slot& hogged);
 
   // ---- process lifecycle (process.cpp) ----
   process* slot_of(pid p) const noexcept { return table + p.index(); }

@@ -36,6 +36,7 @@
 
 #include "athanor/runtime/alias.h"
 #include "athanor/runtime/logger.h"
+#include "athanor/runtime/remote.h"
 #include "runtime/internal.h"
 #include "runtime/services.h"
 
@@ -724,6 +725,42 @@ std::size_t process::message_queue_len() {
 }
 
 // ---- functions on processes ---------------------------------------------------------------------
+
+namespace {
+std::atomic<remote_nodes*> g_remote_nodes{nullptr};
+}  // namespace
+
+remote_nodes* install_remote_nodes(remote_nodes* nodes) noexcept {
+  return g_remote_nodes.exchange(nodes, std::memory_order_acq_rel);
+}
+
+remote_nodes* installed_remote_nodes() noexcept { return g_remote_nodes.load(std::memory_order_acquire); }
+
+void detail::send_remote(pid to, term msg) {
+  if (process* cur = detail::tls().current) {
+    auto& s = process_access::st(cur);  // a remote send costs a reduction, as a local one does
+    --s.budget;
+    ++s.reductions;
+  }
+  if (remote_nodes* nodes = g_remote_nodes.load(std::memory_order_acquire)) nodes->send(self(), to, std::move(msg));
+}
+
+void detail::send_named_remote(const name_on_node& to, term msg) {
+  if (process* cur = detail::tls().current) {
+    auto& s = process_access::st(cur);
+    --s.budget;
+    ++s.reductions;
+  }
+  if (remote_nodes* nodes = g_remote_nodes.load(std::memory_order_acquire)) {
+    nodes->send_named(self(), to.name, to.node, std::move(msg));
+  }
+}
+
+void detail::throw_not_sendable_remotely(const std::type_info& type) {
+  throw std::invalid_argument("athanor::send: a message of type " + demangled(&type) +
+                              " cannot go to a process of another node: it does not convert to a term "
+                              "(make it convertible with ATHANOR_TERM_STRUCT, or send a term)");
+}
 
 pid self() noexcept { return detail::tls().current ? st(detail::tls().current).self_pid : pid(); }
 

@@ -12,6 +12,7 @@
 
 #include "athanor/runtime/dirty.h"
 #include "athanor/web/router.h"
+#include "web/body_reader.h"
 #include "web/transport.h"
 
 namespace athanor::web {
@@ -20,6 +21,38 @@ namespace athanor::web {
 
 conn::conn(request_head head, std::string body, std::string remote)
     : head_(std::move(head)), body_(std::move(body)), remote_(std::move(remote)) {}
+
+void conn::attach_body(detail::body_reader* r) noexcept {
+  body_reader_ = r;
+  body_read_ = !r || r->done();
+}
+
+bool conn::has_body() const noexcept {
+  return (head_.content_length && *head_.content_length > 0) || head_.chunked;
+}
+
+task<std::string_view> conn::read_body() {
+  if (!body_read_) {
+    co_await body_reader_->read_rest(body_);
+    body_read_ = true;
+    body_params_.reset();  // a form read now has parameters
+  }
+  co_return std::string_view(body_);
+}
+
+task<std::optional<std::string>> conn::read_body_part(std::size_t max_bytes) {
+  if (body_read_) co_return std::nullopt;
+  std::optional<std::string> part = co_await body_reader_->next(max_bytes);
+  if (!part) body_read_ = true;
+  co_return part;
+}
+
+const std::string& conn::body() const {
+  if (!body_read_) {
+    throw std::logic_error("athanor::web::conn::body: the request body has not been read: co_await c.read_body() first");
+  }
+  return body_;
+}
 
 std::string_view conn::header(std::string_view name) const {
   for (const auto& h : head_.headers)
@@ -38,8 +71,8 @@ const param_list& conn::body_params() {
     std::size_t semi = ct.find(';');
     std::string_view mt = ct.substr(0, semi);
     while (!mt.empty() && mt.back() == ' ') mt.remove_suffix(1);
-    body_params_ = std::make_unique<param_list>(iequals(mt, "application/x-www-form-urlencoded") ? parse_query(body_)
-                                                                                                    : param_list{});
+    const bool form = body_read_ && iequals(mt, "application/x-www-form-urlencoded");
+    body_params_ = std::make_unique<param_list>(form ? parse_query(body_) : param_list{});
   }
   return *body_params_;
 }
@@ -328,6 +361,7 @@ task<void> router::dispatch(conn& c) const {
   if (r->async) {
     co_await r->async(c);
   } else {
+    (void)co_await c.read_body();  // a plain handler cannot wait for its body: it gets it read
     r->sync(c);
   }
 }

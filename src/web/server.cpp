@@ -6,8 +6,7 @@
 // is registered per descriptor), so that a second server on a taken port fails with EADDRINUSE
 // instead of silently splitting the traffic; with reuse_port, one SO_REUSEPORT socket per acceptor
 // (the kernel spreads connections over them). It spawns one acceptor process per socket, as Ranch
-// does. An
-// acceptor accepts in a loop and spawns one process per connection; it suspends in the poller
+// does. An acceptor accepts in a loop and spawns one process per connection; it suspends in the poller
 // when the backlog is empty. A connection process owns its socket and serves its requests one
 // after the other; an exception or a crash ends that process and closes that socket, nothing else.
 // A WebSocket upgrade spawns a new process running the route's handler, which takes the socket
@@ -15,12 +14,19 @@
 //
 // Connection lifecycle. Read until a whole request head is buffered (parse_request_head is
 // re-run on the growing buffer: heads are small and this keeps the parser stateless), check
-// limits, read the body (Content-Length or chunked, after "100 Continue" if asked), run the
-// router, append the response to an output buffer. If the input buffer already holds the next
-// request (pipelining) it is served before anything is written, so a pipelined batch goes out in
-// one write; otherwise the output is flushed before waiting for more input. Responses with
-// "Connection: close" and errors close after a lingering half-close, so that the client reads the
-// error rather than a reset.
+// limits, then serve the request in a coroutine of its own (serve_request): run the router, whose
+// handler reads the body only if it asks (body_reader.cpp), and append the response to an output
+// buffer. If the input buffer already holds the next request (pipelining) it is served before
+// anything is written, so a pipelined batch goes out in one write; otherwise the output is flushed
+// before waiting for more input. Responses with "Connection: close" and errors close after a
+// lingering half-close, so that the client reads the error rather than a reset.
+//
+// What an idle connection holds. Before waiting for its next request a connection frees input and
+// output buffers above kIdleBufferBytes, and the request's own state (conn, body reader, handler
+// frames) lives in serve_request's frame, which is gone by then: an idle keep-alive connection
+// holds about 1.5 KiB (its process, the loop's frame, a small buffer), whatever its largest
+// request was. Rejected: shrink_to_fit after each request (keeps up to the largest head anyway,
+// and still left one 8 MiB body per connection before bodies were read on demand).
 //
 // Limits and their statuses. Request line > limits.max_request_line: 414; header section >
 // max_header_bytes or more than max_headers fields: 431; body > max_body: 413 (refused before it
@@ -31,10 +37,17 @@
 //
 // Connection limit and descriptors. At max_connections open connections an acceptor accepts and
 // answers 503 at once (a clear refusal instead of a silent backlog). When accept fails with
-// EMFILE/ENFILE the acceptor logs once, frees a spare descriptor kept for this, accepts the
-// waiting connection, answers 503 and closes it, then takes the spare back: the backlog drains
-// with refusals instead of spinning on a readable listener, and existing connections are served
-// throughout. If the spare cannot be reclaimed it backs off (10 ms doubling to 1 s).
+// EMFILE/ENFILE the acceptor logs once, closes a spare descriptor kept for this, accepts the
+// waiting connection into its slot and answers 503. The spare's slot is the one shared resource
+// of every acceptor (and of any code in this OS process), so one rule keeps it: whenever the spare
+// is missing and nobody is about to give it back, the next successful accept refuses its
+// connection and reopens the spare with the slot that frees. Without the rule two acceptors lost
+// it for good: while A had it closed, B's ordinary accept took the slot, and from then on every
+// client waited in the backlog unanswered. A refusal lingers in a process of its own
+// (linger_refusal: half-close, drop the client's request until it closes, goes quiet or 2 s pass)
+// so that a client still sending reads the 503 instead of a reset; at most kMaxLingering at once.
+// An acceptor that cannot get the spare back waits: briefly if a refusal is about to return it,
+// else backing off from 10 ms to 1 s.
 //
 // Backpressure. A connection process writes with its own process suspended until the socket
 // drains, so a slow reader slows only its own process; it never buffers more than one response
@@ -58,6 +71,7 @@
 #include "athanor/runtime/io.h"
 #include "athanor/runtime/process.h"
 #include "athanor/web/server.h"
+#include "web/body_reader.h"
 #include "web/server_state.h"
 
 namespace athanor::web {
@@ -124,6 +138,14 @@ std::string_view http_date() {
   return buf;
 }
 
+// An idle connection keeps input and output buffers of at most this capacity (a typical request
+// head fits; anything bigger is freed before the connection waits for its next request).
+constexpr std::size_t kIdleBufferBytes = 1024;
+
+// A body the handler left unread is dropped if at most this long, to keep the connection open;
+// beyond, the connection closes after the response.
+constexpr std::uint64_t kUnreadBodyLimit = 64 * 1024;
+
 bool status_has_body(int status) { return !(status < 200 || status == 204 || status == 304); }
 
 void append_response(std::string& out, int status, const std::vector<header_field>& headers, std::string_view body,
@@ -178,13 +200,92 @@ task<void> close_gracefully(detail::transport* io, std::string out, milliseconds
 const char* kRefusal = "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 20\r\n"
                        "connection: close\r\nretry-after: 1\r\n\r\nserver at capacity\r\n";
 
-void refuse(server_state& st, tcp_socket& s) {
-  st.refused.fetch_add(1, std::memory_order_relaxed);  // first: whoever reads the 503 sees it counted
-  try {
-    s.try_write(std::as_bytes(std::span(kRefusal, std::strlen(kRefusal))));
-  } catch (...) {
+// Refused sockets lingering at once, at most: past this a refusal closes at once (the client may
+// then see a reset instead of the 503, but a flood of refused clients cannot pin descriptors).
+constexpr std::size_t kMaxLingering = 256;
+// A refusal lingers until the client closes, sends nothing for kRefusalQuiet (it has sent its
+// request: closing now cannot reset it), or kRefusalLinger has passed; it drops up to max_body of
+// the client's request meanwhile. Short, because out of descriptors one refusal at a time holds
+// the spare's slot.
+constexpr milliseconds kRefusalLinger{2000};
+constexpr milliseconds kRefusalQuiet{200};
+
+// Opens the spare descriptor again if it is missing. Returns false if the process is still out of
+// descriptors. Any number of acceptors may race here: the first to store one wins, the others
+// close theirs.
+bool restore_spare(server_state& st) noexcept {
+  if (st.spare_fd.load(std::memory_order_acquire) >= 0) return true;
+  int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  int expected = -1;
+  if (!st.spare_fd.compare_exchange_strong(expected, fd, std::memory_order_acq_rel)) ::close(fd);
+  return true;
+}
+
+// Brackets a moment when the spare's slot may be free (closed and not yet reopened): the count
+// is odd meanwhile, and an acceptor whose accept overlapped such a moment may hold that slot.
+struct spare_slot_free {
+  server_state& st;
+  explicit spare_slot_free(server_state& s) noexcept : st(s) { st.spare_moves.fetch_add(1, std::memory_order_acq_rel); }
+  ~spare_slot_free() { st.spare_moves.fetch_add(1, std::memory_order_acq_rel); }
+  spare_slot_free(const spare_slot_free&) = delete;
+  spare_slot_free& operator=(const spare_slot_free&) = delete;
+};
+
+// A refused connection's last moments, in its own process: the 503 (already written), a
+// half-close, then the client's request read and dropped (see kRefusalLinger), so that it reads the 503 instead of a reset caused by unread input (nginx's lingering
+// close). With `returns_spare` the socket holds the slot of the spare descriptor, which is opened
+// again as soon as the socket is closed.
+proc linger_refusal(std::shared_ptr<server_state> st, tcp_socket s, bool returns_spare) {
+  detail::transport io(std::move(s));
+  io.shutdown_write();
+  const auto deadline = clock::now() + kRefusalLinger;
+  std::uint64_t dropped = 0;
+  while (dropped <= st->cfg.max_body) {
+    detail::read_outcome r = co_await io.read(std::min(until(deadline), kRefusalQuiet));
+    if (r.n == 0) break;
+    dropped += r.n;
   }
-  s.close();
+  if (returns_spare) {
+    spare_slot_free freeing(*st);
+    io.close();
+    restore_spare(*st);
+    st->spare_lent.fetch_sub(1, std::memory_order_acq_rel);
+  } else {
+    io.close();
+  }
+  st->lingering.fetch_sub(1, std::memory_order_acq_rel);
+}
+
+// Answers 503 and closes, lingering in a process of its own while there are fewer than
+// kMaxLingering. Never suspends the acceptor.
+void refuse(const std::shared_ptr<server_state>& st, tcp_socket& s, bool returns_spare) {
+  st->refused.fetch_add(1, std::memory_order_relaxed);  // first: whoever reads the 503 sees it counted
+  bool peer_there = true;
+  try {
+    (void)s.try_write(std::as_bytes(std::span(kRefusal, std::strlen(kRefusal))));
+  } catch (...) {
+    peer_there = false;  // gone already: nothing to linger for
+  }
+  if (peer_there && st->lingering.fetch_add(1, std::memory_order_acq_rel) < kMaxLingering) {
+    if (returns_spare) st->spare_lent.fetch_add(1, std::memory_order_acq_rel);
+    try {
+      spawn([st, sock = std::move(s), returns_spare](process&) mutable -> proc {
+        return linger_refusal(st, std::move(sock), returns_spare);
+      });
+      return;
+    } catch (...) {
+      if (returns_spare) st->spare_lent.fetch_sub(1, std::memory_order_acq_rel);
+    }
+  }
+  if (peer_there) st->lingering.fetch_sub(1, std::memory_order_acq_rel);
+  if (returns_spare) {
+    spare_slot_free freeing(*st);
+    s.close();
+    restore_spare(*st);
+  } else {
+    s.close();
+  }
 }
 
 // Base64 of exactly 16 bytes is 24 characters ending in "==".
@@ -269,6 +370,80 @@ task<bool> upgrade(server_state* st, detail::transport* io, detail::conn_guard* 
   co_return true;
 }
 
+// What the connection does after a request.
+enum class request_outcome { next, drain, close };
+
+// Serves one request whose head has been read (and taken off `in`): runs the router, whose handler
+// reads the body if it wants it, then appends the response to `out`. Closes the connection itself
+// when the request ends it. A coroutine of its own so that an idle connection's frame holds only
+// what waiting for the next head needs (issue 12: an idle connection stays under 2 KiB).
+task<request_outcome> serve_request(server_state& st, detail::transport& io, std::string& in, std::string& out,
+                                    request_head head, clock::time_point started, const std::string& remote,
+                                    bool keep_alive) {
+  const server_config& cfg = st.cfg;
+  const bool http10 = head.version_minor == 0;
+  if (head.content_length && *head.content_length > cfg.max_body) {
+    append_error(out, 413, "body too large");  // refused before any of it is read, even with 100-continue
+    co_await close_gracefully(&io, std::move(out), cfg.write_timeout);
+    co_return request_outcome::close;
+  }
+  bool head_only = head.method == "HEAD";
+  detail::body_reader body(io, in, out, head, cfg, started + cfg.request_timeout);
+  conn c(std::move(head), std::string(), remote);
+  c.attach(&io, &out, keep_alive);
+  c.attach_body(&body);
+  std::string error;
+  int client_error = 0;  // a body_error's status: the request was bad, not the handler
+  try {
+    co_await st.routes.dispatch(c);
+  } catch (const body_error& e) {
+    client_error = e.status();
+    error = e.what();
+  } catch (const std::exception& e) {
+    error = e.what();
+    if (error.empty()) error = "exception";
+  } catch (...) {
+    error = "unknown exception";
+  }
+  if (body.peer_gone()) co_return request_outcome::close;
+  if (client_error) {
+    if (c.state() == conn::resp_state::chunked) co_return request_outcome::close;  // the head is out: cut it short
+    append_error(out, client_error, error);
+    co_await close_gracefully(&io, std::move(out), cfg.write_timeout);
+    co_return request_outcome::close;
+  }
+  // The body the handler left unread: dropped if short, else the connection closes after this
+  // response (see body_reader.cpp).
+  if (keep_alive && !body.done() && error.empty()) keep_alive = co_await body.discard_rest(kUnreadBodyLimit);
+  if (!body.done()) keep_alive = false;
+  const bool drain = body.drain_requested();
+  if (drain || st.stopping.load(std::memory_order_acquire)) keep_alive = false;  // draining began meanwhile
+  if (!error.empty()) {
+    st.log(fmt::format("{} {} from {}: handler threw: {}", c.method(), c.path(), remote, error));
+    if (c.state() == conn::resp_state::chunked) co_return request_outcome::close;  // the head is out: cut it short
+    append_response(out, 500, {{"content-type", "text/plain; charset=utf-8"}}, "Internal Server Error\n", keep_alive,
+                    http10, head_only);
+  } else if (c.state() == conn::resp_state::chunked) {
+    out += "0\r\n\r\n";
+  } else if (!c.sent()) {
+    st.log(fmt::format("{} {}: handler sent no response", c.method(), c.path()));
+    append_response(out, 500, {{"content-type", "text/plain; charset=utf-8"}}, "Internal Server Error\n", keep_alive,
+                    http10, head_only);
+  } else {
+    append_response(out, c.status(), c.resp_headers(), c.resp_body(), keep_alive, http10, head_only);
+  }
+  if (!keep_alive) {
+    co_await close_gracefully(&io, std::move(out), cfg.write_timeout);
+    co_return request_outcome::close;
+  }
+  if (out.size() > 65536) {
+    bool ok = co_await io.write_all(std::move(out), cfg.write_timeout);
+    out.clear();
+    if (!ok) co_return request_outcome::close;
+  }
+  co_return drain ? request_outcome::drain : request_outcome::next;
+}
+
 // One connection, many requests.
 proc connection_loop(std::shared_ptr<server_state> st, tcp_socket sock) {
   pid me = athanor::self();
@@ -298,7 +473,10 @@ proc connection_loop(std::shared_ptr<server_state> st, tcp_socket sock) {
         out.clear();
         if (!ok) co_return;
       }
-      if (in.empty() && out.capacity() > 16384) out.shrink_to_fit();
+      // Idle between requests: whatever the last request needed goes back (bug: a keep-alive
+      // connection kept the capacity of its largest request for its whole life).
+      if (in.empty() && in.capacity() > kIdleBufferBytes) std::string().swap(in);
+      if (out.capacity() > kIdleBufferBytes) std::string().swap(out);
       if (draining && in.empty()) co_return;
       milliseconds wait = in.empty() ? cfg.idle_timeout : until(started + cfg.request_timeout);
       detail::read_outcome r = co_await io.read(wait, athanor::detail::type_of<detail::drain_msg>());
@@ -325,7 +503,6 @@ proc connection_loop(std::shared_ptr<server_state> st, tcp_socket sock) {
     }
     std::size_t consumed = pr.consumed;
     bool keep_alive = head.keep_alive && !draining;
-    bool http10 = head.version_minor == 0;
     if (head.bad_expect) {
       append_error(out, 417, "only 100-continue is supported");
       co_await close_gracefully(&io, std::move(out), cfg.write_timeout);
@@ -344,101 +521,11 @@ proc connection_loop(std::shared_ptr<server_state> st, tcp_socket sock) {
       }
     }
 
-    // ---- the body ----
-    std::string body;
-    if (head.content_length || head.chunked) {
-      if (head.content_length && *head.content_length > cfg.max_body) {
-        append_error(out, 413, "body too large");
-        co_await close_gracefully(&io, std::move(out), cfg.write_timeout);
-        co_return;
-      }
-      std::uint64_t need = head.content_length ? *head.content_length : 0;
-      if (head.expect_continue && (head.chunked || in.size() - consumed < need)) {
-        out += "HTTP/1.1 100 Continue\r\n\r\n";
-        bool ok = co_await io.write_all(std::move(out), cfg.write_timeout);
-        out.clear();
-        if (!ok) co_return;
-      }
-      chunked_decoder dec(cfg.max_body, cfg.limits.max_request_line);
-      in.erase(0, consumed);
-      consumed = 0;
-      int fail_status = 0;
-      for (;;) {
-        if (head.chunked) {
-          std::size_t used = 0;
-          auto s = dec.feed(in, used, body);
-          in.erase(0, used);
-          if (s == chunked_decoder::status::done) break;
-          if (s == chunked_decoder::status::error) {
-            fail_status = dec.too_large() ? 413 : 400;
-            break;
-          }
-        } else if (in.size() >= need) {
-          body.assign(in, 0, std::size_t(need));
-          consumed = std::size_t(need);
-          break;
-        }
-        detail::read_outcome r = co_await io.read(until(started + cfg.request_timeout), athanor::detail::type_of<detail::drain_msg>());
-        if (r.n > 0) {
-          in.append(r.data);
-          continue;
-        }
-        if (r.eof) co_return;
-        if (r.message) {
-          co_await self.receive<detail::drain_msg>();
-          draining = true;
-          keep_alive = false;
-          continue;
-        }
-        fail_status = 408;
-        break;
-      }
-      if (fail_status) {
-        append_error(out, fail_status, fail_status == 408 ? "body not complete in time"
-                                       : fail_status == 413 ? "body too large" : "malformed chunked body");
-        co_await close_gracefully(&io, std::move(out), cfg.write_timeout);
-        co_return;
-      }
-    }
+    // ---- the request ----
     in.erase(0, consumed);
-
-    // ---- the handler ----
-    bool head_only = head.method == "HEAD";
-    conn c(std::move(head), std::move(body), remote);
-    c.attach(&io, &out, keep_alive);
-    std::string error;
-    try {
-      co_await st->routes.dispatch(c);
-    } catch (const std::exception& e) {
-      error = e.what();
-      if (error.empty()) error = "exception";
-    } catch (...) {
-      error = "unknown exception";
-    }
-    if (st->stopping.load(std::memory_order_acquire)) keep_alive = false;  // draining began during the handler
-    if (!error.empty()) {
-      st->log(fmt::format("{} {} from {}: handler threw: {}", c.method(), c.path(), remote, error));
-      if (c.state() == conn::resp_state::chunked) co_return;  // the head is out: all we can do is cut it short
-      append_response(out, 500, {{"content-type", "text/plain; charset=utf-8"}}, "Internal Server Error\n", keep_alive,
-                      http10, head_only);
-    } else if (c.state() == conn::resp_state::chunked) {
-      out += "0\r\n\r\n";
-    } else if (!c.sent()) {
-      st->log(fmt::format("{} {}: handler sent no response", c.method(), c.path()));
-      append_response(out, 500, {{"content-type", "text/plain; charset=utf-8"}}, "Internal Server Error\n", keep_alive,
-                      http10, head_only);
-    } else {
-      append_response(out, c.status(), c.resp_headers(), c.resp_body(), keep_alive, http10, head_only);
-    }
-    if (!keep_alive) {
-      co_await close_gracefully(&io, std::move(out), cfg.write_timeout);
-      co_return;
-    }
-    if (out.size() > 65536) {
-      bool ok = co_await io.write_all(std::move(out), cfg.write_timeout);
-      out.clear();
-      if (!ok) co_return;
-    }
+    request_outcome next = co_await serve_request(*st, io, in, out, std::move(head), started, remote, keep_alive);
+    if (next == request_outcome::close) co_return;
+    if (next == request_outcome::drain) draining = true;
     co_await self.consume(1);  // a pipelining client must not keep this scheduler to itself
   }
 }
@@ -468,29 +555,37 @@ proc acceptor_loop(std::shared_ptr<server_state> st, tcp_listener l) {
   unsigned burst = 0;
   while (!st->stopping.load(std::memory_order_acquire)) {
     int err = 0;
+    const std::uint64_t spare_moves = st->spare_moves.load(std::memory_order_acquire);
     tcp_socket s = l.try_accept(err);
     if (err == EMFILE || err == ENFILE) {
       if (!st->fd_exhausted_logged.exchange(true)) {
         st->log(fmt::format("out of file descriptors ({}): refusing new connections with 503 until some close; "
                             "raise `ulimit -n`", err == EMFILE ? "EMFILE" : "ENFILE"));
       }
-      int spare = st->spare_fd.exchange(-1);
+      // Spend the spare on one refusal: close it, accept into its slot, answer 503. The slot comes
+      // back when the refusal closes (linger_refusal), or at the latest with the next successful
+      // accept below, if something else took it meanwhile.
       bool refused_one = false;
-      if (spare >= 0) {
+      if (int spare = st->spare_fd.exchange(-1, std::memory_order_acq_rel); spare >= 0) {
+        spare_slot_free freeing(*st);
         ::close(spare);
         int ignored = 0;
         if (tcp_socket t = l.try_accept(ignored); t.is_open()) {
-          refuse(*st, t);
+          refuse(st, t, /*returns_spare=*/true);
           refused_one = true;
+        } else {
+          restore_spare(*st);
         }
-        int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-        int old = st->spare_fd.exchange(fd);
-        if (old >= 0) ::close(old);
+      } else if (st->spare_lent.load(std::memory_order_acquire) == 0) {
+        restore_spare(*st);  // taken by someone else: maybe free again
       }
       if (!refused_one) {
-        std::optional<detail::drain_msg> stop = co_await self.receive_for<detail::drain_msg>(backoff);
+        // A lent spare comes back within kRefusalLinger: look again soon. A lost one comes back
+        // only when some descriptor closes: back off.
+        milliseconds wait = st->spare_lent.load(std::memory_order_acquire) > 0 ? milliseconds(5) : backoff;
+        std::optional<detail::drain_msg> stop = co_await self.receive_for<detail::drain_msg>(wait);
         if (stop) break;
-        backoff = std::min(backoff * 2, milliseconds(1000));
+        if (wait == backoff) backoff = std::min(backoff * 2, milliseconds(1000));
       }
       continue;
     }
@@ -506,12 +601,24 @@ proc acceptor_loop(std::shared_ptr<server_state> st, tcp_listener l) {
       continue;
     }
     backoff = milliseconds(10);
+    // The spare first. This accept may have taken the spare's slot, if it overlapped a moment when
+    // the slot was free (another acceptor spending the spare, a refusal giving it back); or the
+    // spare may be missing because any other code of this OS process took its slot. Either way
+    // this connection gives its slot up with a 503, and the slot becomes the spare again. Without
+    // this rule two acceptors lost the spare for good (issue 12, bug 2).
+    const std::uint64_t moves_now = st->spare_moves.load(std::memory_order_acquire);
+    const bool took_spare_slot = (spare_moves & 1) != 0 || moves_now != spare_moves;
+    if (took_spare_slot || (st->spare_fd.load(std::memory_order_acquire) < 0 &&
+                            st->spare_lent.load(std::memory_order_acquire) == 0 && !restore_spare(*st))) {
+      refuse(st, s, /*returns_spare=*/true);
+      continue;
+    }
     if (st->fd_exhausted_logged.load(std::memory_order_relaxed) && st->spare_fd.load() >= 0) {
       st->fd_exhausted_logged.store(false);
       st->log("file descriptors available again: accepting");
     }
     if (st->active.load(std::memory_order_acquire) >= st->cfg.max_connections) {
-      refuse(*st, s);
+      refuse(st, s, /*returns_spare=*/false);
       continue;
     }
     st->active.fetch_add(1, std::memory_order_acq_rel);

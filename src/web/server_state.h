@@ -32,11 +32,17 @@ struct server_state {
   std::atomic<std::size_t> refused{0};
   std::atomic<bool> fd_exhausted_logged{false};
   std::atomic<int> spare_fd{-1};           // closed to accept-and-refuse when out of descriptors
+  std::atomic<std::size_t> lingering{0};   // refused sockets still lingering (bounded)
+  std::atomic<int> spare_lent{0};          // refusals holding the spare's slot (they reopen it)
+  std::atomic<std::uint64_t> spare_moves{0};  // odd while the spare's slot may be free (server.cpp)
 
   std::mutex mu;                           // guards the sets; cv signals "a process ended"
   std::condition_variable cv;
   std::unordered_set<pid> connections;
   std::unordered_set<pid> acceptors;
+  // WebSocket connections cut with 1008 for reading too slowly (outbox overflow or send_timeout);
+  // shared with the outboxes, which count from the pushing thread and may outlive the server.
+  std::shared_ptr<std::atomic<std::size_t>> slow_clients_cut = std::make_shared<std::atomic<std::size_t>>(0);
 
   ~server_state();
   void add_connection(pid p);
@@ -76,6 +82,7 @@ struct ws_state {
   ws_decoder decoder;
   std::string in;    // a partial frame carried between reads
   std::string out;   // frames not yet written
+  std::size_t out_partial = 0;  // bytes at the front of `out` that end a frame already partly written
   std::vector<ws_decoder::event> events;  // decoded, not yet handled
   std::size_t next_event = 0;
   std::string path, query;
@@ -87,10 +94,12 @@ struct ws_state {
   std::chrono::steady_clock::time_point last_ping{};
   athanor::detail::lazy_deadline wake_timer;  // the idle / ping deadline, kept across waits
   conn_guard guard;
+  std::shared_ptr<ws_outbox_core> box;  // ws::outbox()'s queue, made on first use (websocket.cpp)
 
   ws_state(transport t, std::shared_ptr<const ws_options> o, std::unique_ptr<ws_deflate> d, conn_guard g)
       : io(std::move(t)), opts(std::move(o)), deflate(std::move(d)),
         decoder(opts->limits, true, deflate.get()), guard(std::move(g)) {}
+  ~ws_state();  // closes the outbox: later pushes are refused, queued ones freed
 };
 
 }  // namespace athanor::web::detail

@@ -22,6 +22,7 @@
 #include <optional>
 #include <string>
 
+#include "../support/child_process.h"
 #include "athanor/athanor.h"
 #include "athanor/web/web.h"
 
@@ -144,6 +145,30 @@ class raw_client {
   }
   int fd_ = -1;
 };
+
+#ifdef ATHANOR_HELLO_BIN
+// athanor-hello as a separate OS process (for limits of its own, or to test the demo itself):
+// started with `args`, through `sh -c` with `shell_prefix` first when given (e.g. "ulimit -n 64
+// &&"); port() is 0 if it did not start.
+class hello_process {
+ public:
+  explicit hello_process(const std::string& args, const std::string& shell_prefix = "")
+      : child_({"/bin/sh", "-c", shell_prefix + " exec '" ATHANOR_HELLO_BIN "' --port 0 " + args}, {}) {
+    // "athanor-hello: listening on HOST:PORT (...)"
+    while (std::optional<std::string> line = child_.line()) {
+      std::size_t at = line->find("listening on ");
+      if (at == std::string::npos) continue;
+      port_ = std::uint16_t(std::stoul(line->substr(line->find(':', at + 13) + 1)));
+      break;
+    }
+  }
+  std::uint16_t port() const { return port_; }
+
+ private:
+  ::athanor::testing_support::child child_;
+  std::uint16_t port_ = 0;
+};
+#endif
 
 // A runtime and a server on 127.0.0.1:<free port> per test. Tests add routes in make_router()
 // or by overriding configure().

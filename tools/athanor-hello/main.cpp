@@ -15,18 +15,19 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include <unordered_set>
+#include <unordered_map>
+#include <vector>
 
 #include "athanor/athanor.h"
 #include "athanor/runtime/config.h"
 #include "athanor/web/web.h"
+#include "command_line.h"
 
 namespace {
-struct broadcast_msg {
-  std::string text;
-};
+// The /echo?join=1 WebSockets, by process: /broadcast pushes through their outboxes, each bounded
+// (ws_options::max_outbox), so a member that stops reading is cut instead of growing memory.
 std::mutex g_members_mu;
-std::unordered_set<athanor::pid> g_members;
+std::unordered_map<athanor::pid, athanor::web::ws_outbox> g_members;
 
 void print_usage() {
   std::printf(
@@ -50,29 +51,14 @@ void print_usage() {
       athanor::node_settings_help().c_str());
 }
 
-// Reports a command-line mistake on one line and returns the exit status for it.
-int usage_error(const std::string& message) {
-  std::fprintf(stderr, "athanor-hello: %s; try --help\n", message.c_str());
-  return 2;
-}
-
-// `text` as a decimal integer in [min, max], or nullopt.
-std::optional<unsigned long> parse_number(const std::string& text, unsigned long min, unsigned long max) {
-  const bool digits = !text.empty() && text.size() <= 18 && text.find_first_not_of("0123456789") == std::string::npos;
-  if (!digits) return std::nullopt;
-  const unsigned long n = std::stoul(text);
-  if (n < min || n > max) return std::nullopt;
-  return n;
-}
+int usage_error(const std::string& message) { return athanor::tools::usage_error("athanor-hello", message); }
 }  // namespace
 
 int main(int argc, char** argv) {
   // --help first: it must work whatever the environment holds.
-  for (int i = 1; i < argc && std::strcmp(argv[i], "--") != 0; ++i) {
-    if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
-      print_usage();
-      return 0;
-    }
+  if (athanor::tools::asks_for_help(argc, argv)) {
+    print_usage();
+    return 0;
   }
   athanor::node_settings settings;
   try {
@@ -100,7 +86,7 @@ int main(int argc, char** argv) {
     else if (a == "--static") static_dir = v;
     else {
       const unsigned long max = a == "--port" ? 65535 : a == "--acceptors" ? 1024 : 100'000'000;
-      const std::optional<unsigned long> n = parse_number(v, a == "--port" ? 0 : 1, max);
+      const std::optional<std::uint64_t> n = athanor::tools::parse_integer(v, a == "--port" ? 0 : 1, max);
       if (!n) return usage_error(a + ": expected an integer from " + (a == "--port" ? "0" : "1") + " to " +
                                  std::to_string(max) + ", got '" + v + "'");
       if (a == "--port") cfg.port = std::uint16_t(*n);
@@ -124,37 +110,30 @@ int main(int argc, char** argv) {
   r.get("/hello/:name", [](athanor::web::conn& c) { return c.text(200, "Hello, " + c.param("name")); });
   r.get("/broadcast", [](athanor::web::conn& c) {
     std::string text = c.param("text").empty() ? "ping" : c.param("text");
-    std::size_t n = 0;
+    std::vector<athanor::web::ws_outbox> boxes;
     {
       std::lock_guard lock(g_members_mu);
-      for (athanor::pid p : g_members) athanor::send(p, broadcast_msg{text});
-      n = g_members.size();
+      boxes.reserve(g_members.size());
+      for (const auto& [p, box] : g_members) boxes.push_back(box);
     }
+    // A push never blocks; one to a member too far behind cuts it (1008) and counts as not reached.
+    std::size_t n = 0;
+    for (athanor::web::ws_outbox& box : boxes) n += box.push_text(text) ? 1 : 0;
     return c.text(200, std::to_string(n));
   });
   if (!static_dir.empty()) r.static_dir("/static", static_dir);
   r.websocket("/echo", [](athanor::web::ws& ws) -> athanor::proc {
-    athanor::process& self = athanor::this_process();
-    bool member = ws.param("join") == "1";
+    const athanor::pid me = athanor::self();
+    const bool member = ws.param("join") == "1";
     if (member) {
       std::lock_guard lock(g_members_mu);
-      g_members.insert(self.self());
+      g_members.emplace(me, ws.outbox());
     }
-    for (;;) {
-      std::optional<athanor::web::ws_message> m;
-      if (member) m = co_await ws.receive_or_mail();
-      else m = co_await ws.receive();
-      if (!m) break;
-      if (m->mailbox) {
-        broadcast_msg b = co_await self.receive<broadcast_msg>();
-        co_await ws.send_text(std::move(b.text));
-        continue;
-      }
-      co_await ws.send(std::move(*m));
-    }
+    // Broadcasts are written inside receive(): no mailbox, and no code for them here.
+    while (std::optional<athanor::web::ws_message> m = co_await ws.receive()) co_await ws.send(std::move(*m));
     if (member) {
       std::lock_guard lock(g_members_mu);
-      g_members.erase(self.self());
+      g_members.erase(me);
     }
   });
 

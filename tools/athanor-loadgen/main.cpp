@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "athanor/web/websocket.h"
+#include "command_line.h"
 
 #ifdef ATHANOR_LOADGEN_URING
 #include <liburing.h>
@@ -527,21 +528,7 @@ void print_usage() {
       "  --help                this text\n");
 }
 
-// Reports a command-line mistake on one line and returns the exit status for it.
-int usage_error(const std::string& message) {
-  std::fprintf(stderr, "athanor-loadgen: %s; try --help\n", message.c_str());
-  return 2;
-}
-
-// `text` as a decimal number in [min, max] (an integer unless `fraction`), or false.
-bool parse_number(const std::string& text, double min, double max, bool fraction, double& out) {
-  if (text.empty() || text.find_first_not_of(fraction ? "0123456789." : "0123456789") != std::string::npos) {
-    return false;
-  }
-  char* end = nullptr;
-  out = std::strtod(text.c_str(), &end);
-  return *end == '\0' && out >= min && out <= max;
-}
+int usage_error(const std::string& message) { return athanor::tools::usage_error("athanor-loadgen", message); }
 
 }  // namespace
 
@@ -587,10 +574,17 @@ int main(int argc, char** argv) {
                     : a == "--size"        ? range{20, 16 << 20, false}
                                            : range{0, 1e6, true};  // --duration, --hold
     double n = 0;
-    if (!parse_number(v, r.min, r.max, r.fraction, n)) {
+    std::optional<double> parsed;
+    if (r.fraction) {
+      parsed = athanor::tools::parse_decimal(v, r.min, r.max);
+    } else if (auto i = athanor::tools::parse_integer(v, std::uint64_t(r.min), std::uint64_t(r.max))) {
+      parsed = double(*i);
+    }
+    if (!parsed) {
       return usage_error(a + ": expected a" + (r.fraction ? " number" : "n integer") + " from " +
                          std::to_string(long(r.min)) + " to " + std::to_string(long(r.max)) + ", got '" + v + "'");
     }
+    n = *parsed;
     if (a == "--port") o.port = int(n);
     else if (a == "--connections") o.connections = int(n);
     else if (a == "--workers") o.workers = int(n);

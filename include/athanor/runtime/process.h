@@ -24,6 +24,7 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <typeinfo>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -32,6 +33,7 @@
 #include "athanor/runtime/message.h"
 #include "athanor/runtime/proc.h"
 #include "athanor/term/atom.h"
+#include "athanor/term/convert.h"
 #include "athanor/term/match.h"
 #include "athanor/term/pid.h"
 #include "athanor/term/ref.h"
@@ -547,11 +549,60 @@ std::pair<pid, ref> spawn_monitor(F&& body) {
   return {p, r};
 }
 
+// A process registered as `name` on node `node`: Erlang's {Name, Node} as a destination.
+struct name_on_node {
+  atom name;
+  atom node;
+};
+
+namespace detail {
+// Hands a message for a process of another node to the installed remote_nodes (remote.h).
+void send_remote(pid to, term msg);
+// Hands a message for {Name, Node} to the installed remote_nodes.
+void send_named_remote(const name_on_node& to, term msg);
+// Throws std::invalid_argument: a message of this type cannot go to another node.
+[[noreturn]] void throw_not_sendable_remotely(const std::type_info& type);
+}  // namespace detail
+
 // Sends `msg` to `to`, moving it. Sending to a pid that has ended is a silent no-op.
+//
+// To a process of another node (to.node() != 0) the message travels as a term: a `term` as it is,
+// any other type through to_term() (types with ATHANOR_TERM_STRUCT, strings, numbers,
+// containers of those: see athanor/term/convert.h). A type that does not convert throws
+// std::invalid_argument naming the type: a message is never silently lost because of its type.
+// Local sends pay one branch for this.
 template <class T>
 void send(pid to, T&& msg) {
-  detail::deliver(to, detail::make_envelope<std::remove_cvref_t<T>>(false, std::forward<T>(msg)));
+  using value_type = std::remove_cvref_t<T>;
+  if (!to.is_local()) [[unlikely]] {
+    if constexpr (std::is_same_v<value_type, term>) {
+      detail::send_remote(to, term(std::forward<T>(msg)));
+    } else if constexpr (term_writable<value_type>) {
+      detail::send_remote(to, to_term(msg));
+    } else {
+      detail::throw_not_sendable_remotely(typeid(value_type));
+    }
+    return;
+  }
+  detail::deliver(to, detail::make_envelope<value_type>(false, std::forward<T>(msg)));
 }
+// Sends `msg` to the process registered as `to.name` on node `to.node` (Erlang's
+// {Name, Node} ! Msg), through the distribution layer (remote.h), which connects to that node
+// first if needed; the message travels as a term, converted as for a remote pid. Dropped, as in
+// Erlang, when the node cannot be reached or nothing there has that name. Throws
+// std::invalid_argument for a type that does not convert to a term.
+template <class T>
+void send(const name_on_node& to, T&& msg) {
+  using value_type = std::remove_cvref_t<T>;
+  if constexpr (std::is_same_v<value_type, term>) {
+    detail::send_named_remote(to, term(std::forward<T>(msg)));
+  } else if constexpr (term_writable<value_type>) {
+    detail::send_named_remote(to, to_term(msg));
+  } else {
+    detail::throw_not_sendable_remotely(typeid(value_type));
+  }
+}
+
 // Sends to a registered name. Returns false (and drops msg) if no process has that name.
 template <class T>
 bool send(atom name, T&& msg) {

@@ -14,6 +14,8 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -28,12 +30,29 @@ namespace athanor::web {
 
 namespace detail {
 class transport;
+class body_reader;
 }
+
+// A request body that could not be read: malformed chunked encoding (400), longer than
+// server_config::max_body (413), not complete within server_config::request_timeout of the
+// request's first byte (408), or cut short by the client (400). Thrown by conn::read_body() and
+// conn::read_body_part(). A handler may catch it; if it escapes, the server answers with status()
+// and closes the connection (a client error, not logged as a handler failure).
+class body_error : public std::runtime_error {
+ public:
+  body_error(int status, const std::string& what) : std::runtime_error(what), status_(status) {}
+  int status() const noexcept { return status_; }
+
+ private:
+  int status_;
+};
 
 // One HTTP request and its response, as handlers and plugs see them. Owned by the connection's
 // process; not thread-safe.
 class conn {
  public:
+  // A request whose body is already known (`body`; "" for none). The server instead attaches a
+  // reader, and the body is read from the connection only when asked for.
   conn(request_head head, std::string body, std::string remote);
   conn(const conn&) = delete;
   conn& operator=(const conn&) = delete;
@@ -43,17 +62,40 @@ class conn {
   const std::string& path() const noexcept { return head_.path; }      // percent-encoded, as sent
   const std::string& query_string() const noexcept { return head_.query; }
   const request_head& head() const noexcept { return head_; }
-  const std::string& body() const noexcept { return body_; }
   const std::string& remote() const noexcept { return remote_; }       // "a.b.c.d:port"
+
+  // ---- the request body ----
+  // A body is read from the connection only when the handler asks for it, as Plug's read_body
+  // and Cowboy's read_body do: a 404, a 405 or a handler that ignores the body never pulls an
+  // upload into memory (the server drops up to 64 KiB of unread body to keep the connection, and
+  // closes it instead beyond that). A plain handler (one that is not a coroutine) cannot wait, so
+  // its route's body is read whole before it runs; an async handler reads it itself.
+  //
+  // True if the request carries a body (Content-Length above 0, or chunked).
+  bool has_body() const noexcept;
+  // Reads the whole body, up to server_config::max_body, and returns it (a view of body(), valid
+  // as long as the conn). Later calls return the same bytes. If read_body_part() took parts
+  // first, returns what was left. Sends "100 Continue" first when the client asked for it. Throws
+  // body_error when the body cannot be read (see there).
+  task<std::string_view> read_body();
+  // Streams the body: returns the next part (at most `max_bytes`, at least one byte), or nullopt
+  // once the body has ended. Parts are not kept: memory stays bounded by `max_bytes` whatever the
+  // upload's size (up to server_config::max_body in total). Throws body_error.
+  task<std::optional<std::string>> read_body_part(std::size_t max_bytes = 64 * 1024);
+  // The body that read_body() returned (or the constructor was given); "" for a request without
+  // a body. Throws std::logic_error if the request has a body that was not read yet: call
+  // `co_await c.read_body()` first (or use a plain handler, which gets it read).
+  const std::string& body() const;
   // The first request header `name` (case-insensitive), or "" if absent.
   std::string_view header(std::string_view name) const;
   // A parameter: the path's (":name", "*glob"), else the query string's, else the urlencoded
-  // form body's; "" if none has it.
+  // form body's (once the body is read); "" if none has it.
   std::string param(std::string_view name) const;
   const param_list& path_params() const noexcept { return path_params_; }
   // The query string's parameters, decoded (computed on first use).
   const param_list& query_params();
-  // The body's parameters when it is application/x-www-form-urlencoded, else empty.
+  // The body's parameters when it is application/x-www-form-urlencoded and has been read, else
+  // empty.
   const param_list& body_params();
 
   // Values plugs pass to handlers (Plug's assigns).
@@ -89,10 +131,14 @@ class conn {
     keep_alive_ = keep_alive;
   }
   void set_path_params(param_list p) { path_params_ = std::move(p); }
+  // Internal: where the server's body reader lives (it outlives the conn's handler).
+  void attach_body(detail::body_reader* r) noexcept;
 
  private:
   request_head head_;
   std::string body_;
+  bool body_read_ = true;  // false while an attached reader still has unread body
+  detail::body_reader* body_reader_ = nullptr;
   std::string remote_;
   param_list path_params_;
   std::unique_ptr<param_list> query_params_, body_params_;

@@ -74,6 +74,10 @@ class [[nodiscard]] server {
   // 1001), waits up to `drain` for them, then kills the rest. Returns how many had to be killed.
   // Blocks the caller: call it from a thread that is not a scheduler (e.g. main). Idempotent.
   std::size_t stop(std::chrono::milliseconds drain = std::chrono::milliseconds(5000));
+  // WebSocket connections cut so far (closed with 1008) because the client read too slowly: its
+  // outbox overflowed (ws_options::max_outbox) or a send stayed blocked past send_timeout. Each
+  // cut connection counts once. 0 for an empty handle.
+  std::size_t slow_clients_cut() const noexcept;
 
  private:
   std::shared_ptr<detail::server_state> s_;

@@ -1,6 +1,7 @@
 // WebSocket (RFC 6455) for Athanor processes: the frame codec (no sockets: what the server and the
 // fuzzer drive), permessage-deflate (RFC 7692), and `ws`, the connection object a WebSocket handler
-// process receives. After the upgrade every WebSocket connection is its own process.
+// process receives, with `ws_outbox`, through which other processes push to a connection. After
+// the upgrade every WebSocket connection is its own process.
 //
 //   r.websocket("/echo", [](athanor::web::ws& ws) -> athanor::proc {
 //     while (auto m = co_await ws.receive()) co_await ws.send(*m);
@@ -154,11 +155,71 @@ struct ws_options {
   std::chrono::milliseconds idle_timeout{75000};   // close (1001) after this long without any frame
   std::size_t max_send_buffer = 1 << 20;      // bytes queued for a slow reader before closing (1008)
   std::chrono::milliseconds send_timeout{10000};   // a blocked send waits at most this long (then 1008)
+  // Bytes other processes may have pushed through ws::outbox() that the connection has not yet
+  // taken (each message counts its payload plus ws_outbox::per_message_overhead). A push beyond
+  // it closes the connection with 1008 (see ws_outbox::push). Never unlimited: 0 refuses every push.
+  std::size_t max_outbox = 1 << 20;
 };
 
 namespace detail {
 struct ws_state;
+struct ws_outbox_core;
 }
+
+// A handle for pushing messages to one WebSocket connection from other processes: what a
+// broadcast, a pub/sub fan-out or a channel pushes through. Get it from the connection's own
+// process with ws::outbox() and hand copies to anyone.
+//
+// A pushed message is queued for the connection and written as one frame (text or binary, as
+// pushed; compressed when permessage-deflate is on) by the connection's process while it is in
+// ws::receive() or ws::receive_or_mail(): pushes need no code in the handler, and they never
+// show up as mail (so a handler that stays out of receive() for long lets them pile up, and is
+// cut as below). Pushes through one handle arrive in the order made; no order is kept between
+// different pushers, or between pushes and the handler's own send().
+//
+// Bounded: the bytes queued are limited to ws_options::max_outbox (the connection holds at most
+// that plus max_send_buffer and one message being written). A push that would exceed it is
+// refused and cuts the connection: the client is too slow for what is sent to it, and since
+// channel and LiveView clients cannot survive a lost message, nothing is dropped silently. The
+// connection is closed with 1008 (policy violation), promptly even while its process is blocked in
+// send(); what was queued is freed; the cut is counted (server::slow_clients_cut()) and logged
+// once (part "web", warning: peer, path, limit). The handler sees receive() return nullopt with
+// close_code() 1008 (or send() return false) and ends normally.
+//
+// Thread-safe: any process or thread may push through any copy at any time (copies share one
+// queue). A handle may outlive its connection; it then refuses pushes. Cheap to copy (a shared
+// pointer); default-constructed, it is connected to nothing and refuses every push.
+class ws_outbox {
+ public:
+  // What each queued message counts beyond its payload (its bookkeeping), so that a flood of
+  // empty messages is bounded too.
+  static constexpr std::size_t per_message_overhead = 64;
+
+  ws_outbox() noexcept = default;
+
+  // Queues `m` (text or binary; `mailbox` is ignored) for the connection. Returns true if queued.
+  // Returns false, queueing nothing, if the handle is empty, the connection is closed or closing,
+  // or it was cut; or if this push would take the queued bytes past max_outbox: then this push
+  // cuts the connection (see above). Never blocks on the connection; takes a mutex shared only
+  // with the connection and other pushers for a few instructions.
+  bool push(ws_message m) const;
+  // push(ws_message::text(std::move(s))).
+  bool push_text(std::string s) const;
+  // push(ws_message::binary(std::move(s))).
+  bool push_binary(std::string s) const;
+
+  // True while pushes may succeed: false for an empty handle and once the connection is closed,
+  // closing, or cut. (A push may still fail on the limit even when this is true.)
+  bool is_open() const noexcept;
+  // The bytes queued now and not yet taken by the connection (payloads plus overhead); never more
+  // than max_outbox; 0 for an empty handle and after the connection ends.
+  std::size_t queued_bytes() const noexcept;
+
+ private:
+  friend class ws;
+  explicit ws_outbox(std::shared_ptr<detail::ws_outbox_core> c) noexcept : c_(std::move(c)) {}
+  std::shared_ptr<detail::ws_outbox_core> c_;
+};
 
 // A WebSocket connection, owned by the process that handles it (not thread-safe; do not hand it
 // to another process: its socket's readiness is delivered to the handler process alone). Control
@@ -168,10 +229,11 @@ class ws {
   explicit ws(std::unique_ptr<detail::ws_state> s) noexcept;
   ws(ws&&) noexcept;
   ws& operator=(ws&&) noexcept;
-  ~ws();  // closes the connection if still open (1000, or 1011 when unwinding an exception)
+  ~ws();  // closes the connection if still open (1000; 1011 when unwinding an exception; 1008 when cut)
 
   // Waits for the next text or binary message. Returns nullopt once the connection is closed (by
-  // the peer, a protocol error, the idle timeout or server shutdown; close_code() says which).
+  // the peer, a protocol error, the idle timeout, server shutdown, or a cut outbox: 1008;
+  // close_code() says which). Messages pushed through outbox() are written meanwhile.
   task<std::optional<ws_message>> receive();
   // Like receive(), but also returns early (a ws_message with mailbox == true and no data) while a
   // process message is waiting: the handler takes it with its own receive. For handlers that
@@ -180,7 +242,7 @@ class ws {
 
   // Sends a message. Returns true if it was written or queued; false if the connection is closed
   // or was closed now because the peer does not read (more than max_send_buffer queued for
-  // longer than send_timeout: close code 1008).
+  // longer than send_timeout, or the outbox was cut meanwhile: close code 1008).
   task<bool> send(ws_message m);
   task<bool> send_text(std::string s);
   task<bool> send_binary(std::string s);
@@ -198,6 +260,10 @@ class ws {
   std::string param(std::string_view name) const;
   // True if permessage-deflate is in use on this connection.
   bool compressed() const noexcept;
+  // A handle through which other processes push messages to this connection (see ws_outbox);
+  // every call returns a handle to the same queue. Call it from this connection's process (its
+  // handler): pushes wake that process. After the connection has closed, the handle refuses pushes.
+  ws_outbox outbox();
 
   // Internal: the connection state (for the server).
   detail::ws_state* state() noexcept { return s_.get(); }
