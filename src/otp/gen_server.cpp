@@ -16,7 +16,7 @@ namespace athanor {
 
 pid server_ref::resolve() const {
   if (!named_) return pid_;
-  if (remote_ && node_ != atom("nonode@nohost")) return pid();  // distribution is not there yet
+  if (remote_) return pid();  // reached by name, through the distribution layer
   return whereis(name_);
 }
 
@@ -24,6 +24,49 @@ term server_ref::to_term() const {
   if (!named_) return term(pid_);
   if (remote_) return tuple(name_, node_);
   return term(name_);
+}
+
+namespace detail {
+bool is_gen_call_term(const term& t) {
+  return t.is_tuple() && t.tuple_size() == 3 && t.element(0) == term(atom("$gen_call")) && t.element(1).is_tuple() &&
+         t.element(1).tuple_size() == 2 && t.element(1).element(0).is_pid();
+}
+}  // namespace detail
+
+task<term> call(server_ref server, term request, std::chrono::milliseconds timeout) {
+  process& self = this_process();
+  ref mref;
+  if (server.is_remote_name()) {
+    mref = monitor(name_on_node{server.name(), server.node()});
+  } else {
+    pid to = server.resolve();
+    if (!to) throw call_error(term(atoms::noproc), server.to_term(), timeout);
+    mref = monitor(to);
+  }
+  term message = tuple(atom("$gen_call"), tuple(self.self(), mref), std::move(request));
+  if (server.is_remote_name()) send(name_on_node{server.name(), server.node()}, std::move(message));
+  else send(server.resolve(), std::move(message));
+  auto is_reply = [mref](const term& t) { return t.is_tuple() && t.tuple_size() == 2 && t.element(0) == term(mref); };
+  auto is_down = [mref](const down& d) { return d.monitor == mref; };
+  struct outcome {
+    std::optional<term> reply;
+    term reason;
+  };
+  auto on_reply = on<term>(is_reply, [](term& t) { return outcome{t.element(1), term()}; });
+  auto on_down = on<down>(is_down, [](down& d) { return outcome{std::nullopt, d.reason}; });
+  outcome o;
+  if (timeout == infinity) {
+    o = co_await self.receive(std::move(on_reply), std::move(on_down));
+  } else {
+    o = co_await self.receive(std::move(on_reply), std::move(on_down),
+                              after(timeout, [] { return outcome{std::nullopt, term(atoms::timeout)}; }));
+  }
+  if (!o.reply && o.reason == term(atoms::timeout)) demonitor(mref, true);
+  else if (o.reply) demonitor(mref, true);
+  if (o.reply) co_return std::move(*o.reply);
+  term why = o.reason;
+  if (why == term(atom("noconnection"))) why = tuple(atom("nodedown"), server.is_remote_name() ? term(server.node()) : term(atom("nonode@nohost")));
+  throw call_error(why, server.to_term(), timeout);
 }
 
 static term timeout_term(std::chrono::milliseconds t) {

@@ -73,6 +73,7 @@ struct sig_alias {
 struct process_extras {
   std::vector<pid> links;
   std::vector<std::pair<ref, pid>> monitors;      // monitors this process holds: ref -> target
+  std::vector<std::pair<ref, name_on_node>> name_monitors;  // ... on {Name, Node} of other nodes
   std::vector<std::pair<ref, pid>> monitored_by;  // monitors on this process: ref -> watcher
   std::vector<ref> aliases;                        // active aliases (alias.h)
   term exit_reason;

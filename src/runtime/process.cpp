@@ -148,7 +148,7 @@ bool remove_pid(std::vector<pid>& v, pid p) {
 }
 
 template <class V>
-bool remove_ref(V& v, const ref& r, pid* who = nullptr) {
+bool remove_ref(V& v, const ref& r, typename V::value_type::second_type* who = nullptr) {
   for (auto it = v.begin(); it != v.end(); ++it) {
     if (it->first == r) {
       if (who) *who = it->second;
@@ -274,7 +274,7 @@ void handle_signal(process* p, envelope* e) {
     if (s.extras) remove_ref(s.extras->monitored_by, detail::payload<detail::sig_demonitor>(e).mref);
   } else if (e->type == detail::type_of<detail::sig_down>()) {
     auto& d = detail::payload<detail::sig_down>(e);
-    if (s.extras && remove_ref(s.extras->monitors, d.mref)) {
+    if (s.extras && (remove_ref(s.extras->monitors, d.mref) || remove_ref(s.extras->name_monitors, d.mref))) {
       enqueue_message(p, detail::make_envelope<down>(false, down{d.mref, d.from, d.reason}));
     }
   } else if (e->type == detail::type_of<detail::sig_apply>()) {
@@ -339,6 +339,44 @@ int detail::inbox_push(process* p, std::uint32_t generation, envelope* e) noexce
   }
 }
 
+namespace {
+std::atomic<remote_nodes*> g_remote_nodes{nullptr};
+
+// A signal (or a term message) for a process of another node: handed to the distribution layer.
+// False, as for an ended process, when there is none or the envelope is not something a node can
+// carry.
+bool deliver_remote(pid to, envelope* e) noexcept {
+  remote_nodes* nodes = g_remote_nodes.load(std::memory_order_acquire);
+  bool carried = nodes != nullptr;
+  if (nodes) {
+    try {
+      if (e->type == detail::type_of<detail::sig_link>()) {
+        nodes->link(detail::payload<detail::sig_link>(e).from, to);
+      } else if (e->type == detail::type_of<detail::sig_unlink>()) {
+        nodes->unlink(detail::payload<detail::sig_unlink>(e).from, to);
+      } else if (e->type == detail::type_of<detail::sig_exit>()) {
+        auto& x = detail::payload<detail::sig_exit>(e);
+        nodes->exit(x.from, to, x.reason, x.via_link);
+      } else if (e->type == detail::type_of<detail::sig_monitor>()) {
+        auto& m = detail::payload<detail::sig_monitor>(e);
+        nodes->monitor(m.from, to, m.mref);
+      } else if (e->type == detail::type_of<detail::sig_demonitor>()) {
+        auto& m = detail::payload<detail::sig_demonitor>(e);
+        nodes->demonitor(m.from, to, m.mref);
+      } else if (e->type == detail::type_of<term>()) {
+        nodes->send(self(), to, std::move(detail::payload<term>(e)));
+      } else {
+        carried = false;  // a C++ value or a local-only signal: no node can carry it
+      }
+    } catch (...) {
+      carried = false;
+    }
+  }
+  detail::destroy_envelope(e);
+  return carried;
+}
+}  // namespace
+
 bool detail::deliver(pid to, envelope* e) noexcept {
   runtime::impl* rt = g_rt;
   if (process* cur = detail::tls().current) {
@@ -346,7 +384,8 @@ bool detail::deliver(pid to, envelope* e) noexcept {
     --s.budget;
     ++s.reductions;
   }
-  if (!rt || !to.is_local() || to.index() == 0 || to.index() > rt->cfg.max_processes) {
+  if (!to.is_local()) [[unlikely]] return deliver_remote(to, e);
+  if (!rt || to.index() == 0 || to.index() > rt->cfg.max_processes) {
     destroy_envelope(e);
     return false;
   }
@@ -648,6 +687,11 @@ void runtime::impl::finish(process* p) noexcept {
     for (pid l : x->links) detail::signal<detail::sig_exit>(l, self, reason, true);
     for (auto& [r, watcher] : x->monitored_by) detail::signal<detail::sig_down>(watcher, r, self, reason);
     for (auto& [r, target] : x->monitors) detail::signal<detail::sig_demonitor>(target, self, r);
+    if (!x->name_monitors.empty()) {
+      if (remote_nodes* nodes = g_remote_nodes.load(std::memory_order_acquire)) {
+        for (auto& [r, target] : x->name_monitors) nodes->demonitor_name(self, target.name, target.node, r);
+      }
+    }
     delete x;
     s.extras = nullptr;
   }
@@ -726,10 +770,6 @@ std::size_t process::message_queue_len() {
 
 // ---- functions on processes ---------------------------------------------------------------------
 
-namespace {
-std::atomic<remote_nodes*> g_remote_nodes{nullptr};
-}  // namespace
-
 remote_nodes* install_remote_nodes(remote_nodes* nodes) noexcept {
   return g_remote_nodes.exchange(nodes, std::memory_order_acq_rel);
 }
@@ -754,6 +794,15 @@ void detail::send_named_remote(const name_on_node& to, term msg) {
   if (remote_nodes* nodes = g_remote_nodes.load(std::memory_order_acquire)) {
     nodes->send_named(self(), to.name, to.node, std::move(msg));
   }
+}
+
+bool remote_signals::link(pid from, pid to) { return detail::signal<detail::sig_link>(to, from); }
+bool remote_signals::unlink(pid from, pid to) { return detail::signal<detail::sig_unlink>(to, from); }
+bool remote_signals::exit(pid from, pid to, term reason, bool via_link) {
+  return detail::signal<detail::sig_exit>(to, from, std::move(reason), via_link);
+}
+bool remote_signals::down(pid watcher, ref monitor, pid target, term reason) {
+  return detail::signal<detail::sig_down>(watcher, monitor, target, std::move(reason));
 }
 
 void detail::throw_not_sendable_remotely(const std::type_info& type) {
@@ -813,12 +862,32 @@ ref monitor(pid target) {
   return r;
 }
 
+ref monitor(const name_on_node& target) {
+  process* p = require_process("monitor");
+  pid me = st(p).self_pid;
+  ref r = make_ref();
+  extras(p).name_monitors.emplace_back(r, target);
+  if (remote_nodes* nodes = g_remote_nodes.load(std::memory_order_acquire)) {
+    nodes->monitor_name(me, target.name, target.node, r);
+  } else {
+    detail::signal<detail::sig_down>(me, r, pid(), term(atom("noconnection")));
+  }
+  return r;
+}
+
 bool demonitor(const ref& r, bool flush) {
   process* p = require_process("demonitor");
   auto& s = st(p);
   pid target;
   bool active = s.extras && remove_ref(s.extras->monitors, r, &target);
   if (active) detail::signal<detail::sig_demonitor>(target, s.self_pid, r);
+  name_on_node named;
+  if (!active && s.extras && remove_ref(s.extras->name_monitors, r, &named)) {
+    active = true;
+    if (remote_nodes* nodes = g_remote_nodes.load(std::memory_order_acquire)) {
+      nodes->demonitor_name(s.self_pid, named.name, named.node, r);
+    }
+  }
   if (flush) {
     drain(p);
     envelope* prev = nullptr;

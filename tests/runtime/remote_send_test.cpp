@@ -34,6 +34,29 @@ class recording_nodes final : public remote_nodes {
     std::lock_guard lock(mu);
     named.push_back({from, name, node, std::move(msg)});
   }
+  void link(pid from, pid to) noexcept override { record("link", from, to, term()); }
+  void unlink(pid from, pid to) noexcept override { record("unlink", from, to, term()); }
+  void exit(pid from, pid to, term reason, bool via_link) noexcept override {
+    record(via_link ? "exit_via_link" : "exit", from, to, std::move(reason));
+  }
+  void monitor(pid watcher, pid target, ref r) noexcept override { record("monitor", watcher, target, term(r)); }
+  void demonitor(pid watcher, pid target, ref r) noexcept override { record("demonitor", watcher, target, term(r)); }
+  void monitor_name(pid watcher, atom name, atom node, ref r) noexcept override {
+    record("monitor_name", watcher, pid(), tuple(name, node, r));
+  }
+  void demonitor_name(pid watcher, atom name, atom node, ref r) noexcept override {
+    record("demonitor_name", watcher, pid(), tuple(name, node, r));
+  }
+  struct signal {
+    std::string what;
+    pid from, to;
+    term detail;
+  };
+  void record(std::string what, pid from, pid to, term detail) {
+    std::lock_guard lock(mu);
+    signals.push_back({std::move(what), from, to, std::move(detail)});
+  }
+  std::vector<signal> signals;
   struct sent_named {
     pid from;
     atom name, node;
@@ -132,6 +155,112 @@ TEST_F(RemoteSendTest, SendsToANameOnANodeGoToTheHookWithTheName) {
   EXPECT_EQ(hook.nodes.named[0].node, atom("app@host"));
   EXPECT_EQ(hook.nodes.named[0].msg, tuple(atom("get"), atom("k")));
   EXPECT_EQ(hook.nodes.named[1].msg, to_term(order_line{"cake", 1}));
+}
+
+// Links, exits and monitors with a remote end go to the hook; the answers come back through
+// remote_signals with the runtime's own semantics.
+TEST_F(RemoteSendTest, SignalsToAnotherNodesPidGoToTheHookAndAnswersComeBack) {
+  installed hook;
+  const pid remote(3, 42, 1);
+  outcome<std::string> result;
+  run([&](process& self) -> proc {
+    self.trap_exit(true);
+    link(remote);
+    ref m = monitor(remote);
+    exit(remote, term(atom("please")));
+    // The other node answers: the monitor fires, then the link breaks.
+    remote_signals::down(self.self(), m, remote, term(atom("gone")));
+    down d = co_await self.receive<down>();
+    remote_signals::exit(remote, self.self(), term(atom("bye")), true);
+    exit_signal x = co_await self.receive<exit_signal>();
+    // A second exit through the same (now broken) link is dropped, as in Erlang.
+    remote_signals::exit(remote, self.self(), term(atom("again")), true);
+    std::optional<exit_signal> none = co_await self.receive_for<exit_signal>(0ms);  // signals to self are handled first
+    result.set(d.reason.to_string() + " " + x.reason.to_string() + " " + (none ? "extra" : "none"));
+  });
+  EXPECT_EQ(result.get(), "gone bye none");
+  std::lock_guard lock(hook.nodes.mu);
+  ASSERT_EQ(hook.nodes.signals.size(), 3u);
+  EXPECT_EQ(hook.nodes.signals[0].what, "link");
+  EXPECT_EQ(hook.nodes.signals[1].what, "monitor");
+  EXPECT_EQ(hook.nodes.signals[2].what, "exit");
+  EXPECT_EQ(hook.nodes.signals[2].detail, term(atom("please")));
+  for (const auto& s : hook.nodes.signals) EXPECT_EQ(s.to, remote);
+}
+
+TEST_F(RemoteSendTest, AProcessEndingTellsItsRemoteLinksAndDropsItsRemoteMonitors) {
+  installed hook;
+  const pid remote(3, 42, 1);
+  outcome<pid> who;
+  run([&](process& self) -> proc {
+    who.set(self.self());
+    link(remote);
+    (void)monitor(remote);
+    unlink(remote);
+    link(remote);
+    co_return;  // ends normally: its link carries `normal`, its monitor is taken down
+  });
+  const pid me = who.get();
+  std::lock_guard lock(hook.nodes.mu);
+  std::vector<std::string> seen;
+  for (const auto& s : hook.nodes.signals) {
+    seen.push_back(s.what);
+    EXPECT_EQ(s.from, me);
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"link", "monitor", "unlink", "link", "exit_via_link", "demonitor"}));
+  EXPECT_EQ(hook.nodes.signals[4].detail, term(atom("normal")));
+}
+
+TEST_F(RemoteSendTest, MonitorsOfANameOnAnotherNodeGoToTheHookAndFireOnce) {
+  installed hook;
+  const name_on_node kv{atom("kv"), atom("app@host")};
+  outcome<std::string> result;
+  run([&](process& self) -> proc {
+    ref fired = monitor(kv);
+    ref removed = monitor(kv);
+    const bool was_active = demonitor(removed);
+    remote_signals::down(self.self(), removed, pid(), term(atom("late")));  // after demonitor: dropped
+    remote_signals::down(self.self(), fired, pid(), term(atom("noproc")));
+    down d = co_await self.receive<down>();
+    std::optional<down> extra = co_await self.receive_for<down>(0ms);
+    ref left = monitor(kv);  // still active when the process ends: taken down then
+    (void)left;
+    result.set(std::string(was_active ? "active " : "inactive ") + d.reason.to_string() + (d.from ? " pid" : " nopid") +
+               (d.monitor == fired ? " same" : " other") + (extra ? " extra" : ""));
+  });
+  EXPECT_EQ(result.get(), "active noproc nopid same");
+  std::lock_guard lock(hook.nodes.mu);
+  std::vector<std::string> seen;
+  for (const auto& s : hook.nodes.signals) seen.push_back(s.what);
+  EXPECT_EQ(seen, (std::vector<std::string>{"monitor_name", "monitor_name", "demonitor_name", "monitor_name",
+                                            "demonitor_name"}));
+  EXPECT_EQ(hook.nodes.signals[0].detail.element(0), term(atom("kv")));
+  EXPECT_EQ(hook.nodes.signals[0].detail.element(1), term(atom("app@host")));
+}
+
+TEST_F(RemoteSendTest, WithoutAHookAMonitorOfANameOnAnotherNodeFiresNoconnection) {
+  outcome<term> reason;
+  run([&](process& self) -> proc {
+    ref r = monitor(name_on_node{atom("kv"), atom("app@host")});
+    down d = co_await self.receive<down>();
+    reason.set(d.monitor == r ? d.reason : term(atom("wrong_ref")));
+  });
+  EXPECT_EQ(reason.get(), term(atom("noconnection")));
+}
+
+TEST_F(RemoteSendTest, RemoteSignalsToALocalProcessThatEndedReportNoProcess) {
+  const pid ended = [&] {
+    outcome<pid> p;
+    run([&](process& self) -> proc {
+      p.set(self.self());
+      co_return;
+    });
+    return p.get();
+  }();
+  EXPECT_FALSE(remote_signals::link(pid(3, 42, 1), ended));
+  EXPECT_FALSE(remote_signals::unlink(pid(3, 42, 1), ended));
+  EXPECT_FALSE(remote_signals::exit(pid(3, 42, 1), ended, term(atom("x")), false));
+  EXPECT_FALSE(remote_signals::down(ended, ref(0, 1), pid(3, 42, 1), term(atom("x"))));
 }
 
 TEST(RemoteNodes, InstallReturnsThePreviousHook) {

@@ -59,6 +59,10 @@ class child {
   child& operator=(const child&) = delete;
 
   bool started() const { return pid_ > 0; }
+  // Sends the child a signal (SIGKILL, SIGSTOP, SIGCONT, ...).
+  void signal(int sig) const {
+    if (pid_ > 0 && !exited_) ::kill(pid_, sig);
+  }
   // The next line of output (without its newline), or nullopt at end of output or timeout.
   std::optional<std::string> line(std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
     auto deadline = std::chrono::steady_clock::now() + timeout;

@@ -94,8 +94,14 @@ class server_ref {
   server_ref(const char* name) : server_ref(atom(name)) {}  // NOLINT
   server_ref(atom name, atom node) : name_(name), node_(node), named_(true), remote_(true) {}
 
-  // The pid it names now, or the null pid (a name not registered, or a node we cannot reach).
+  // The pid it names now, or the null pid (a name not registered, or a name on another node:
+  // those are reached by name, see call(server_ref, term)).
   pid resolve() const;
+  // True for {Name, Node}.
+  bool is_remote_name() const noexcept { return remote_; }
+  // The name (undefined for a pid) and the node ({Name, Node} only).
+  atom name() const noexcept { return name_; }
+  atom node() const noexcept { return node_; }
   // The server as Erlang shows it: Pid, Name, or {Name, Node}.
   term to_term() const;
 
@@ -350,6 +356,9 @@ std::optional<task<void>> cast_handler(gen_op& op, void* server) {
 template <class S, class... A>
 struct server_runner;
 
+// True for {'$gen_call', {Pid, Tag}, Request}.
+bool is_gen_call_term(const term& t);
+
 }  // namespace detail
 
 // Base class of a server; Self is the deriving class (CRTP). Not thread-safe: its members are
@@ -433,6 +442,45 @@ struct server_runner {
   static bool try_listed(S& s, message& m, std::optional<task<void>>& out, std::tuple<T...>*) {
     return (try_info<T>(s, m, out) || ...);
   }
+  // A request in Erlang's gen_server protocol, as a term: {'$gen_call', {Pid, Tag}, Request} from
+  // an Erlang or Elixir caller (or call(server, term)), or {'$gen_cast', Request}. Runs
+  // handle_call(term) / handle_cast(term) if S has them and replies {Tag, Reply} to Pid, as
+  // gen:reply does. Returns false (the message goes to handle_info) if m is not such a request or
+  // S has no handler for it.
+  static bool run_term_request(S& s, message& m, std::optional<task<void>>& out) {
+    if (!m.is<term>()) return false;
+    const term& t = m.get<term>();
+    if (!t.is_tuple()) return false;
+    if constexpr (requires { { s.handle_call(std::declval<term>()) } -> std::same_as<term>; }) {
+      if (is_gen_call_term(t)) {
+        const pid caller = t.element(1).element(0).as_pid();
+        const term tag = t.element(1).element(1);
+        term reply = s.handle_call(term(t.element(2)));
+        send(caller, tuple(tag, std::move(reply)));
+        return true;
+      }
+    } else if constexpr (requires { { s.handle_call(std::declval<term>()) } -> std::same_as<task<term>>; }) {
+      if (is_gen_call_term(t)) {
+        out.emplace([](S& s, term t) -> task<void> {
+          term reply = co_await s.handle_call(term(t.element(2)));
+          send(t.element(1).element(0).as_pid(), tuple(t.element(1).element(1), std::move(reply)));
+        }(s, t));
+        return true;
+      }
+    }
+    if constexpr (requires { s.handle_cast(std::declval<term>()); }) {
+      if (t.tuple_size() == 2 && t.element(0) == term(atom("$gen_cast"))) {
+        if constexpr (std::is_same_v<decltype(s.handle_cast(std::declval<term>())), task<void>>) {
+          out.emplace(s.handle_cast(term(t.element(1))));
+        } else {
+          s.handle_cast(term(t.element(1)));
+        }
+        return true;
+      }
+    }
+    return false;
+  }
+
   // Runs handle_info for m; returns false if S has no handle_info for its type.
   static bool run_info(S& s, message& m, std::optional<task<void>>& out) {
     if (try_info<exit_signal>(s, m, out) || try_info<down>(s, m, out) || try_info<term>(s, m, out)) return true;
@@ -574,7 +622,7 @@ struct server_runner {
             // OTP: a server that traps exits ends with its parent's reason.
             ctl.stopping = true;
             ctl.stop_reason = x->reason;
-          } else if (!run_info(s, current, t)) {
+          } else if (!run_term_request(s, current, t) && !run_info(s, current, t)) {
             report_unexpected_message(ctl, self.self(), typeid(S), current);
           }
           if (t) co_await std::move(*t);
@@ -656,6 +704,15 @@ task<typename detail::call_traits<S, std::remove_cvref_t<Req>>::reply> call(serv
     co_return std::move(w);
   }
 }
+
+// Calls a server that speaks Erlang's gen_server protocol in terms, and waits for its reply, at
+// most `timeout`: an Erlang or Elixir GenServer on another node (server_ref{name, node}, or its
+// pid), or an Athanor server whose handle_call takes a term. As gen_server:call: the caller
+// monitors the server, sends {'$gen_call', {self(), Ref}, request}, and takes the first of
+// {Ref, Reply} or the monitor's DOWN. Returns Reply. Throws call_error with noproc if nothing is
+// there, {nodedown, Node} if its node cannot be reached or goes away, the server's exit reason if
+// it ends first, or `timeout`. Call from a process (co_await).
+task<term> call(server_ref server, term request, std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
 // Sends `request` to server `server` (of type S) without waiting (Erlang's cast): always
 // returns, even if the server does not exist.

@@ -632,6 +632,12 @@ void link(pid other);
 void unlink(pid other);
 // Monitors `target`; returns the monitor's reference. Call from a process.
 ref monitor(pid target);
+// Monitors the process registered as `target.name` on node `target.node` (Erlang's
+// monitor(process, {Name, Node})), through the distribution layer (remote.h); returns the
+// monitor's reference. Its `down` has the null pid as `from`, and reason `noproc` if nothing has
+// that name there, `noconnection` if the node cannot be reached (at once when no distribution
+// layer is installed). For a name on this node, use whereis() and monitor(pid). Call from a process.
+ref monitor(const name_on_node& target);
 // Removes a monitor; returns true if it was active. With flush, also removes its `down`
 // message if it has already arrived. Call from a process.
 bool demonitor(const ref& monitor, bool flush = false);

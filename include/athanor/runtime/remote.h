@@ -13,6 +13,7 @@
 
 #include "athanor/term/atom.h"
 #include "athanor/term/pid.h"
+#include "athanor/term/ref.h"
 #include "athanor/term/term.h"
 
 namespace athanor {
@@ -29,7 +30,40 @@ class remote_nodes {
   // connecting to that node first if needed. Dropped if the node cannot be reached or no process
   // there has that name.
   virtual void send_named(pid from, atom name, atom node, term msg) noexcept = 0;
+
+  // The signals between processes, when the receiving end is on another node (`to`, or the
+  // monitored `target`). The runtime calls these where it would signal a local process: link(),
+  // unlink(), exit/2, a linked process ending (via_link), monitor(), demonitor(). The distribution
+  // layer carries them, and answers for the other node when it cannot be reached: a link or a
+  // monitor of a process on a node it cannot reach gets `noconnection` back (remote_signals).
+  virtual void link(pid from, pid to) noexcept = 0;
+  virtual void unlink(pid from, pid to) noexcept = 0;
+  virtual void exit(pid from, pid to, term reason, bool via_link) noexcept = 0;
+  virtual void monitor(pid watcher, pid target, ref monitor) noexcept = 0;
+  virtual void demonitor(pid watcher, pid target, ref monitor) noexcept = 0;
+  // A monitor of whatever process is registered as `name` on `node` (Erlang's
+  // monitor(process, {Name, Node})), and its removal. When it fires, the watcher's `down` has
+  // the null pid as `from` (Erlang gives {Name, Node}).
+  virtual void monitor_name(pid watcher, atom name, atom node, ref monitor) noexcept = 0;
+  virtual void demonitor_name(pid watcher, atom name, atom node, ref monitor) noexcept = 0;
 };
+
+// What the distribution layer delivers to local processes on behalf of processes of other nodes:
+// the same signals a local process would send, with the remote pid as the sender. Each returns
+// false if the local process does not exist (then Erlang answers noproc: see the callers).
+// Thread-safe.
+namespace remote_signals {
+// `from` (remote) links to `to` (local).
+bool link(pid from, pid to);
+// `from` (remote) removes its link to `to` (local).
+bool unlink(pid from, pid to);
+// An exit signal from `from` (remote) to `to` (local): through their link (via_link: dropped if
+// the link is gone, as in Erlang), or exit/2.
+bool exit(pid from, pid to, term reason, bool via_link);
+// The monitor `monitor` that `watcher` (local) holds on `target` (remote) fired with `reason`:
+// `watcher` gets its `down` (unless it demonitored meanwhile).
+bool down(pid watcher, ref monitor, pid target, term reason);
+}  // namespace remote_signals
 
 // Installs `nodes` as the runtime's way to other nodes (nullptr: none). The caller keeps it alive
 // until it installs another or nullptr. Returns the one installed before.

@@ -1,0 +1,99 @@
+// athanor::dist::node: this OS process as a node of an Erlang cluster. start() names the node,
+// registers it with EPMD (starting an embedded EPMD when the host has none), listens for other
+// nodes, and installs itself as the runtime's way to other nodes (athanor/runtime/remote.h): from
+// then on a pid of another node is as good as a local one for send(), and Erlang and Elixir nodes
+// reach this node's registered processes with their own `!`, gen_server:call and net_adm:ping.
+//
+//   athanor::runtime rt;
+//   athanor::dist::node n = athanor::dist::start({.name = "cpp", .cookie = "secret"});   // cpp@<host>
+//   athanor::register_name(athanor::atom("echo"), some_pid);   // {echo, 'cpp@host'} ! Msg from Erlang
+//
+// The node is hidden (erlang-distribution.md §8.6): Erlang nodes list it in nodes(hidden), and it
+// never takes part in `global`. Messages from other nodes arrive as `term` messages.
+//
+// `node` is a handle; its member functions are thread-safe. See src/dist/node.cpp for the design.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "athanor/dist/epmd.h"
+#include "athanor/dist/handshake.h"
+#include "athanor/dist/node_name.h"
+#include "athanor/term/atom.h"
+#include "athanor/term/pid.h"
+
+namespace athanor::dist {
+
+// A node's settings; the defaults are Erlang's. A plain value type.
+struct node_config {
+  // "cpp" (short names: cpp@<hostname -s>, as `erl -sname cpp`; long names: cpp@<FQDN>, as
+  // `erl -name cpp`) or a full "cpp@host".
+  std::string name;
+  naming_mode naming = naming_mode::short_names;
+  // The cookie. Unset: $HOME/.erlang.cookie, as erl reads it (created when missing; see cookie.h).
+  std::optional<std::string> cookie;
+  std::string listen_host = "0.0.0.0";   // where other nodes connect (IPv4)
+  std::uint16_t listen_port = 0;          // 0: any free port (EPMD tells peers which)
+  epmd_options epmd{};                    // the EPMD to register with; an embedded one if none runs
+  // A connection silent this long is down (Erlang's net_ticktime); this node ticks every quarter.
+  std::chrono::milliseconds net_ticktime{60000};
+  std::chrono::milliseconds setup_time = default_setup_time;  // a handshake's deadline
+  std::size_t max_message_bytes = std::size_t(256) << 20;    // larger packets end the connection
+};
+
+// A node that could not start (name, cookie, EPMD, listening socket). what() says which.
+class node_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+namespace detail {
+class node_state;
+}
+
+// A running node. Movable handle; thread-safe. The runtime must outlive it.
+class [[nodiscard]] node {
+ public:
+  node() = default;
+  explicit node(std::shared_ptr<detail::node_state> s) noexcept;
+  node(node&&) noexcept = default;
+  node& operator=(node&&) noexcept;
+  ~node();  // stop()
+
+  // This node's full name, as an atom ('cpp@host') and as a node_name.
+  atom name() const noexcept;
+  const node_name& full_name() const noexcept;
+  // The creation EPMD gave this incarnation (in every pid and reference it sends).
+  std::uint32_t creation() const noexcept;
+  // The port other nodes connect to.
+  std::uint16_t port() const noexcept;
+  // The nodes connected now (Erlang's nodes(connected)).
+  std::vector<atom> connected_nodes() const;
+  // The node a pid belongs to (Erlang's node/1): this node's name for a local pid, the peer's for
+  // a remote one, 'nonode@nohost' for a number this node never gave.
+  atom node_of(pid p) const;
+  // Closes the connection to `peer` (Erlang's erlang:disconnect_node/1). Returns false if there
+  // was none. The peer sees the connection close; a later send reconnects.
+  bool disconnect(atom peer);
+  // Closes every connection and the listener, unregisters from EPMD and uninstalls the node from
+  // the runtime: pids of other nodes become unreachable again. Blocks the caller (call it from a
+  // thread that is not a scheduler). Idempotent.
+  void stop();
+
+ private:
+  std::shared_ptr<detail::node_state> s_;
+};
+
+// Starts this OS process's node. Throws node_error when the name is invalid, the cookie cannot be
+// read or created, the port cannot be bound, or EPMD refuses the name (taken). Blocks the caller
+// until the node is registered: call it after the runtime is created, from a thread that is not a
+// scheduler (e.g. main). One node per OS process at a time.
+node start(node_config config);
+
+}  // namespace athanor::dist

@@ -1,0 +1,1019 @@
+// Distribution: this OS process as a node of an Erlang cluster.
+//
+// Design
+// ------
+// Concepts. A *node* is this OS process under a name (alive@host) and a creation (EPMD's number for
+// this incarnation). A *peer* is another node, known by name. A *connection* is one TCP stream to a
+// peer, owned by one Athanor process (the connection process) from the handshake to the end; there
+// is at most one per peer, as in Erlang. The *node table* gives every (peer name, creation) seen in
+// a pid or reference a node number (1..65534), the 16 bits a pid keeps; pids of the peer's other
+// incarnations get other numbers, so a pid of a restarted peer never reaches the new incarnation's
+// processes (the peer drops signals for stale creations, as erts does, and so does this node:
+// its own name with another creation decodes to the reserved number kStaleSelf, whose messages are
+// dropped).
+//
+// Sending. The runtime hands every send to a pid of another node to node_state::send (through
+// remote.h), on the sender's own thread. The message is encoded there, into a whole packet, so
+// that encoding runs in parallel on every scheduler and the connection process only moves bytes;
+// the packet goes to the peer's outbound queue, and the connection process is woken by one
+// message if it was not already (wake_pending). One queue per peer, appended under a mutex held for
+// a push: the order of two sends from one process to one peer is the order they were made.
+// A send to a peer with no connection starts one (Erlang's auto-connect): the queue exists from
+// the first send, and the connecting process drains it once the handshake is done; if the peer
+// cannot be reached, what was queued is dropped, as Erlang drops it.
+//
+// Receiving. The connection process reads packets, checks each against its opcode's shape
+// (control.cpp) and acts: a message is delivered as a `term`; a monitor of a local process by a
+// remote one is held by the connection process on the watcher's behalf (it monitors the local
+// process itself and turns the `down` into MONITOR_P_EXIT); `net_kernel`'s is_auth call, which
+// net_adm:ping makes, is answered `yes` (the handshake already authenticated the peer). A packet
+// that breaks the protocol ends the connection with a log line, as OTP does.
+//
+// Links and monitors. The runtime keeps a process's links and monitors as it does for local ones
+// and hands the signals for a remote end to this layer (remote.h): LINK, UNLINK_ID, EXIT (a linked
+// process ended), EXIT2 (exit/2), MONITOR_P, DEMONITOR_P go out on the peer's stream, in order
+// with the messages; the peer's answers come back as the runtime's own signals
+// (remote_signals), so the semantics (trap_exit, `normal`, `kill`, a down after demonitor never
+// delivered) are the runtime's, written once. Each peer's queue also remembers which links and
+// monitors cross its connection, for one reason: when the connection ends, or never comes up,
+// each of them fires `noconnection` at its local end, as in Erlang.
+//
+// Liveness. A connection that has read nothing for net_ticktime is down; one that has written
+// nothing for a quarter of it sends a tick. When a connection ends, monitors held for its peer's
+// processes are removed (their watchers are gone with the connection), and links and monitors of
+// local processes on the peer's processes fire `noconnection`.
+//
+// Rejected approaches. A reader and a writer process per connection (Erlang's dist controller
+// has one port): two processes would need their own protocol to share the socket's end, for no
+// gain since the writer never blocks the reader here (writes are non-blocking; the loop waits for
+// readable and writable together). Encoding in the connection process: it would serialise every
+// sender of a busy peer on one thread. The atom cache and fragments (optional in the protocol):
+// not negotiated, so every packet is pass-through; a peer that sends them anyway is refused.
+//
+// Not yet (issue 13): monitors by name ({Name, Node}) from this side, aliases, spawn requests
+// (rpc/erpc: answered notsup), node monitors (nodeup/nodedown), the send-queue limit, TLS,
+// cluster formation, the atom cache and fragments.
+#include "athanor/dist/node.h"
+
+#include <algorithm>
+#include <deque>
+#include <future>
+#include <map>
+#include <set>
+#include <mutex>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "athanor/dist/control.h"
+#include "athanor/dist/cookie.h"
+#include "athanor/runtime/io.h"
+#include "athanor/runtime/logger.h"
+#include "athanor/runtime/process.h"
+#include "athanor/runtime/remote.h"
+#include "athanor/term/etf.h"
+#include "dist/epmd_io.h"
+
+namespace athanor::dist {
+
+namespace detail {
+
+using clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// Node numbers: 0 is this node, 1..kStaleSelf-1 are peers, kStaleSelf is this node's name with
+// another creation (signals for a previous incarnation: dropped).
+constexpr std::uint32_t kStaleSelf = pid::kNodeMask;
+
+struct wake_msg {};  // outbound packets are queued
+struct stop_msg {};  // the node stops: close the connection
+
+void log(log_level level, std::string text) { athanor::logger::log("dist", level, std::move(text)); }
+
+// One peer's outbound queue: every sender appends whole packets, the connection process takes
+// them. Thread-safe (mu).
+struct outbound {
+  std::mutex mu;
+  std::deque<std::vector<std::byte>> packets;
+  std::size_t bytes = 0;
+  pid owner;                          // the connection (or connecting) process
+  bool connected = false;             // the handshake is done
+  std::atomic<bool> wake_pending{false};
+  // What fires `noconnection` when the connection ends (or never comes up):
+  std::set<std::pair<pid, pid>> links;          // (local, remote) pairs linked across it
+  std::map<ref, std::pair<pid, pid>> monitors;  // a local watcher's monitor -> (watcher, remote target)
+};
+
+// The connection to a peer is gone (or never came): every link across it delivers `noconnection`
+// to its local end, every monitor a local process held on a process there fires with it.
+void fire_noconnection(outbound& q) {
+  std::set<std::pair<pid, pid>> links;
+  std::map<ref, std::pair<pid, pid>> monitors;
+  {
+    std::lock_guard lock(q.mu);
+    links.swap(q.links);
+    monitors.swap(q.monitors);
+  }
+  const term reason(atom("noconnection"));
+  for (const auto& [local, remote] : links) remote_signals::exit(remote, local, reason, true);
+  for (const auto& [r, who] : monitors) remote_signals::down(who.first, r, who.second, reason);
+}
+
+class node_state final : public remote_nodes, public std::enable_shared_from_this<node_state> {
+ public:
+  node_config cfg;
+  dist::node_name name;
+  atom name_atom;
+  std::optional<dist::cookie> cookie;
+  std::uint32_t creation = 0;
+  std::uint16_t port = 0;
+  epmd_keeper epmd;
+  pid acceptor;
+  std::atomic<bool> stopping{false};
+
+  // ---- the node table and the connections (mu) ----
+  mutable std::mutex mu;
+  std::vector<etf::node_identity> table;  // node number n is table[n - 1]
+  std::map<std::pair<std::uint32_t, std::uint32_t>, std::uint32_t> numbers;  // (atom index, creation) -> n
+  std::unordered_map<atom, std::shared_ptr<outbound>> peers;                 // by peer name
+  std::condition_variable cv;             // a connection ended (stop() waits for none left)
+
+  // The number of a node as a pid names it, assigning one on first sight. nullopt when the
+  // table is full (65,533 incarnations seen: the connection that brought one more is refused).
+  std::optional<std::uint32_t> number_of(const etf::node_identity& n) {
+    if (n.name == name_atom) return kStaleSelf;  // this node, another creation: see kStaleSelf
+    std::lock_guard lock(mu);
+    auto key = std::make_pair(n.name.index(), n.creation);
+    if (auto it = numbers.find(key); it != numbers.end()) return it->second;
+    if (table.size() + 1 >= kStaleSelf) return std::nullopt;
+    table.push_back(n);
+    const std::uint32_t number = std::uint32_t(table.size());
+    numbers.emplace(key, number);
+    return number;
+  }
+  std::optional<etf::node_identity> identity_of(std::uint32_t number) const {
+    std::lock_guard lock(mu);
+    if (number == 0 || number > table.size()) return std::nullopt;
+    return table[number - 1];
+  }
+
+  // The pid and reference mapping for every term this node encodes or decodes. Made once, when
+  // the node has its name and creation: a send pays no allocation for it. (`this` outlives every
+  // use: a node_state is never destroyed while the process runs; see g_retired.)
+  etf::encode_options encoding;
+  etf::decode_options decoding;
+  void make_contexts() {
+    etf::etf_context c;
+    c.node = name_atom;
+    c.creation = creation;
+    c.node_name = [this](std::uint32_t n) { return identity_of(n); };
+    c.node_number = [this](const etf::node_identity& id) { return number_of(id); };
+    encoding.context = c;
+    decoding.context = std::move(c);
+  }
+  const etf::encode_options& encode_options() const { return encoding; }
+  const etf::decode_options& decode_options() const { return decoding; }
+
+  // Challenges our acceptors have sent and not yet seen answered: our initiators refuse to
+  // answer them (a peer relaying one would get our acceptor's digest without the cookie).
+  std::mutex challenges_mu;
+  std::multiset<std::uint32_t> pending_challenges;
+
+  handshake_settings handshake_settings_for() {
+    handshake_settings s{.name = name, .creation = creation, .cookie = *cookie};
+    std::weak_ptr<node_state> weak = weak_from_this();
+    s.is_own_challenge = [weak](std::uint32_t c) {
+      auto st = weak.lock();
+      if (!st) return false;
+      std::lock_guard lock(st->challenges_mu);
+      return st->pending_challenges.count(c) > 0;
+    };
+    return s;
+  }
+
+  // Queues a whole packet for `peer`, connecting first if there is no connection. `record`, if
+  // given, runs on the peer's queue under its lock first (links and monitors to remember).
+  void enqueue(atom peer, std::vector<std::byte> packet, const std::function<void(outbound&)>& record = {});
+  // Encodes `control` (+ payload) and queues it for the node of remote pid `to`. False if that
+  // node is unknown or the packet cannot be encoded.
+  bool send_control(pid to, const term& control, const term* payload, const std::function<void(outbound&)>& record = {});
+  void connect_to(atom peer, const std::shared_ptr<outbound>& q);
+
+  // remote_nodes
+  void send(pid from, pid to, term msg) noexcept override;
+  void send_named(pid from, atom name, atom node, term msg) noexcept override;
+  void link(pid from, pid to) noexcept override;
+  void unlink(pid from, pid to) noexcept override;
+  void exit(pid from, pid to, term reason, bool via_link) noexcept override;
+  void monitor(pid watcher, pid target, ref monitor) noexcept override;
+  void demonitor(pid watcher, pid target, ref monitor) noexcept override;
+  void monitor_name(pid watcher, atom name, atom node, ref monitor) noexcept override;
+  void demonitor_name(pid watcher, atom name, atom node, ref monitor) noexcept override;
+
+  std::atomic<std::uint64_t> next_unlink_id{1};
+};
+
+void wake(const std::shared_ptr<outbound>& q) {
+  pid owner;
+  {
+    std::lock_guard lock(q->mu);
+    owner = q->owner;
+  }
+  if (owner && !q->wake_pending.exchange(true, std::memory_order_acq_rel)) athanor::send(owner, wake_msg{});
+}
+
+void node_state::enqueue(atom peer, std::vector<std::byte> packet, const std::function<void(outbound&)>& record) {
+  if (stopping.load(std::memory_order_acquire)) return;
+  std::shared_ptr<outbound> q;
+  bool start_connecting = false;
+  {
+    std::lock_guard lock(mu);
+    auto& slot = peers[peer];
+    if (!slot) {
+      slot = std::make_shared<outbound>();
+      start_connecting = true;
+    }
+    q = slot;
+  }
+  {
+    std::lock_guard lock(q->mu);
+    if (record) record(*q);
+    q->bytes += packet.size();
+    q->packets.push_back(std::move(packet));
+  }
+  if (start_connecting) connect_to(peer, q);
+  else wake(q);
+}
+
+void node_state::send(pid from, pid to, term msg) noexcept {
+  (void)from;  // SEND carries no sender (SEND_SENDER is not negotiated)
+  std::optional<etf::node_identity> peer = identity_of(to.node());
+  if (!peer) return;  // a stale incarnation of this node, or a number never given: unreachable
+  try {
+    std::vector<std::byte> packet;
+    const term control = tuple(term(2), term(atom("")), term(to));
+    write_packet(packet, control, &msg, encode_options());
+    enqueue(peer->name, std::move(packet));
+  } catch (const std::exception& e) {
+    log(log_level::error, fmt::format("cannot send to {} on {}: {}", to.to_string(), peer->name.name(), e.what()));
+  }
+}
+
+bool node_state::send_control(pid to, const term& control, const term* payload,
+                              const std::function<void(outbound&)>& record) {
+  std::optional<etf::node_identity> peer = identity_of(to.node());
+  if (!peer) return false;
+  try {
+    std::vector<std::byte> packet;
+    write_packet(packet, control, payload, encode_options());
+    enqueue(peer->name, std::move(packet), record);
+    return true;
+  } catch (const std::exception& e) {
+    log(log_level::error, fmt::format("cannot signal {} on {}: {}", to.to_string(), peer->name.name(), e.what()));
+    return false;
+  }
+}
+
+void node_state::link(pid from, pid to) noexcept {
+  const bool sent = send_control(to, tuple(term(1), term(from), term(to)), nullptr,
+                                 [&](outbound& q) { q.links.emplace(from, to); });
+  // A node never given a number (or a stale incarnation of this one) cannot be reached.
+  if (!sent) remote_signals::exit(to, from, term(atom("noconnection")), true);
+}
+
+void node_state::unlink(pid from, pid to) noexcept {
+  const std::uint64_t id = next_unlink_id.fetch_add(1, std::memory_order_relaxed);
+  send_control(to, tuple(term(35), term(id), term(from), term(to)), nullptr,
+               [&](outbound& q) { q.links.erase({from, to}); });
+}
+
+void node_state::exit(pid from, pid to, term reason, bool via_link) noexcept {
+  if (via_link) {  // a linked local process ended: EXIT, and the link is gone
+    send_control(to, tuple(term(3), term(from), term(to), reason), nullptr, [&](outbound& q) { q.links.erase({from, to}); });
+  } else {         // exit/2
+    send_control(to, tuple(term(8), term(from), term(to), reason), nullptr);
+  }
+}
+
+void node_state::monitor(pid watcher, pid target, ref r) noexcept {
+  const bool sent = send_control(target, tuple(term(19), term(watcher), term(target), term(r)), nullptr,
+                                 [&](outbound& q) { q.monitors.emplace(r, std::make_pair(watcher, target)); });
+  if (!sent) remote_signals::down(watcher, r, target, term(atom("noconnection")));
+}
+
+void node_state::demonitor(pid watcher, pid target, ref r) noexcept {
+  send_control(target, tuple(term(20), term(watcher), term(target), term(r)), nullptr,
+               [&](outbound& q) { q.monitors.erase(r); });
+}
+
+void node_state::monitor_name(pid watcher, atom name, atom node, ref r) noexcept {
+  try {
+    std::vector<std::byte> packet;
+    write_packet(packet, tuple(term(19), term(watcher), term(name), term(r)), nullptr, encode_options());
+    enqueue(node, std::move(packet), [&](outbound& q) { q.monitors.emplace(r, std::make_pair(watcher, pid())); });
+  } catch (const std::exception& e) {
+    log(log_level::error, fmt::format("cannot monitor {{{}, {}}}: {}", name.name(), node.name(), e.what()));
+    remote_signals::down(watcher, r, pid(), term(atom("noconnection")));
+  }
+}
+
+void node_state::demonitor_name(pid watcher, atom name, atom node, ref r) noexcept {
+  try {
+    std::vector<std::byte> packet;
+    write_packet(packet, tuple(term(20), term(watcher), term(name), term(r)), nullptr, encode_options());
+    enqueue(node, std::move(packet), [&](outbound& q) { q.monitors.erase(r); });
+  } catch (const std::exception& e) {
+    log(log_level::error, fmt::format("cannot demonitor {{{}, {}}}: {}", name.name(), node.name(), e.what()));
+  }
+}
+
+void node_state::send_named(pid from, atom to_name, atom node, term msg) noexcept {
+  if (node == name_atom) {  // {Name, node()} ! Msg: a local send
+    if (pid p = athanor::whereis(to_name)) athanor::send(p, std::move(msg));
+    return;
+  }
+  try {
+    std::vector<std::byte> packet;
+    const term control = tuple(term(6), from ? term(from) : term(pid(0, 0, 0)), term(atom("")), term(to_name));
+    write_packet(packet, control, &msg, encode_options());
+    enqueue(node, std::move(packet));
+  } catch (const std::exception& e) {
+    log(log_level::error, fmt::format("cannot send to {{{}, {}}}: {}", to_name.name(), node.name(), e.what()));
+  }
+}
+
+// A stopped node's state is kept until the OS process ends: a thread that took the runtime's
+// remote_nodes pointer just before stop() uninstalled it may still be inside one of its functions,
+// and the encoding contexts point at it. Small (a stopped node holds no connection), and bounded
+// by the number of nodes an OS process starts.
+void retire(std::shared_ptr<node_state> st) {
+  static std::mutex mu;
+  static std::vector<std::shared_ptr<node_state>> retired;
+  std::lock_guard lock(mu);
+  retired.push_back(std::move(st));
+}
+
+// ---- the connection process -------------------------------------------------------------------
+
+// A monitor a remote process holds on a local one, held by the connection process for it.
+struct held_monitor {
+  pid watcher;     // the remote process
+  ref remote_ref;  // its reference
+  term target;     // what it monitored: the local pid, or the name it used
+};
+
+class connection {
+ public:
+  connection(std::shared_ptr<node_state> st, tcp_socket sock, handshake_outcome hs, std::shared_ptr<outbound> q)
+      : st_(std::move(st)), sock_(std::move(sock)), peer_(atom(hs.peer.full())), q_(std::move(q)),
+        in_(std::move(hs.unread)), decode_(st_->decode_options()), encode_(st_->encode_options()) {}
+
+  task<void> run();
+
+ private:
+  void handle(std::span<const std::byte> packet);
+  void dispatch(message& m);
+  void reply(const term& control, const term* payload);
+  void take_queued();
+  void on_down(const down& d);
+  void end(const std::string& why, log_level level);
+
+  std::shared_ptr<node_state> st_;
+  tcp_socket sock_;
+  atom peer_;
+  std::shared_ptr<outbound> q_;
+  std::vector<std::byte> in_;
+  std::deque<std::vector<std::byte>> out_;  // packets taken from the queue, in order
+  std::size_t out_offset_ = 0;              // written of out_.front()
+  etf::decode_options decode_;
+  etf::encode_options encode_;
+  std::unordered_map<ref, held_monitor> held_;        // by the local monitor's reference
+  std::map<std::pair<pid, ref>, ref> held_by_remote_;  // (watcher, remote ref) -> local reference
+};
+
+void connection::take_queued() {
+  q_->wake_pending.store(false, std::memory_order_release);
+  std::lock_guard lock(q_->mu);
+  while (!q_->packets.empty()) {
+    out_.push_back(std::move(q_->packets.front()));
+    q_->packets.pop_front();
+  }
+  q_->bytes = 0;
+}
+
+void connection::reply(const term& control, const term* payload) {
+  std::vector<std::byte> packet;
+  write_packet(packet, control, payload, encode_);
+  out_.push_back(std::move(packet));
+}
+
+void connection::on_down(const down& d) {
+  auto it = held_.find(d.monitor);
+  if (it == held_.end()) return;
+  const held_monitor& h = it->second;
+  // MONITOR_P_EXIT {21, FromProc, ToPid, Ref, Reason}: FromProc as the watcher named it.
+  reply(tuple(term(21), h.target, term(h.watcher), term(h.remote_ref), d.reason), nullptr);
+  held_by_remote_.erase({h.watcher, h.remote_ref});
+  held_.erase(it);
+}
+
+void connection::dispatch(message& m) {
+  const term& c = m.control;
+  switch (m.op) {
+    case op::send:
+    case op::send_tt:
+    case op::send_sender:
+    case op::send_sender_tt: {
+      const pid to = c.element(2).as_pid();
+      if (to.is_local()) athanor::send(to, std::move(*m.payload));  // other nodes' pids: not ours to route
+      return;
+    }
+    case op::reg_send:
+    case op::reg_send_tt: {
+      const atom name = c.element(3).as_atom();
+      if (name == atom("net_kernel")) {
+        // net_adm:ping's call: {'$gen_call', {From, Tag}, {is_auth, Node}} -> From ! {Tag, yes}.
+        const term& p = *m.payload;
+        if (p.is_tuple() && p.tuple_size() == 3 && p.element(0) == term(atom("$gen_call")) && p.element(1).is_tuple() &&
+            p.element(1).tuple_size() == 2 && p.element(1).element(0).is_pid()) {
+          const term answer = tuple(p.element(1).element(1), term(atom("yes")));
+          reply(tuple(term(2), term(atom("")), p.element(1).element(0)), &answer);
+        }
+        return;
+      }
+      if (pid p = athanor::whereis(name)) athanor::send(p, std::move(*m.payload));
+      return;  // an unknown name: dropped, as Erlang drops it
+    }
+    case op::monitor_p: {
+      const pid watcher = c.element(1).as_pid();
+      const term& target = c.element(2);
+      const ref remote_ref = c.element(3).as_ref();
+      if (target == term(atom("net_kernel"))) return;  // always there: nothing will ever fire
+      pid local = target.is_atom() ? athanor::whereis(target.as_atom()) : target.as_pid();
+      if (!local || !local.is_local() || !athanor::is_alive(local)) {
+        reply(tuple(term(21), target, term(watcher), term(remote_ref), term(atom("noproc"))), nullptr);
+        return;
+      }
+      const ref mine = athanor::monitor(local);
+      held_.emplace(mine, held_monitor{watcher, remote_ref, target});
+      held_by_remote_[{watcher, remote_ref}] = mine;
+      return;
+    }
+    case op::demonitor_p: {
+      auto it = held_by_remote_.find({c.element(1).as_pid(), c.element(3).as_ref()});
+      if (it == held_by_remote_.end()) return;
+      athanor::demonitor(it->second, true);
+      held_.erase(it->second);
+      held_by_remote_.erase(it);
+      return;
+    }
+    case op::link: {
+      const pid from = c.element(1).as_pid(), to = c.element(2).as_pid();
+      if (!to.is_local() || !remote_signals::link(from, to)) {
+        reply(tuple(term(3), term(to), term(from), term(atom("noproc"))), nullptr);  // as OTP answers
+        return;
+      }
+      std::lock_guard lock(q_->mu);
+      q_->links.emplace(to, from);
+      return;
+    }
+    case op::exit:
+    case op::exit_tt:
+    case op::payload_exit:
+    case op::payload_exit_tt: {
+      const pid from = c.element(1).as_pid(), to = c.element(2).as_pid();
+      const term reason = m.payload ? *m.payload : c.element(c.tuple_size() - 1);
+      {
+        std::lock_guard lock(q_->mu);
+        q_->links.erase({to, from});
+      }
+      if (to.is_local()) remote_signals::exit(from, to, reason, true);
+      return;
+    }
+    case op::exit2:
+    case op::exit2_tt:
+    case op::payload_exit2:
+    case op::payload_exit2_tt: {
+      const pid from = c.element(1).as_pid(), to = c.element(2).as_pid();
+      const term reason = m.payload ? *m.payload : c.element(c.tuple_size() - 1);
+      if (to.is_local()) remote_signals::exit(from, to, reason, false);
+      return;
+    }
+    case op::unlink_id: {
+      // The peer removes its link: so do we, and we acknowledge (always, and before any other
+      // signal to that process: the ack goes out on this same ordered stream).
+      const pid from = c.element(2).as_pid(), to = c.element(3).as_pid();
+      {
+        std::lock_guard lock(q_->mu);
+        q_->links.erase({to, from});
+      }
+      if (to.is_local()) remote_signals::unlink(from, to);
+      reply(tuple(term(36), c.element(1), term(to), term(from)), nullptr);
+      return;
+    }
+    case op::unlink: {  // the old form (peers without UNLINK_ID): no acknowledgement
+      const pid from = c.element(1).as_pid(), to = c.element(2).as_pid();
+      {
+        std::lock_guard lock(q_->mu);
+        q_->links.erase({to, from});
+      }
+      if (to.is_local()) remote_signals::unlink(from, to);
+      return;
+    }
+    case op::unlink_id_ack:
+      return;  // our unlink was done locally when it was made
+    case op::monitor_p_exit:
+    case op::payload_monitor_p_exit: {
+      const pid watcher = c.element(2).as_pid();
+      const ref r = c.element(3).as_ref();
+      const term reason = m.payload ? *m.payload : c.element(4);
+      pid target;
+      {
+        std::lock_guard lock(q_->mu);
+        auto it = q_->monitors.find(r);
+        if (it == q_->monitors.end()) return;  // demonitored meanwhile
+        target = it->second.second;
+        q_->monitors.erase(it);
+      }
+      remote_signals::down(watcher, r, target, reason);
+      return;
+    }
+    case op::spawn_request:
+    case op::spawn_request_tt: {
+      // Not yet: answer notsup, which the caller sees as {badrpc, notsup} (erlang-distribution.md §5.2).
+      reply(tuple(term(31), c.element(1), c.element(2), term(0), term(atom("notsup"))), nullptr);
+      return;
+    }
+    default:
+      log(log_level::debug, fmt::format("{}: control message {} not handled yet: {}", peer_.name(), int(m.op),
+                                        c.to_string()));
+      return;
+  }
+}
+
+void connection::handle(std::span<const std::byte> packet) {
+  message m = read_packet(packet, decode_);
+  dispatch(m);
+}
+
+void connection::end(const std::string& why, log_level level) {
+  log(level, fmt::format("connection to {} closed: {}", peer_.name(), why));
+  for (auto& [mine, h] : held_) athanor::demonitor(mine, true);
+  held_.clear();
+  held_by_remote_.clear();
+  sock_.close();
+  {
+    std::lock_guard lock(st_->mu);
+    auto it = st_->peers.find(peer_);
+    if (it != st_->peers.end() && it->second == q_) st_->peers.erase(it);
+  }
+  fire_noconnection(*q_);  // after leaving the table: a new send starts a new connection
+  st_->cv.notify_all();
+}
+
+task<void> connection::run() {
+  process& self = this_process();
+  const milliseconds tick = st_->cfg.net_ticktime / 4;
+  auto last_read = clock::now(), last_write = clock::now();
+  std::vector<std::byte> buf(64 * 1024);
+  for (;;) {
+    // ---- read what has arrived, and act on every whole packet ----
+    for (;;) {
+      io_result r;
+      try {
+        r = sock_.try_read(buf);
+      } catch (const std::exception& e) {
+        end(e.what(), log_level::notice);
+        co_return;
+      }
+      if (r.would_block) break;
+      if (r.eof) {
+        end("the peer closed it", log_level::info);
+        co_return;
+      }
+      in_.insert(in_.end(), buf.begin(), buf.begin() + std::ptrdiff_t(r.n));
+      last_read = clock::now();
+    }
+    std::size_t pos = 0;
+    while (in_.size() - pos >= 4) {
+      const std::uint32_t len = std::uint32_t(in_[pos]) << 24 | std::uint32_t(in_[pos + 1]) << 16 |
+                                std::uint32_t(in_[pos + 2]) << 8 | std::uint32_t(in_[pos + 3]);
+      if (len > st_->cfg.max_message_bytes) {
+        end(fmt::format("a {}-byte packet, over the {}-byte limit", len, st_->cfg.max_message_bytes), log_level::warning);
+        co_return;
+      }
+      if (in_.size() - pos - 4 < len) break;
+      if (len > 0) {  // 0: a tick
+        try {
+          handle(std::span(in_).subspan(pos + 4, len));
+        } catch (const protocol_error& e) {
+          end(e.what(), log_level::warning);
+          co_return;
+        } catch (const std::exception& e) {
+          end(std::string("while handling a message: ") + e.what(), log_level::error);
+          co_return;
+        }
+      }
+      pos += 4 + len;
+    }
+    if (pos > 0) in_.erase(in_.begin(), in_.begin() + std::ptrdiff_t(pos));
+    if (in_.capacity() > (1u << 20) && in_.size() < (1u << 16)) in_.shrink_to_fit();  // after a large message
+
+    // ---- the mailbox: queued packets, monitors firing, stop ----
+    while (auto d = co_await self.receive_for<down>(milliseconds(0))) on_down(*d);
+    if (co_await self.receive_for<stop_msg>(milliseconds(0))) {
+      end(st_->stopping.load() ? "the node stops" : "disconnected", log_level::info);
+      co_return;
+    }
+    while (co_await self.receive_for<wake_msg>(milliseconds(0))) {
+    }
+    take_queued();
+
+    // ---- liveness ----
+    const auto now = clock::now();
+    if (now - last_read >= st_->cfg.net_ticktime) {
+      end("not responding (nothing read for net_ticktime)", log_level::warning);
+      co_return;
+    }
+    if (out_.empty() && now - last_write >= tick) out_.emplace_back(std::begin(kTick), std::end(kTick));
+
+    // ---- write what fits ----
+    while (!out_.empty()) {
+      const std::vector<std::byte>& front = out_.front();
+      io_result w;
+      try {
+        w = sock_.try_write(std::span(front).subspan(out_offset_));
+      } catch (const std::exception& e) {
+        end(e.what(), log_level::notice);
+        co_return;
+      }
+      if (w.would_block) break;
+      out_offset_ += w.n;
+      last_write = clock::now();
+      if (out_offset_ == front.size()) {
+        out_.pop_front();
+        out_offset_ = 0;
+      }
+    }
+
+    // ---- wait: input, room to write, a message, or the next tick ----
+    const auto next_tick = last_write + tick, dead = last_read + st_->cfg.net_ticktime;
+    const auto until = std::min(next_tick, dead);
+    milliseconds wait = std::chrono::duration_cast<milliseconds>(until - clock::now()) + milliseconds(1);
+    if (wait.count() < 0) wait = milliseconds(0);
+    const std::uint32_t events = io_readable | (out_.empty() ? 0 : io_writable);
+    (void)co_await io_wait(sock_.native_handle(), events, wait, true);
+  }
+}
+
+// ---- handshakes ---------------------------------------------------------------------------------
+
+// Reads more handshake bytes into `into`; false on end of stream or timeout.
+task<bool> read_some(tcp_socket& s, std::vector<std::byte>& into, clock::time_point deadline) {
+  std::byte buf[4096];
+  for (;;) {
+    io_result r = s.try_read(buf);
+    if (!r.would_block) {
+      if (r.eof) co_return false;
+      into.assign(buf, buf + r.n);
+      co_return true;
+    }
+    const auto left = std::chrono::duration_cast<milliseconds>(deadline - clock::now());
+    if (left.count() <= 0) co_return false;
+    io_wait_result w = co_await io_wait(s.native_handle(), io_readable, left);
+    if (w == io_wait_result::timeout) co_return false;
+  }
+}
+
+task<bool> write_bytes(tcp_socket& s, std::vector<std::byte>& bytes) {
+  if (bytes.empty()) co_return true;
+  try {
+    co_await s.write_all(std::span<const std::byte>(bytes));
+  } catch (const std::exception&) {
+    co_return false;
+  }
+  bytes.clear();
+  co_return true;
+}
+
+// Becomes the connection for `peer` once a handshake is done: registers the queue's owner and
+// runs the connection loop. Returns false if another connection to that peer won meanwhile.
+task<void> run_connection(std::shared_ptr<node_state> st, tcp_socket sock, handshake_outcome hs, std::shared_ptr<outbound> q) {
+  {
+    std::lock_guard lock(q->mu);
+    q->owner = athanor::self();
+    q->connected = true;
+  }
+  log(log_level::info, fmt::format("connected to {} (flags {:#x})", hs.peer.full(), hs.negotiated_flags));
+  connection c(st, std::move(sock), std::move(hs), q);
+  co_await c.run();
+}
+
+// Keeps an acceptor's challenge in the node's pending set while its handshake lasts.
+class pending_challenge {
+ public:
+  explicit pending_challenge(node_state& st) : st_(st) {}
+  ~pending_challenge() {
+    if (!challenge_) return;
+    std::lock_guard lock(st_.challenges_mu);
+    auto it = st_.pending_challenges.find(*challenge_);
+    if (it != st_.pending_challenges.end()) st_.pending_challenges.erase(it);
+  }
+  void note(std::optional<std::uint32_t> c) {
+    if (challenge_ || !c) return;
+    challenge_ = c;
+    std::lock_guard lock(st_.challenges_mu);
+    st_.pending_challenges.insert(*c);
+  }
+
+ private:
+  node_state& st_;
+  std::optional<std::uint32_t> challenge_;
+};
+
+proc accept_connection(std::shared_ptr<node_state> st, tcp_socket sock) {
+  handshake_acceptor hs(st->handshake_settings_for());
+  pending_challenge challenge(*st);
+  const auto deadline = clock::now() + st->cfg.setup_time;
+  std::vector<std::byte> in, out;
+  std::shared_ptr<outbound> q;
+  for (;;) {
+    if (!co_await read_some(sock, in, deadline)) {
+      hs.end_of_input();
+      log(log_level::notice, fmt::format("handshake from {} did not finish in time", sock.peer_name()));
+      co_return;
+    }
+    handshake_state s = hs.feed(in, out);
+    if (s == handshake_state::awaiting_decision) {
+      const atom peer(hs.outcome().peer.full());
+      existing_connection existing = existing_connection::none;
+      {
+        std::lock_guard lock(st->mu);
+        auto it = st->peers.find(peer);
+        if (it != st->peers.end()) {
+          std::lock_guard qlock(it->second->mu);
+          existing = it->second->connected ? existing_connection::connected : existing_connection::dialling;
+        }
+      }
+      handshake_status status = status_for_incoming(st->name, hs.outcome().peer, existing);
+      if (status == handshake_status::ok || status == handshake_status::ok_simultaneous) {
+        std::lock_guard lock(st->mu);
+        auto& slot = st->peers[peer];
+        if (!slot) slot = std::make_shared<outbound>();
+        q = slot;
+      }
+      s = hs.answer(status, out);
+    }
+    challenge.note(hs.own_challenge());
+    if (!co_await write_bytes(sock, out)) co_return;
+    if (s == handshake_state::failed) {
+      const bool wrong_cookie = hs.failure() == handshake_failure::bad_digest;
+      log(wrong_cookie ? log_level::warning : log_level::notice,
+          fmt::format("connection attempt from {} refused: {}{}", sock.peer_name(),
+                      wrong_cookie ? "wrong cookie: " : "", hs.failure_detail()));
+      co_return;
+    }
+    if (s == handshake_state::connected) break;
+  }
+  if (!q) co_return;
+  co_await run_connection(st, std::move(sock), hs.outcome(), q);
+}
+
+proc dial(std::shared_ptr<node_state> st, atom peer, std::shared_ptr<outbound> q) {
+  auto give_up = [&](const std::string& why) {
+    log(log_level::notice, fmt::format("cannot connect to {}: {}", peer.name(), why));
+    {
+      std::lock_guard lock(st->mu);
+      auto it = st->peers.find(peer);
+      if (it != st->peers.end() && it->second == q) st->peers.erase(it);  // what was queued is dropped
+    }
+    fire_noconnection(*q);
+  };
+  node_name target;
+  try {
+    target = node_name::parse_peer(peer.name());
+  } catch (const std::exception& e) {
+    give_up(e.what());
+    co_return;
+  }
+  epmd_address at = st->cfg.epmd.epmd;
+  at.host = std::string(target.host());
+  std::optional<epmd_node> found;
+  try {
+    found = co_await epmd_port_please(std::string(target.alive()), at);
+  } catch (const std::exception& e) {
+    give_up(std::string("EPMD on its host: ") + e.what());
+    co_return;
+  }
+  if (!found) {
+    give_up("not registered with EPMD on its host");
+    co_return;
+  }
+  tcp_socket sock;
+  try {
+    sock = co_await epmd_detail::connect_before(at.host, found->port, clock::now() + st->cfg.setup_time);
+  } catch (const std::exception& e) {
+    give_up(e.what());
+    co_return;
+  }
+  handshake_initiator hs(st->handshake_settings_for(), target);
+  std::vector<std::byte> in, out;
+  handshake_state s = hs.start(out);
+  const auto deadline = clock::now() + st->cfg.setup_time;
+  while (s != handshake_state::connected && s != handshake_state::failed) {
+    if (!co_await write_bytes(sock, out)) {
+      give_up("the peer closed the connection during the handshake");
+      co_return;
+    }
+    if (!co_await read_some(sock, in, deadline)) {
+      hs.end_of_input();
+      give_up("the handshake did not finish in time");
+      co_return;
+    }
+    s = hs.feed(in, out);
+    // "alive": the peer still counts a connection from us. We dial only without one, so it is a
+    // dead one the peer has not noticed: replace it (as OTP does while its own attempt is pending).
+    if (s == handshake_state::awaiting_decision) s = hs.answer_alive(true, out);
+  }
+  if (s == handshake_state::failed) {
+    (void)co_await write_bytes(sock, out);
+    give_up(std::string(to_string(hs.failure())) + ": " + hs.failure_detail());
+    co_return;
+  }
+  co_await run_connection(st, std::move(sock), hs.outcome(), q);
+}
+
+void node_state::connect_to(atom peer, const std::shared_ptr<outbound>& q) {
+  std::shared_ptr<node_state> self = shared_from_this();
+  try {
+    pid p = athanor::spawn([self, peer, q](process&) -> proc { return dial(self, peer, q); });
+    std::lock_guard lock(q->mu);
+    q->owner = p;
+  } catch (const std::exception& e) {
+    log(log_level::error, fmt::format("cannot start connecting to {}: {}", peer.name(), e.what()));
+  }
+}
+
+proc accept_loop(std::shared_ptr<node_state> st, tcp_listener l, std::promise<void>* registered) {
+  process& self = this_process();
+  try {
+    epmd_node me{.name = std::string(st->name.alive()), .port = st->port};
+    st->epmd = co_await ensure_epmd(std::move(me), st->cfg.epmd);
+    st->creation = st->epmd.creation();
+    st->make_contexts();
+    registered->set_value();  // `registered` is gone after this: start() returns
+  } catch (...) {
+    registered->set_exception(std::current_exception());
+    co_return;
+  }
+  for (;;) {
+    int err = 0;
+    tcp_socket s = l.try_accept(err);
+    if (s.is_open()) {
+      try {
+        athanor::spawn([st, sock = std::move(s)](process&) mutable -> proc { return accept_connection(st, std::move(sock)); });
+      } catch (const std::exception& e) {
+        log(log_level::error, std::string("cannot start a connection process: ") + e.what());
+      }
+      continue;
+    }
+    if (err) {
+      log(log_level::warning, fmt::format("accept failed: {}", std::strerror(err)));
+      if (co_await self.receive_for<stop_msg>(milliseconds(100))) co_return;
+      continue;
+    }
+    const io_wait_result w = co_await io_wait(l.native_handle(), io_readable, milliseconds(-1), true);
+    if (w != io_wait_result::message) continue;
+    // Mail: stop, or news from the EPMD keeper (it reports to this process, its owner).
+    athanor::message m = co_await self.receive_any();
+    if (m.is<stop_msg>()) co_return;
+    if (auto* lost = m.get_if<epmd_registration_lost>()) {
+      log(log_level::warning, "EPMD registration lost (" + lost->reason + "): registering again");
+    } else if (auto* back = m.get_if<epmd_reregistered>()) {
+      log(log_level::notice, fmt::format("registered with EPMD again{}", back->serving ? " (serving it)" : ""));
+    }
+  }
+}
+
+}  // namespace detail
+
+// ---- node ---------------------------------------------------------------------------------------
+
+node::node(std::shared_ptr<detail::node_state> s) noexcept : s_(std::move(s)) {}
+
+node& node::operator=(node&& o) noexcept {
+  if (this != &o) {
+    stop();
+    s_ = std::move(o.s_);
+  }
+  return *this;
+}
+
+node::~node() { stop(); }
+
+atom node::name() const noexcept { return s_ ? s_->name_atom : atom("nonode@nohost"); }
+const node_name& node::full_name() const noexcept {
+  static const node_name none;
+  return s_ ? s_->name : none;
+}
+std::uint32_t node::creation() const noexcept { return s_ ? s_->creation : 0; }
+std::uint16_t node::port() const noexcept { return s_ ? s_->port : 0; }
+
+std::vector<atom> node::connected_nodes() const {
+  std::vector<atom> out;
+  if (!s_) return out;
+  std::lock_guard lock(s_->mu);
+  for (const auto& [name, q] : s_->peers) {
+    std::lock_guard qlock(q->mu);
+    if (q->connected) out.push_back(name);
+  }
+  std::sort(out.begin(), out.end(), [](atom a, atom b) { return a.name() < b.name(); });
+  return out;
+}
+
+atom node::node_of(pid p) const {
+  if (!s_) return atom("nonode@nohost");
+  if (p.is_local()) return s_->name_atom;
+  std::optional<etf::node_identity> id = s_->identity_of(p.node());
+  return id ? id->name : atom("nonode@nohost");
+}
+
+bool node::disconnect(atom peer) {
+  if (!s_) return false;
+  pid owner;
+  {
+    std::lock_guard lock(s_->mu);
+    auto it = s_->peers.find(peer);
+    if (it == s_->peers.end()) return false;
+    std::lock_guard qlock(it->second->mu);
+    owner = it->second->owner;
+  }
+  if (!owner) return false;
+  athanor::send(owner, detail::stop_msg{});
+  return true;
+}
+
+void node::stop() {
+  if (!s_) return;
+  std::shared_ptr<detail::node_state> st = std::move(s_);
+  if (st->stopping.exchange(true)) return;
+  if (installed_remote_nodes() == st.get()) install_remote_nodes(nullptr);
+  detail::retire(st);
+  athanor::send(st->acceptor, detail::stop_msg{});
+  std::vector<pid> owners;
+  {
+    std::lock_guard lock(st->mu);
+    for (const auto& [name, q] : st->peers) {
+      std::lock_guard qlock(q->mu);
+      if (q->owner) owners.push_back(q->owner);
+    }
+  }
+  for (pid p : owners) athanor::send(p, detail::stop_msg{});
+  std::unique_lock lock(st->mu);
+  st->cv.wait_for(lock, std::chrono::seconds(5), [&] { return st->peers.empty(); });
+  lock.unlock();
+  st->epmd.stop();
+}
+
+node start(node_config config) {
+  auto st = std::make_shared<detail::node_state>();
+  st->cfg = std::move(config);
+  const node_config& cfg = st->cfg;
+  try {
+    st->name = cfg.naming == naming_mode::short_names ? node_name::from_sname(cfg.name) : node_name::from_name(cfg.name);
+  } catch (const std::exception& e) {
+    throw node_error(std::string("athanor::dist::start: ") + e.what());
+  }
+  st->name_atom = atom(st->name.full());
+  try {
+    st->cookie = load_cookie(cfg.cookie ? std::optional<std::string_view>(*cfg.cookie) : std::nullopt).cookie;
+  } catch (const std::exception& e) {
+    throw node_error(std::string("athanor::dist::start: ") + e.what());
+  }
+  tcp_listener listener;
+  try {
+    listener = tcp_listener::listen(cfg.listen_host, cfg.listen_port);
+  } catch (const std::exception& e) {
+    throw node_error(std::string("athanor::dist::start: cannot listen: ") + e.what());
+  }
+  st->port = listener.port();
+  // Registering is a conversation with EPMD, held by the acceptor process for the node's life
+  // (the registration ends with its owner), while this thread waits for the first answer.
+  std::promise<void> registered;
+  std::future<void> done = registered.get_future();
+  st->acceptor = athanor::spawn([st, l = std::move(listener), &registered](process&) mutable -> proc {
+    return detail::accept_loop(st, std::move(l), &registered);
+  });
+  try {
+    done.get();
+  } catch (const std::exception& e) {
+    throw node_error(std::string("athanor::dist::start: EPMD: ") + e.what());
+  }
+  if (install_remote_nodes(st.get()) != nullptr) {
+    detail::log(log_level::warning, "another node was installed in this OS process: replaced");
+  }
+  detail::log(log_level::info, fmt::format("node {} started (creation {}, port {})", st->name.full(), st->creation, st->port));
+  return node(st);
+}
+
+}  // namespace athanor::dist

@@ -1,0 +1,34 @@
+// Helpers for the distribution tests that run real Erlang nodes: child processes with their own
+// environment (a temporary HOME, so no developer's ~/.erlang.cookie is read or written, and their
+// own EPMD port). Free ports, temporary directories and unique names come from epmd_test_util.h.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "../support/child_process.h"
+#include "epmd_test_util.h"
+
+namespace athanor::dist::testing {
+
+inline bool have_erl() { return std::system("command -v erl >/dev/null 2>&1 && command -v escript >/dev/null 2>&1") == 0; }
+
+#define ATHANOR_REQUIRE_ERL()                                                                  \
+  do {                                                                                          \
+    if (!::athanor::dist::testing::have_erl())                                                  \
+      GTEST_SKIP() << "erl is not installed (scripts/install-deps.sh --test installs erlang)"; \
+  } while (0)
+
+using child = ::athanor::testing_support::child;
+
+// The environment of an Erlang node started by a test: its own HOME (so no developer's cookie is
+// read or written), its own EPMD port, and no crash dump left in the working directory.
+inline std::vector<std::string> erl_env(const std::string& home, std::uint16_t epmd_port) {
+  return {"HOME=" + home, "ERL_EPMD_PORT=" + std::to_string(epmd_port), "ERL_CRASH_DUMP_SECONDS=0"};
+}
+
+}  // namespace athanor::dist::testing
