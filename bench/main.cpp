@@ -25,7 +25,9 @@ struct workload_flag {
 };
 constexpr long kBig = 1'000'000'000;
 constexpr workload_flag kWorkloadFlags[] = {
-    {"seconds", 1, 86400, "supervised_chaos: how long to run (default 30)"},
+    {"seconds", 1, 86400, "supervised_chaos: run time (default 30); dist_*, tcp_throughput: measured time (3)"},
+    {"size", 1, 64 << 20, "dist_throughput (default 100), tcp_throughput (1048576): bytes per message"},
+    {"window", 1, kBig, "dist_throughput: most messages unacknowledged (default: 8 MB, 8..8000 messages)"},
     {"clients", 1, kBig, "supervised_chaos: client processes (default 1000)"},
     {"kill_permille", 0, 1000, "supervised_chaos: workers killed per second, in permille (default 10)"},
     {"batch", 1, kBig, "task workloads: tasks per batch (default 1000)"},
