@@ -608,8 +608,17 @@ void connection::dispatch(message& m) {
 }
 
 void connection::handle(std::span<const std::byte> packet) {
-  message m = read_packet(packet, decode_);
-  dispatch(m);
+  // Past peer_atom_limit, packets are decoded as binary_to_term(B, [safe]) decodes: no new atoms.
+  decode_.safe = atom::count() >= st_->cfg.peer_atom_limit;
+  try {
+    message m = read_packet(packet, decode_);
+    dispatch(m);
+  } catch (const protocol_error& e) {
+    if (!decode_.safe) throw;
+    throw protocol_error(std::string(e.what()) + " (the atom table holds " + std::to_string(atom::count()) +
+                         " atoms, past peer_atom_limit " + std::to_string(st_->cfg.peer_atom_limit) +
+                         ": peers may not add atoms)");
+  }
 }
 
 void connection::end(const std::string& why, log_level level) {

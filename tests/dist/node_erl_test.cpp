@@ -228,5 +228,40 @@ TEST(DistNode, APeerKilledOrStoppedBringsNoconnectionToLinksAndMonitors) {
   }
 }
 
+// Atoms are never freed: past peer_atom_limit, a peer's packet naming a new atom ends its
+// connection (logged), and the node goes on with atoms it has.
+TEST(DistNode, PeersCannotFillTheAtomTablePastTheLimit) {
+  ATHANOR_REQUIRE_ERL();
+  const std::uint16_t epmd_port = free_port();
+  runtime rt(runtime_config{.schedulers = 2});
+  node_config cfg{.name = unique_name("cppa"), .cookie = "atom-cookie", .epmd = {.epmd = {.port = epmd_port}}};
+  for (const char* a : {"", "is_auth", "$gen_call", "alias", "net_kernel", "known", "ok", "error", "yes"}) (void)atom(a);
+  cfg.peer_atom_limit = atom::count();  // reached: from now on, no new atoms from peers
+  node n = start(cfg);
+  auto got = std::make_shared<std::atomic<int>>(0);
+  pid sink = spawn([got](process& self) -> proc {
+    for (;;) {
+      (void)co_await self.receive<term>();
+      got->fetch_add(1);
+    }
+  });
+  register_name(atom("sink"), sink);
+  temp_dir home;
+  const std::string me = unique_name("flood");
+  const std::string target = n.full_name().full();
+  child erl({"erl", "-sname", me, "-setcookie", "atom-cookie", "-noshell", "-eval",
+             "N = list_to_atom(\"" + target + "\"), pong = net_adm:ping(N), monitor_node(N, true), "
+             "{sink, N} ! {known, [ok, error]}, "
+             "{sink, N} ! [list_to_atom(\"fresh_" + me + "_\" ++ integer_to_list(I)) || I <- lists:seq(1, 100)], "
+             "receive {nodedown, N} -> io:format(\"dropped~n\") after 10000 -> io:format(\"kept~n\") end, "
+             "io:format(\"~p~n\", [net_adm:ping(N)]), halt()."},
+            erl_env(home.path(), epmd_port));
+  EXPECT_EQ(erl.wait(), 0) << erl.output();
+  EXPECT_NE(erl.output().find("dropped\npong\n"), std::string::npos) << erl.output();
+  EXPECT_EQ(got->load(), 1) << "the message of known atoms arrives, the one of new atoms does not";
+  EXPECT_FALSE(atom::existing("fresh_" + me + "_1")) << "a peer created an atom past the limit";
+  exit(sink, term(atom("kill")));
+}
+
 }  // namespace
 }  // namespace athanor::dist::testing

@@ -45,6 +45,12 @@ struct node_config {
   std::chrono::milliseconds net_ticktime{60000};
   std::chrono::milliseconds setup_time = default_setup_time;  // a handshake's deadline
   std::size_t max_message_bytes = std::size_t(256) << 20;    // larger packets end the connection
+  // Atoms are never freed, and a peer can name as many as it likes. So peers may add atoms only
+  // while the atom table holds fewer than this many (default: three quarters of
+  // atom::kMaxAtoms, keeping the last quarter for this node's own code); past it, a packet that
+  // names an atom this node has never seen ends its connection with a log line, as a malformed
+  // packet does, and atoms the node already has keep working.
+  std::size_t peer_atom_limit = std::size_t(atom::kMaxAtoms) / 4 * 3;
 };
 
 // A node that could not start (name, cookie, EPMD, listening socket). what() says which.
