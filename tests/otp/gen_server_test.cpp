@@ -208,7 +208,8 @@ TEST_F(RuntimeTest, StopFromACallbackRepliesFirstThenTerminates) {
 
 struct recorder : gen_server<recorder> {
   std::shared_ptr<std::vector<std::string>> log;
-  explicit recorder(std::shared_ptr<std::vector<std::string>> l) : log(std::move(l)) {}
+  pid watcher;  // told with a tick when the idle timeout fires, if set
+  explicit recorder(std::shared_ptr<std::vector<std::string>> l, pid w = {}) : log(std::move(l)), watcher(w) {}
   void init() {
     log->push_back("init");
     continue_with(tick{});
@@ -218,7 +219,10 @@ struct recorder : gen_server<recorder> {
   void handle_info(term t) { log->push_back("info " + t.to_string()); }
   void handle_info(exit_signal x) { log->push_back("exit " + x.reason.to_string()); }
   void handle_cast(inc) { timeout_after(10ms); }
-  void handle_timeout() { log->push_back("timeout"); }
+  void handle_timeout() {
+    log->push_back("timeout");
+    if (watcher) send(watcher, tick{});
+  }
   void terminate(term reason) { log->push_back("terminate " + reason.to_string()); }
 };
 
@@ -237,10 +241,11 @@ TEST_F(RuntimeTest, ContinueRunsBeforeAnyMessageAndInfoGoesToHandleInfo) {
 TEST_F(RuntimeTest, IdleTimeoutFiresWhenNothingArrives) {
   run([](process& self) -> proc {
     auto log = std::make_shared<std::vector<std::string>>();
-    pid r = (co_await start_link<recorder>(log)).value();
+    pid r = (co_await start_link<recorder>(log, self.self())).value();
     cast<recorder>(r, inc{});
-    // Poll through calls (each call resets no timeout: only the cast set one).
-    for (int i = 0; i < 1000 && std::find(log->begin(), log->end(), "timeout") == log->end(); ++i) co_await self.sleep(2ms);
+    // The server tells us when its timeout fired; the log is read only through a call
+    // (it belongs to the server's thread).
+    co_await self.receive<tick>();
     std::vector<std::string> seen = co_await call<recorder>(r, get{});
     EXPECT_NE(std::find(seen.begin(), seen.end(), "timeout"), seen.end());
     co_await stop(r);
@@ -250,16 +255,16 @@ TEST_F(RuntimeTest, IdleTimeoutFiresWhenNothingArrives) {
 TEST_F(RuntimeTest, TrappingServerRunsTerminateWhenItsParentExits) {
   run([](process& self) -> proc {
     auto log = std::make_shared<std::vector<std::string>>();
-    auto [parent, m] = spawn_monitor([log](process& p) -> proc {
+    pid me = self.self();
+    auto [parent, m] = spawn_monitor([log, me](process& p) -> proc {
       pid r = (co_await start_link<recorder>(server_options{.name = "rec"_a, .trap_exit = true}, log)).value();
-      send(p.self(), r);
+      send(me, r);
       co_await p.receive<tick>();
     });
-    ref rm;
-    // Wait for the server to be registered, then watch it and end its parent.
-    while (!whereis("rec"_a)) co_await self.sleep(1ms);
-    pid r = whereis("rec"_a);
-    rm = monitor(r);
+    // Once the parent has told us its server, watch the server and end the parent.
+    pid r = co_await self.receive<pid>();
+    EXPECT_EQ(whereis("rec"_a), r);
+    ref rm = monitor(r);
     exit(parent, "parent_gone"_a);
     down d1 = co_await self.receive<down>();
     down d2 = co_await self.receive<down>();
