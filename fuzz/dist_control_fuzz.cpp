@@ -1,6 +1,8 @@
 // libFuzzer target for distribution packets (see fuzz/README.md): read_packet() on arbitrary
 // bytes must either return a message whose control tuple has its opcode's shape or throw
-// protocol_error; a message it returns must write back and read back to the same message.
+// protocol_error; a message it returns must write back in either mode (pass-through, header)
+// and read back to the same message. (Sequences of packets, with the atom cache and fragments:
+// dist_fragments_fuzz.)
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -33,10 +35,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   etf::decode_options again = options;
   again.safe = false;
-  dist::message back = dist::read_packet(std::span(out).subspan(4), again);
-  if (back.op != m.op || back.payload.has_value() != m.payload.has_value()) {
-    std::fprintf(stderr, "a written packet read back differently\n");
-    std::abort();
+  for (const dist::packet_mode mode : {dist::packet_mode::pass_through, dist::packet_mode::header}) {
+    out.clear();
+    dist::write_packet(out, mode, m.control, m.payload ? &*m.payload : nullptr, eo);
+    dist::message back = dist::read_packet(std::span(out).subspan(4), again);
+    if (back.op != m.op || back.payload.has_value() != m.payload.has_value()) {
+      std::fprintf(stderr, "a written packet read back differently\n");
+      std::abort();
+    }
   }
   return 0;
 }

@@ -18,6 +18,11 @@
 // the packet goes to the peer's outbound queue, and the connection process is woken by one
 // message if it was not already (wake_pending). One queue per peer, appended under a mutex held for
 // a push: the order of two sends from one process to one peer is the order they were made.
+// While the connection has nothing of its own to write, a sender writes its packet to the socket
+// itself (outbound::direct_fd, under the queue's mutex, so senders stay in order): a round trip
+// then costs no wake-up of the connection process. If the socket takes only part of it, the rest
+// and everything after go through the queue, and the connection takes the stream back before it
+// writes anything of its own (a reply, a tick), so nothing a sender writes later can overtake it.
 // A send to a peer with no connection starts one (Erlang's auto-connect): the queue exists from
 // the first send, and the connecting process drains it once the handshake is done; if the peer
 // cannot be reached, what was queued is dropped, as Erlang drops it.
@@ -50,9 +55,18 @@
 // sender of a busy peer on one thread. The atom cache and fragments (optional in the protocol):
 // not negotiated, so every packet is pass-through; a peer that sends them anyway is refused.
 //
-// Not yet (issue 13): monitors by name ({Name, Node}) from this side, aliases, spawn requests
-// (rpc/erpc: answered notsup), node monitors (nodeup/nodedown), the send-queue limit, TLS,
-// cluster formation, the atom cache and fragments.
+// Node monitors. monitor_node and monitor_nodes subscribers, and connect_node callers, are kept
+// on the node (node monitors) and on the peer's queue (connect waiters); the connection process
+// tells them when its handshake is done (connection_up) and when it ends or never comes
+// (connection_down, from end() or abandon()). A queue is abandoned only by the process setting its
+// connection up: when both nodes dial at once and our acceptor wins, the acceptor takes the queue
+// over (owner) and our dial, refused by the peer, leaves it alone.
+//
+// Calls by name (rpc.cpp): SPAWN_REQUEST is answered here, with a process rpc.cpp starts; the
+// SPAWN_REPLY and MONITOR_P_EXIT of this node's own requests go back to their callers.
+//
+// Not yet (issue 13): aliases into this node (ALIAS_SEND), the send-queue limit, TLS, the atom
+// cache and fragments.
 #include "athanor/dist/node.h"
 
 #include <sys/socket.h>
@@ -78,145 +92,77 @@
 #include "athanor/runtime/remote.h"
 #include "athanor/term/etf.h"
 #include "dist/epmd_io.h"
+#include "dist/node_state.h"
+#include "dist/rpc_internal.h"
 
 namespace athanor::dist {
 
 namespace detail {
 
-using clock = std::chrono::steady_clock;
-using std::chrono::milliseconds;
-
-// Node numbers: 0 is this node, 1..kStaleSelf-1 are peers, kStaleSelf is this node's name with
-// another creation (signals for a previous incarnation: dropped).
-constexpr std::uint32_t kStaleSelf = pid::kNodeMask;
-
-struct wake_msg {};  // outbound packets are queued
-struct stop_msg {};  // the node stops: close the connection
-
-void log(log_level level, std::string text) { athanor::logger::log("dist", level, std::move(text)); }
-
-// One peer's outbound queue: every sender appends whole packets, the connection process takes
-// them. Thread-safe (mu).
-struct outbound {
-  std::mutex mu;
-  std::deque<std::vector<std::byte>> packets;
-  std::size_t bytes = 0;
-  pid owner;                          // the connection (or connecting) process
-  bool connected = false;             // the handshake is done
-  std::atomic<bool> wake_pending{false};
-  // What fires `noconnection` when the connection ends (or never comes up):
-  std::set<std::pair<pid, pid>> links;          // (local, remote) pairs linked across it
-  std::map<ref, std::pair<pid, pid>> monitors;  // a local watcher's monitor -> (watcher, remote target)
-};
-
 // The connection to a peer is gone (or never came): every link across it delivers `noconnection`
 // to its local end, every monitor a local process held on a process there fires with it.
 void fire_noconnection(outbound& q) {
   std::set<std::pair<pid, pid>> links;
-  std::map<ref, std::pair<pid, pid>> monitors;
+  std::map<ref, std::pair<pid, pid>> monitors, spawns;
   {
     std::lock_guard lock(q.mu);
+    q.ended = true;  // out of the table already: nothing may be recorded on it from now on
     links.swap(q.links);
     monitors.swap(q.monitors);
+    spawns.swap(q.spawns);
   }
   const term reason(atom("noconnection"));
   for (const auto& [local, remote] : links) remote_signals::exit(remote, local, reason, true);
   for (const auto& [r, who] : monitors) remote_signals::down(who.first, r, who.second, reason);
+  for (const auto& [r, who] : spawns) athanor::send(who.first, spawn_outcome{r, reason});
 }
 
-class node_state final : public remote_nodes, public std::enable_shared_from_this<node_state> {
- public:
-  node_config cfg;
-  dist::node_name name;
-  atom name_atom;
-  std::optional<dist::cookie> cookie;
-  std::uint32_t creation = 0;
-  std::uint16_t port = 0;
-  epmd_keeper epmd;
-  pid acceptor;
-  std::atomic<bool> stopping{false};
 
-  // ---- the node table and the connections (mu) ----
-  mutable std::mutex mu;
-  std::vector<etf::node_identity> table;  // node number n is table[n - 1]
-  std::map<std::pair<std::uint32_t, std::uint32_t>, std::uint32_t> numbers;  // (atom index, creation) -> n
-  std::unordered_map<atom, std::shared_ptr<outbound>> peers;                 // by peer name
-  std::condition_variable cv;             // a connection ended (stop() waits for none left)
-
-  // The number of a node as a pid names it, assigning one on first sight. nullopt when the
-  // table is full (65,533 incarnations seen: the connection that brought one more is refused).
-  std::optional<std::uint32_t> number_of(const etf::node_identity& n) {
-    if (n.name == name_atom) return kStaleSelf;  // this node, another creation: see kStaleSelf
-    std::lock_guard lock(mu);
-    auto key = std::make_pair(n.name.index(), n.creation);
-    if (auto it = numbers.find(key); it != numbers.end()) return it->second;
-    if (table.size() + 1 >= kStaleSelf) return std::nullopt;
-    table.push_back(n);
-    const std::uint32_t number = std::uint32_t(table.size());
-    numbers.emplace(key, number);
-    return number;
+// Tells the connect_node callers waiting on `q` whether the connection came up.
+void answer_connect_waiters(atom peer, outbound& q, bool up) {
+  std::vector<pid> waiters;
+  {
+    std::lock_guard lock(q.mu);
+    waiters.swap(q.connect_waiters);
   }
-  std::optional<etf::node_identity> identity_of(std::uint32_t number) const {
-    std::lock_guard lock(mu);
-    if (number == 0 || number > table.size()) return std::nullopt;
-    return table[number - 1];
+  for (pid w : waiters) athanor::send(w, connect_outcome{peer, up});
+}
+
+void node_state::connection_up(atom peer, outbound& q) {
+  answer_connect_waiters(peer, q, true);
+  std::vector<pid> subscribers;
+  {
+    std::lock_guard lock(watch_mu);
+    std::erase_if(all_watchers, [](pid p) { return !athanor::is_alive(p); });
+    subscribers = all_watchers;
   }
+  for (pid w : subscribers) athanor::send(w, nodeup{peer});
+}
 
-  // The pid and reference mapping for every term this node encodes or decodes. Made once, when
-  // the node has its name and creation: a send pays no allocation for it. (`this` outlives every
-  // use: a node_state is never destroyed while the process runs; see g_retired.)
-  etf::encode_options encoding;
-  etf::decode_options decoding;
-  void make_contexts() {
-    etf::etf_context c;
-    c.node = name_atom;
-    c.creation = creation;
-    c.node_name = [this](std::uint32_t n) { return identity_of(n); };
-    c.node_number = [this](const etf::node_identity& id) { return number_of(id); };
-    encoding.context = c;
-    decoding.context = std::move(c);
+void node_state::connection_down(atom peer, outbound& q, bool was_up) {
+  answer_connect_waiters(peer, q, false);
+  std::vector<pid> told;
+  {
+    std::lock_guard lock(watch_mu);
+    auto [b, e] = node_watchers.equal_range(peer);
+    for (auto it = b; it != e; ++it) told.push_back(it->second);
+    node_watchers.erase(b, e);  // a node monitor fires once
+    if (was_up) {
+      std::erase_if(all_watchers, [](pid p) { return !athanor::is_alive(p); });
+      told.insert(told.end(), all_watchers.begin(), all_watchers.end());
+    }
   }
-  const etf::encode_options& encode_options() const { return encoding; }
-  const etf::decode_options& decode_options() const { return decoding; }
+  for (pid w : told) athanor::send(w, nodedown{peer});
+}
 
-  // Challenges our acceptors have sent and not yet seen answered: our initiators refuse to
-  // answer them (a peer relaying one would get our acceptor's digest without the cookie).
-  std::mutex challenges_mu;
-  std::multiset<std::uint32_t> pending_challenges;
+// The running node (start() to stop()), for the free functions of node.h.
+std::mutex g_current_mu;
+std::shared_ptr<node_state> g_current;
 
-  handshake_settings handshake_settings_for() {
-    handshake_settings s{.name = name, .creation = creation, .cookie = *cookie};
-    std::weak_ptr<node_state> weak = weak_from_this();
-    s.is_own_challenge = [weak](std::uint32_t c) {
-      auto st = weak.lock();
-      if (!st) return false;
-      std::lock_guard lock(st->challenges_mu);
-      return st->pending_challenges.count(c) > 0;
-    };
-    return s;
-  }
-
-  // Queues a whole packet for `peer`, connecting first if there is no connection. `record`, if
-  // given, runs on the peer's queue under its lock first (links and monitors to remember).
-  void enqueue(atom peer, std::vector<std::byte> packet, const std::function<void(outbound&)>& record = {});
-  // Encodes `control` (+ payload) and queues it for the node of remote pid `to`. False if that
-  // node is unknown or the packet cannot be encoded.
-  bool send_control(pid to, const term& control, const term* payload, const std::function<void(outbound&)>& record = {});
-  void connect_to(atom peer, const std::shared_ptr<outbound>& q);
-
-  // remote_nodes
-  void send(pid from, pid to, term msg) noexcept override;
-  void send_named(pid from, atom name, atom node, term msg) noexcept override;
-  void link(pid from, pid to) noexcept override;
-  void unlink(pid from, pid to) noexcept override;
-  void exit(pid from, pid to, term reason, bool via_link) noexcept override;
-  void monitor(pid watcher, pid target, ref monitor) noexcept override;
-  void demonitor(pid watcher, pid target, ref monitor) noexcept override;
-  void monitor_name(pid watcher, atom name, atom node, ref monitor) noexcept override;
-  void demonitor_name(pid watcher, atom name, atom node, ref monitor) noexcept override;
-
-  std::atomic<std::uint64_t> next_unlink_id{1};
-};
+std::shared_ptr<node_state> current() {
+  std::lock_guard lock(g_current_mu);
+  return g_current;
+}
 
 void wake(const std::shared_ptr<outbound>& q) {
   pid owner;
@@ -227,27 +173,49 @@ void wake(const std::shared_ptr<outbound>& q) {
   if (owner && !q->wake_pending.exchange(true, std::memory_order_acq_rel)) athanor::send(owner, wake_msg{});
 }
 
+std::shared_ptr<outbound> node_state::queue_of(atom peer, bool& fresh) {
+  std::lock_guard lock(mu);
+  auto& slot = peers[peer];
+  fresh = !slot;
+  if (fresh) slot = std::make_shared<outbound>();
+  return slot;
+}
+
+std::shared_ptr<outbound> node_state::ensure_connection(atom peer) {
+  if (stopping.load(std::memory_order_acquire)) return nullptr;
+  bool fresh = false;
+  std::shared_ptr<outbound> q = queue_of(peer, fresh);
+  if (fresh) connect_to(peer, q);
+  return q;
+}
+
 void node_state::enqueue(atom peer, std::vector<std::byte> packet, const std::function<void(outbound&)>& record) {
   if (stopping.load(std::memory_order_acquire)) return;
-  std::shared_ptr<outbound> q;
-  bool start_connecting = false;
-  {
-    std::lock_guard lock(mu);
-    auto& slot = peers[peer];
-    if (!slot) {
-      slot = std::make_shared<outbound>();
-      start_connecting = true;
+  for (;;) {
+    bool start_connecting = false;
+    std::shared_ptr<outbound> q = queue_of(peer, start_connecting);
+    {
+      std::lock_guard lock(q->mu);
+      // Its connection ended after we took it from the table (and fired noconnection): what this
+      // packet records would never hear of it. Go again: this send starts the next connection.
+      if (q->ended) continue;
+      if (record) record(*q);
+      if (q->direct_fd >= 0 && q->packets.empty()) {
+        // The connection is idle: write on this thread, saving the connection process's wake-up.
+        const ssize_t w = ::send(q->direct_fd, packet.data(), packet.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w == ssize_t(packet.size())) return;
+        // The socket is full (or failing: the connection will find out): the rest is the
+        // connection's to write, and so is everything after it.
+        q->direct_fd = -1;
+        q->first_offset = w > 0 ? std::size_t(w) : 0;
+      }
+      q->bytes += packet.size();
+      q->packets.push_back(std::move(packet));
     }
-    q = slot;
+    if (start_connecting) connect_to(peer, q);
+    else wake(q);
+    return;
   }
-  {
-    std::lock_guard lock(q->mu);
-    if (record) record(*q);
-    q->bytes += packet.size();
-    q->packets.push_back(std::move(packet));
-  }
-  if (start_connecting) connect_to(peer, q);
-  else wake(q);
 }
 
 void node_state::send(pid from, pid to, term msg) noexcept {
@@ -430,6 +398,10 @@ class connection {
   void dispatch(message& m);
   void reply(const term& control, const term* payload);
   void take_queued();
+  // The stream's order: senders may write to the socket themselves while this connection has
+  // nothing to write (offer_stream); it takes that back before it writes anything of its own.
+  void take_stream();
+  void offer_stream();
   bool write_some(bool& progress);
   void on_down(const down& d);
   void end(const std::string& why, log_level level);
@@ -443,6 +415,7 @@ class connection {
   std::size_t out_offset_ = 0;              // written of out_.front()
   etf::decode_options decode_;
   etf::encode_options encode_;
+  athanor::detail::lazy_deadline wake_timer_;          // the waits' timer, kept across waits
   std::unordered_map<ref, held_monitor> held_;        // by the local monitor's reference
   std::map<std::pair<pid, ref>, ref> held_by_remote_;  // (watcher, remote ref) -> local reference
 };
@@ -450,6 +423,10 @@ class connection {
 void connection::take_queued() {
   q_->wake_pending.store(false, std::memory_order_release);
   std::lock_guard lock(q_->mu);
+  if (q_->first_offset > 0) {  // a sender wrote the start of the first packet (out_ was empty then)
+    out_offset_ = q_->first_offset;
+    q_->first_offset = 0;
+  }
   while (!q_->packets.empty()) {
     out_.push_back(std::move(q_->packets.front()));
     q_->packets.pop_front();
@@ -460,7 +437,19 @@ void connection::take_queued() {
 void connection::reply(const term& control, const term* payload) {
   std::vector<std::byte> packet;
   write_packet(packet, control, payload, encode_);
+  take_stream();  // before anything a sender writes after this point
   out_.push_back(std::move(packet));
+}
+
+void connection::take_stream() {
+  std::lock_guard lock(q_->mu);
+  q_->direct_fd = -1;
+}
+
+void connection::offer_stream() {
+  if (!out_.empty()) return;
+  std::lock_guard lock(q_->mu);
+  if (q_->packets.empty()) q_->direct_fd = sock_.native_handle();
 }
 
 void connection::on_down(const down& d) {
@@ -586,6 +575,12 @@ void connection::dispatch(message& m) {
       pid target;
       {
         std::lock_guard lock(q_->mu);
+        if (auto s = q_->spawns.find(r); s != q_->spawns.end()) {  // a spawn request of ours ended
+          const pid caller = s->second.first;
+          q_->spawns.erase(s);
+          athanor::send(caller, spawn_outcome{r, reason});
+          return;
+        }
         auto it = q_->monitors.find(r);
         if (it == q_->monitors.end()) return;  // demonitored meanwhile
         target = it->second.second;
@@ -596,8 +591,57 @@ void connection::dispatch(message& m) {
     }
     case op::spawn_request:
     case op::spawn_request_tt: {
-      // Not yet: answer notsup, which the caller sees as {badrpc, notsup} (erlang-distribution.md §5.2).
-      reply(tuple(term(31), c.element(1), c.element(2), term(0), term(atom("notsup"))), nullptr);
+      // {29, ReqId, From, GroupLeader, {M, F, Arity}, Opts} + Args: a process for exposed
+      // functions (rpc.cpp), its link and monitor set up before it may run, then SPAWN_REPLY
+      // {31, ReqId, From, Flags, Pid | Error}; Flags: 1 link, 2 monitor.
+      const term& request = c.element(1);
+      const pid from = c.element(2).as_pid();
+      bool want_link = false, want_monitor = false;
+      for (term o = c.element(5); o.is_cons(); o = o.tail()) {
+        if (o.head() == term(atom("link"))) want_link = true;
+        if (o.head() == term(atom("monitor"))) want_monitor = true;
+      }
+      term refusal;
+      const pid p = start_requested(c.element(4), *m.payload, refusal);
+      if (!p) {
+        reply(tuple(term(31), request, term(from), term(0), refusal), nullptr);
+        return;
+      }
+      std::int64_t flags = 0;
+      if (want_link && remote_signals::link(from, p)) {
+        std::lock_guard lock(q_->mu);
+        q_->links.emplace(p, from);
+        flags |= 1;
+      }
+      if (want_monitor) {
+        const ref mine = athanor::monitor(p);
+        held_.emplace(mine, held_monitor{from, request.as_ref(), term(p)});
+        held_by_remote_[{from, request.as_ref()}] = mine;
+        flags |= 2;
+      }
+      reply(tuple(term(31), request, term(from), term(flags), term(p)), nullptr);
+      athanor::send(p, spawn_go{});
+      return;
+    }
+    case op::spawn_reply:
+    case op::spawn_reply_tt: {
+      // The answer to an erpc_call of ours: the spawned pid (its DOWN brings the result), or an
+      // error atom (the request was refused).
+      const ref request = c.element(1).as_ref();
+      const term& result = c.element(4);
+      pid caller;
+      {
+        std::lock_guard lock(q_->mu);
+        auto it = q_->spawns.find(request);
+        if (it == q_->spawns.end()) return;  // the caller gave up meanwhile
+        if (result.is_pid()) {
+          it->second.second = result.as_pid();
+          return;
+        }
+        caller = it->second.first;
+        q_->spawns.erase(it);
+      }
+      athanor::send(caller, spawn_outcome{request, result, true});
       return;
     }
     default:
@@ -626,6 +670,7 @@ void connection::end(const std::string& why, log_level level) {
   for (auto& [mine, h] : held_) athanor::demonitor(mine, true);
   held_.clear();
   held_by_remote_.clear();
+  take_stream();  // no sender writes to the descriptor once it is closed (and perhaps reused)
   sock_.close();
   {
     std::lock_guard lock(st_->mu);
@@ -633,6 +678,7 @@ void connection::end(const std::string& why, log_level level) {
     if (it != st_->peers.end() && it->second == q_) st_->peers.erase(it);
   }
   fire_noconnection(*q_);  // after leaving the table: a new send starts a new connection
+  st_->connection_down(peer_, *q_, true);
   st_->cv.notify_all();
 }
 
@@ -679,6 +725,9 @@ bool connection::write_some(bool& progress) {
 
 task<void> connection::run() {
   process& self = this_process();
+  // One edge-triggered registration for the connection's life instead of an epoll_ctl per wait
+  // (epoll only: senders write to the socket themselves, which io_uring's queue would not allow).
+  (void)sock_.attach(self.self(), false);
   const milliseconds tick = st_->cfg.net_ticktime / 4;
   auto last_read = clock::now(), last_write = clock::now();
   constexpr std::size_t kReadSize = 64 * 1024;
@@ -750,7 +799,10 @@ task<void> connection::run() {
       co_return;
     }
     if (now - last_read >= tick) in_.release_if_empty();  // quiet for a while: give the buffer back
-    if (out_.empty() && now - last_write >= tick) out_.emplace_back(std::begin(kTick), std::end(kTick));
+    if (out_.empty() && now - last_write >= tick) {
+      take_stream();
+      out_.emplace_back(std::begin(kTick), std::end(kTick));
+    }
 
     // ---- write what fits ----
     bool wrote = false;
@@ -759,6 +811,7 @@ task<void> connection::run() {
       co_return;
     }
     if (wrote) last_write = clock::now();
+    offer_stream();  // nothing left to write: senders may write themselves until we need the stream
 
     // ---- wait: input, room to write, a message, or the next tick ----
     const auto next_tick = last_write + tick, dead = last_read + st_->cfg.net_ticktime;
@@ -766,7 +819,8 @@ task<void> connection::run() {
     milliseconds wait = std::chrono::duration_cast<milliseconds>(until - clock::now()) + milliseconds(1);
     if (wait.count() < 0) wait = milliseconds(0);
     const std::uint32_t events = io_readable | (out_.empty() ? 0 : io_writable);
-    (void)co_await io_wait(sock_.native_handle(), events, wait, true);
+    (void)co_await athanor::detail::fd_wait_for(sock_.native_handle(), events, wait.count(), true, nullptr,
+                                                 sock_.is_attached(), &wake_timer_);
   }
 }
 
@@ -809,8 +863,28 @@ task<void> run_connection(std::shared_ptr<node_state> st, tcp_socket sock, hands
     q->connected = true;
   }
   log(log_level::info, fmt::format("connected to {} (flags {:#x})", hs.peer.full(), hs.negotiated_flags));
+  st->connection_up(atom(hs.peer.full()), *q);
   connection c(st, std::move(sock), std::move(hs), q);
   co_await c.run();
+}
+
+// A connection to `peer` that this process was setting up will not come: unless another process
+// has taken the queue over (an incoming connection that won a simultaneous connect), the queue
+// leaves the table (what was queued is dropped, as Erlang drops it) and everything waiting on it
+// hears: links and monitors get noconnection, node monitors nodedown, connect_node false.
+void abandon(node_state& st, atom peer, const std::shared_ptr<outbound>& q) {
+  {
+    std::lock_guard qlock(q->mu);
+    if (q->connected || (q->owner && q->owner != athanor::self())) return;  // not ours to end
+  }
+  {
+    std::lock_guard lock(st.mu);
+    auto it = st.peers.find(peer);
+    if (it != st.peers.end() && it->second == q) st.peers.erase(it);
+  }
+  fire_noconnection(*q);
+  st.connection_down(peer, *q, false);
+  st.cv.notify_all();
 }
 
 // Keeps an acceptor's challenge in the node's pending set while its handshake lasts.
@@ -845,6 +919,7 @@ proc accept_connection(std::shared_ptr<node_state> st, tcp_socket sock) {
     if (!co_await read_some(sock, in, deadline)) {
       hs.end_of_input();
       log(log_level::notice, fmt::format("handshake from {} did not finish in time", sock.peer_name()));
+      if (q) abandon(*st, atom(hs.outcome().peer.full()), q);
       co_return;
     }
     handshake_state s = hs.feed(in, out);
@@ -861,20 +936,30 @@ proc accept_connection(std::shared_ptr<node_state> st, tcp_socket sock) {
       }
       handshake_status status = status_for_incoming(st->name, hs.outcome().peer, existing);
       if (status == handshake_status::ok || status == handshake_status::ok_simultaneous) {
-        std::lock_guard lock(st->mu);
-        auto& slot = st->peers[peer];
-        if (!slot) slot = std::make_shared<outbound>();
-        q = slot;
+        {
+          std::lock_guard lock(st->mu);
+          auto& slot = st->peers[peer];
+          if (!slot) slot = std::make_shared<outbound>();
+          q = slot;
+        }
+        // This process sets the connection up from now on (a dial of ours that was under way
+        // gives way: see abandon()).
+        std::lock_guard qlock(q->mu);
+        q->owner = athanor::self();
       }
       s = hs.answer(status, out);
     }
     challenge.note(hs.own_challenge());
-    if (!co_await write_bytes(sock, out)) co_return;
+    if (!co_await write_bytes(sock, out)) {
+      if (q) abandon(*st, atom(hs.outcome().peer.full()), q);
+      co_return;
+    }
     if (s == handshake_state::failed) {
       const bool wrong_cookie = hs.failure() == handshake_failure::bad_digest;
       log(wrong_cookie ? log_level::warning : log_level::notice,
           fmt::format("connection attempt from {} refused: {}{}", sock.peer_name(),
                       wrong_cookie ? "wrong cookie: " : "", hs.failure_detail()));
+      if (q) abandon(*st, atom(hs.outcome().peer.full()), q);
       co_return;
     }
     if (s == handshake_state::connected) break;
@@ -885,13 +970,8 @@ proc accept_connection(std::shared_ptr<node_state> st, tcp_socket sock) {
 
 proc dial(std::shared_ptr<node_state> st, atom peer, std::shared_ptr<outbound> q) {
   auto give_up = [&](const std::string& why) {
-    log(log_level::notice, fmt::format("cannot connect to {}: {}", peer.name(), why));
-    {
-      std::lock_guard lock(st->mu);
-      auto it = st->peers.find(peer);
-      if (it != st->peers.end() && it->second == q) st->peers.erase(it);  // what was queued is dropped
-    }
-    fire_noconnection(*q);
+    log(log_level::info, fmt::format("cannot connect to {}: {}", peer.name(), why));  // a cluster keeper retries: no alarm
+    abandon(*st, peer, q);
   };
   node_name target;
   try {
@@ -1023,17 +1103,7 @@ const node_name& node::full_name() const noexcept {
 std::uint32_t node::creation() const noexcept { return s_ ? s_->creation : 0; }
 std::uint16_t node::port() const noexcept { return s_ ? s_->port : 0; }
 
-std::vector<atom> node::connected_nodes() const {
-  std::vector<atom> out;
-  if (!s_) return out;
-  std::lock_guard lock(s_->mu);
-  for (const auto& [name, q] : s_->peers) {
-    std::lock_guard qlock(q->mu);
-    if (q->connected) out.push_back(name);
-  }
-  std::sort(out.begin(), out.end(), [](atom a, atom b) { return a.name() < b.name(); });
-  return out;
-}
+std::vector<atom> node::connected_nodes() const { return s_ ? s_->connected() : std::vector<atom>{}; }
 
 atom node::node_of(pid p) const {
   if (!s_) return atom("nonode@nohost");
@@ -1062,8 +1132,14 @@ void node::stop() {
   std::shared_ptr<detail::node_state> st = std::move(s_);
   if (st->stopping.exchange(true)) return;
   if (installed_remote_nodes() == st.get()) install_remote_nodes(nullptr);
+  {
+    std::lock_guard lock(detail::g_current_mu);
+    if (detail::g_current == st) detail::g_current.reset();
+  }
   detail::retire(st);
   athanor::send(st->acceptor, detail::stop_msg{});
+  athanor::send(st->rex, detail::rex_stop{});
+  athanor::send(st->group_leader, detail::rex_stop{});
   std::vector<pid> owners;
   {
     std::lock_guard lock(st->mu);
@@ -1077,6 +1153,101 @@ void node::stop() {
   st->cv.wait_for(lock, std::chrono::seconds(5), [&] { return st->peers.empty(); });
   lock.unlock();
   st->epmd.stop();
+}
+
+atom this_node() {
+  std::shared_ptr<detail::node_state> st = detail::current();
+  return st ? st->name_atom : atom("nonode@nohost");
+}
+
+std::vector<atom> nodes() {
+  std::shared_ptr<detail::node_state> st = detail::current();
+  return st ? st->connected() : std::vector<atom>{};
+}
+
+atom node_of(pid p) {
+  std::shared_ptr<detail::node_state> st = detail::current();
+  if (!st) return atom("nonode@nohost");
+  if (p.is_local()) return st->name_atom;
+  std::optional<etf::node_identity> id = st->identity_of(p.node());
+  return id ? id->name : atom("nonode@nohost");
+}
+
+task<bool> connect_node(atom peer) {
+  process& self = this_process();
+  std::shared_ptr<detail::node_state> st = detail::current();
+  if (!st) co_return false;
+  if (peer == st->name_atom) co_return true;  // as net_kernel:connect_node(node())
+  // Join the waiters before the attempt can end, so that its outcome reaches us.
+  for (;;) {
+    if (st->stopping.load()) co_return false;
+    bool fresh = false;
+    std::shared_ptr<detail::outbound> q = st->queue_of(peer, fresh);
+    {
+      std::lock_guard lock(q->mu);
+      if (q->ended) continue;  // that connection just ended: try the next one
+      if (q->connected) co_return true;
+      q->connect_waiters.push_back(self.self());
+    }
+    if (fresh) st->connect_to(peer, q);
+    break;
+  }
+  // The attempt ends within setup_time (plus EPMD's lookup); a margin covers a slow scheduler.
+  const auto limit = st->cfg.setup_time * 2 + std::chrono::seconds(5);
+  bool up = false;
+  co_await self.receive(on<detail::connect_outcome>([peer](const detail::connect_outcome& o) { return o.peer == peer; },
+                                                    [&up](detail::connect_outcome o) { up = o.up; }),
+                        after(std::chrono::duration_cast<std::chrono::milliseconds>(limit), [] {}));
+  co_return up;
+}
+
+void monitor_node(atom peer, bool on) {
+  process& self = this_process();
+  std::shared_ptr<detail::node_state> st = detail::current();
+  if (!on) {
+    if (!st) return;
+    std::lock_guard lock(st->watch_mu);
+    auto [b, e] = st->node_watchers.equal_range(peer);
+    for (auto it = b; it != e; ++it) {
+      if (it->second == self.self()) {
+        st->node_watchers.erase(it);
+        break;
+      }
+    }
+    return;
+  }
+  if (!st || peer == atom("nonode@nohost")) {
+    athanor::send(self.self(), nodedown{peer});  // not alive: Erlang answers {nodedown, Node} at once
+    return;
+  }
+  if (peer == st->name_atom) return;  // this node never goes down while its processes run
+  {
+    std::lock_guard lock(st->watch_mu);
+    st->node_watchers.emplace(peer, self.self());
+  }
+  // No connection: make one; if it cannot be made, the attempt's end fires this monitor.
+  if (!st->ensure_connection(peer)) {
+    std::lock_guard lock(st->watch_mu);
+    auto [b, e] = st->node_watchers.equal_range(peer);
+    for (auto it = b; it != e; ++it) {
+      if (it->second == self.self()) {
+        st->node_watchers.erase(it);
+        break;
+      }
+    }
+    athanor::send(self.self(), nodedown{peer});
+  }
+}
+
+void monitor_nodes(bool on) {
+  process& self = this_process();
+  std::shared_ptr<detail::node_state> st = detail::current();
+  if (!st) return;
+  std::lock_guard lock(st->watch_mu);
+  auto& v = st->all_watchers;
+  auto it = std::find(v.begin(), v.end(), self.self());
+  if (on && it == v.end()) v.push_back(self.self());
+  if (!on && it != v.end()) v.erase(it);
 }
 
 node start(node_config config) {
@@ -1113,8 +1284,18 @@ node start(node_config config) {
   } catch (const std::exception& e) {
     throw node_error(std::string("athanor::dist::start: EPMD: ") + e.what());
   }
+  // rex (rpc:block_call, ei_rpc, C nodes) and the group leader of this node's spawn requests.
+  st->group_leader = athanor::spawn([](process&) -> proc { return detail::io_server(); });
+  st->rex = athanor::spawn([](process&) -> proc { return detail::rex_server(); });
+  if (!athanor::register_name(atom("rex"), st->rex)) {
+    detail::log(log_level::warning, "the name rex is taken: rpc:block_call and C nodes cannot reach this node");
+  }
   if (install_remote_nodes(st.get()) != nullptr) {
     detail::log(log_level::warning, "another node was installed in this OS process: replaced");
+  }
+  {
+    std::lock_guard lock(detail::g_current_mu);
+    detail::g_current = st;
   }
   detail::log(log_level::info, fmt::format("node {} started (creation {}, port {})", st->name.full(), st->creation, st->port));
   return node(st);

@@ -435,6 +435,7 @@ const char* tag_name(std::uint8_t t) {
     case kPort: return "PORT_EXT";
     case kExport: return "EXPORT_EXT";
     case kNewFun: return "NEW_FUN_EXT";
+    case kAtomCacheRef: return "ATOM_CACHE_REF";
     default: return "term";
   }
 }
@@ -567,6 +568,7 @@ class decoder {
       const std::uint8_t t = std::uint8_t(in_[q]);
       if ((t == kAtomUtf8 || t == kAtom) && end - q >= 3) return q + 3 + be16(q + 1);
       if ((t == kSmallAtomUtf8 || t == kSmallAtom) && end - q >= 2) return q + 2 + std::uint8_t(in_[q + 1]);
+      if (t == kAtomCacheRef && end - q >= 2) return q + 2;  // atoms take no room in the block
       return std::string_view::npos;
     };
     while (pending > 0 && p < end) {
@@ -588,6 +590,7 @@ class decoder {
           if (rest < 2) return bytes;
           p += 2 + std::uint8_t(in_[p + 1]);
           break;
+        case kAtomCacheRef: p += 2; break;
         case kNil: p += 1; break;
         case kSmallTuple:
         case kLargeTuple: {
@@ -825,8 +828,17 @@ class decoder {
         need(1, t);
         n = u8();
         break;
-      case kAtomCacheRef:
-        fail(at, "ATOM_CACHE_REF outside a distribution header");
+      case kAtomCacheRef: {
+        const std::span<const atom> refs = options_.atom_cache_refs;
+        if (refs.empty()) fail(at, "ATOM_CACHE_REF outside a distribution header");
+        need(1, t);
+        const std::size_t index = u8();
+        if (in_fun_) fail(at, "ATOM_CACHE_REF inside a fun (a fun is kept as its bytes, where the index means nothing)");
+        if (index >= refs.size()) {
+          fail(at, fmt::format("ATOM_CACHE_REF {} in a header of {} atom cache refs", index, refs.size()));
+        }
+        return refs[index];
+      }
       default:
         fail(at, fmt::format("expected an atom, found tag {}", t));
     }
@@ -953,7 +965,10 @@ class decoder {
     const std::span<const std::byte> whole = in_.subspan(at, end - at);
     const std::span<const std::byte> saved_in = in_;
     in_ = in_.first(end);  // the fields must lie inside Size
+    const bool was_in_fun = in_fun_;
+    in_fun_ = true;
     f.module = read_atom();
+    in_fun_ = was_in_fun;
     f.old_index = small_integer(kNewFun);
     f.old_uniq = small_integer(kNewFun);
     if (fun_depth_ >= kMaxFunDepth) fail(at, fmt::format("funs nested deeper than {} in captured variables", kMaxFunDepth));
@@ -964,6 +979,7 @@ class decoder {
     inner.max_depth = options_.max_depth > frames_.size() + 1 ? options_.max_depth - frames_.size() - 1 : 1;
     decoder rest(in_.subspan(pos_), inner, base_ + pos_, inflated_);
     rest.fun_depth_ = fun_depth_ + 1;
+    rest.in_fun_ = true;
     const std::size_t first = pos_;
     if (rest.left() == 0) fail(pos_, "truncated input: NEW_FUN_EXT needs a pid");
     if (const auto pid_tag = std::uint8_t(in_[pos_]); pid_tag != kNewPid && pid_tag != kPid) {
@@ -1190,6 +1206,7 @@ class decoder {
   std::size_t base_;
   bool inflated_;
   int fun_depth_ = 0;
+  bool in_fun_ = false;  // reading a NEW_FUN_EXT's fields or captured variables
   std::size_t pos_ = 0;
   scratch own_;      // used when the thread's stack is taken (a fun's captured variables)
   scratch& stacks_;

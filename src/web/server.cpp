@@ -208,7 +208,7 @@ constexpr std::size_t kMaxLingering = 256;
 // the client's request meanwhile. Short, because out of descriptors one refusal at a time holds
 // the spare's slot.
 constexpr milliseconds kRefusalLinger{2000};
-constexpr milliseconds kRefusalQuiet{200};
+constexpr milliseconds kRefusalQuiet{500};  // a loaded machine can pause a sending client for a few 100 ms
 
 // Opens the spare descriptor again if it is missing. Returns false if the process is still out of
 // descriptors. Any number of acceptors may race here: the first to store one wins, the others

@@ -5,10 +5,16 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <future>
+#include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "athanor/athanor.h"
 
 #include "../support/child_process.h"
 #include "epmd_test_util.h"
@@ -29,6 +35,24 @@ using child = ::athanor::testing_support::child;
 // read or written), its own EPMD port, and no crash dump left in the working directory.
 inline std::vector<std::string> erl_env(const std::string& home, std::uint16_t epmd_port) {
   return {"HOME=" + home, "ERL_EPMD_PORT=" + std::to_string(epmd_port), "ERL_CRASH_DUMP_SECONDS=0"};
+}
+
+// Runs `body` (a coroutine taking the process, returning task<T>) in a new process and returns
+// its value, or rethrows what it threw; throws std::runtime_error if it has not finished within
+// `limit` (every wait inside should be bounded: this only catches a body stuck elsewhere).
+template <class T = term, class F>
+T in_process(F body, std::chrono::seconds limit = std::chrono::seconds(60)) {
+  auto result = std::make_shared<std::promise<T>>();
+  std::future<T> f = result->get_future();
+  spawn([body, result](process& self) mutable -> proc {
+    try {
+      result->set_value(co_await body(self));
+    } catch (...) {
+      result->set_exception(std::current_exception());
+    }
+  });
+  if (f.wait_for(limit) != std::future_status::ready) throw std::runtime_error("in_process: no answer in time");
+  return f.get();
 }
 
 }  // namespace athanor::dist::testing

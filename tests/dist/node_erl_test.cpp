@@ -17,7 +17,7 @@ std::string peer_check_script() {
 }
 
 #ifdef ATHANOR_NODE_BIN
-// Every check of §7.2.
+// Every check of §7.2, and the rpc checks of §8.4.
 TEST(AthanorNode, PassesTheErlangPeerCheck) {
   ATHANOR_REQUIRE_ERL();
   temp_dir home;
@@ -29,7 +29,9 @@ TEST(AthanorNode, PassesTheErlangPeerCheck) {
   ASSERT_NE(name->find('@'), std::string::npos) << *name;
   const std::vector<std::string> checks = {"ping",           "listed_hidden", "reg_send_and_reply",
                                            "gen_server_call", "gen_server_call_noproc", "term_roundtrip",
-                                           "big_message",    "link_exit_propagation", "monitor_down_on_disconnect"};
+                                           "big_message",    "link_exit_propagation", "monitor_down_on_disconnect",
+                                           "erpc_call",      "rpc_call_errors", "rpc_block_call",
+                                           "erpc_cast_and_spawn", "counter_call"};
   std::vector<std::string> argv = {"escript", peer_check_script(), *name, "peer-check-cookie"};
   argv.insert(argv.end(), checks.begin(), checks.end());
   child check(argv, env);
@@ -127,22 +129,6 @@ struct erlang_peer {
     return line.has_value();
   }
 };
-
-// Runs `body` in a process and returns what it returns (a term), waiting at most 60 s.
-template <class F>
-term in_process(F body) {
-  auto result = std::make_shared<std::promise<term>>();
-  std::future<term> f = result->get_future();
-  spawn([body, result](process& self) mutable -> proc {
-    try {
-      result->set_value(co_await body(self));
-    } catch (const std::exception& e) {
-      result->set_value(term(std::string_view(e.what())));
-    }
-  });
-  if (f.wait_for(60s) != std::future_status::ready) return term(atom("test_timeout"));
-  return f.get();
-}
 
 TEST(DistNode, LinksMonitorsAndExitsAcrossNodesFollowErlangsRules) {
   ATHANOR_REQUIRE_ERL();

@@ -5,14 +5,16 @@
 %%   escript peer_check.escript TargetNode Cookie [Check ...]
 %%
 %% The target must run a registered process `cpp_echo` with the contract of §7.2 (athanor-node
-%% does). Runs the named checks (all of them when none is named), prints one line per check,
+%% does); the rpc checks (§8.4) also need the function math_cpp:add/2 and the gen_server
+%% `counter` of athanor-node. Runs the named checks (all of them when none is named), prints one line per check,
 %% "PASS name" or "FAIL name: why", and exits 0 only if every check passed. Short or long names
 %% are chosen from the target's host, as erl requires both ends to agree.
 -mode(compile).
 
 checks() ->
     [ping, listed_hidden, reg_send_and_reply, gen_server_call, gen_server_call_noproc,
-     term_roundtrip, big_message, link_exit_propagation, monitor_down_on_disconnect].
+     term_roundtrip, big_message, link_exit_propagation, monitor_down_on_disconnect,
+     erpc_call, rpc_call_errors, rpc_block_call, erpc_cast_and_spawn, counter_call].
 
 main([Target, Cookie | Only]) ->
     Node = list_to_atom(Target),
@@ -91,4 +93,29 @@ check(monitor_down_on_disconnect, N) ->
     D = receive {'DOWN', Ref, process, Who, Why} -> {Who, Why} after 5000 -> timeout end,
     ND = receive {nodedown, N} -> nodedown after 5000 -> timeout end,
     expect(D =:= {{cpp_echo, N}, noconnection} andalso ND =:= nodedown,
-           io_lib:format("got ~p and ~p", [D, ND])).
+           io_lib:format("got ~p and ~p", [D, ND]));
+check(erpc_call, N) ->
+    R = erpc:call(N, math_cpp, add, [40, 2], 5000),
+    expect(R =:= 42, io_lib:format("erpc:call returned ~p", [R]));
+check(rpc_call_errors, N) ->
+    Undef = rpc:call(N, math_cpp, nope, [1], 5000),
+    Badarg = rpc:call(N, math_cpp, add, [a, 1], 5000),
+    Raised = try erpc:call(N, math_cpp, nope, [], 5000) catch error:{exception, undef, _} -> undef end,
+    expect(Undef =:= {badrpc, {'EXIT', {undef, [{math_cpp, nope, 1, []}]}}} andalso
+           Badarg =:= {badrpc, {'EXIT', {badarg, [{math_cpp, add, 2, []}]}}} andalso Raised =:= undef,
+           io_lib:format("got ~p, ~p and ~p", [Undef, Badarg, Raised]));
+check(rpc_block_call, N) ->
+    R = rpc:block_call(N, math_cpp, add, [5, 6], 5000),
+    expect(R =:= 11, io_lib:format("rpc:block_call returned ~p", [R]));
+check(erpc_cast_and_spawn, N) ->
+    ok = erpc:cast(N, math_cpp, add, [1, 2]),
+    P = spawn(N, math_cpp, add, [1, 2]),
+    Ref = monitor(process, P),
+    R = receive {'DOWN', Ref, process, P, Why} -> Why after 5000 -> timeout end,
+    expect(node(P) =:= N andalso (R =:= normal orelse R =:= noproc),
+           io_lib:format("spawned ~p, which ended with ~p", [P, R]));
+check(counter_call, N) ->
+    gen_server:cast({counter, N}, reset),
+    A = gen_server:call({counter, N}, get, 5000),
+    B = gen_server:call({counter, N}, {add, 5}, 5000),
+    expect({A, B} =:= {0, 5}, io_lib:format("get, then {add, 5} returned ~p", [{A, B}])).

@@ -426,6 +426,49 @@ TEST(Etf, SafeModeCreatesNoAtoms) {
   EXPECT_EQ(decode(encoded, safe), term(atom(name)));
 }
 
+// ATOM_CACHE_REF (82, Index) inside a distribution header's terms: the header's atoms come in
+// decode_options::atom_cache_refs (athanor::dist reads the header and keeps the cache).
+TEST(Etf, AtomCacheRefsNameTheHeadersAtoms) {
+  const atom header[] = {atom("a@vm"), atom("net_kernel"), atom("")};
+  etf::decode_options o;
+  o.version_byte = false;  // header-mode terms have no version byte
+  o.atom_cache_refs = header;
+  // {net_kernel, '', [a@vm]} with every atom by reference: the first pass (which sizes the
+  // term's block) must step over the refs too, or the list after them would not fit.
+  EXPECT_EQ(decode(bytes({104, 3, 82, 1, 82, 2, 108, 0, 0, 0, 1, 82, 0, 106}), o),
+            tuple("net_kernel"_a, ""_a, list({term("a@vm"_a)})));
+  // A pid's node name by reference, as OTP writes it in this mode.
+  o.context.node_number = [](const etf::node_identity& n) -> std::optional<std::uint32_t> {
+    return n.name == atom("a@vm") ? std::optional<std::uint32_t>(1) : std::nullopt;
+  };
+  EXPECT_EQ(decode(bytes({104, 2, 88, 82, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1, 97, 7}), o),
+            tuple(pid(1, 9, 0), 7));
+  expect_error(bytes({82, 3}), "ATOM_CACHE_REF 3 in a header of 3 atom cache refs", o);
+  expect_error(bytes({82}), "ATOM_CACHE_REF needs 1 more bytes", o);
+  // Without the header's atoms, as before: an error.
+  etf::decode_options plain;
+  plain.version_byte = false;
+  expect_error(bytes({82, 0}), "ATOM_CACHE_REF outside a distribution header", plain);
+  expect_error(bytes({131, 82, 0}), "ATOM_CACHE_REF outside a distribution header");
+  // A local fun keeps its bytes to write them back, where an index would mean nothing: refused
+  // in its module and in its captured variables.
+  auto fun_with = [](std::vector<std::byte> module, std::vector<std::byte> free_var) {
+    std::vector<std::byte> body = bytes({1});                        // Arity
+    body.resize(body.size() + 16 + 4, std::byte{0});                 // Uniq, Index
+    body = cat(body, bytes({0, 0, 0, 1}));                           // NumFree
+    body = cat(body, module);                                        // Module
+    body = cat(body, bytes({97, 0, 97, 0}));                         // OldIndex, OldUniq
+    body = cat(cat(cat(body, bytes({88, 119, 4})), str("a@vm")), bytes({0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1}));  // Pid
+    body = cat(body, free_var);
+    const std::size_t size = body.size() + 4;
+    return cat(bytes({112, 0, 0, 0, int(size)}), body);
+  };
+  const auto m = cat(bytes({119, 1}), str("m"));
+  expect_error(fun_with(bytes({82, 1}), bytes({97, 5})), "ATOM_CACHE_REF inside a fun", o);
+  expect_error(fun_with(m, bytes({82, 1})), "ATOM_CACHE_REF inside a fun", o);
+  EXPECT_TRUE(decode(fun_with(m, bytes({97, 5})), o).is_fun());  // the same fun without refs
+}
+
 // A decoded message is one shared block (see etf.h): every part holds the whole, so a part
 // kept after the message is dropped must stay intact, and dropping the last part frees it
 // (ASan, which CI runs these under, reports a use after free or a leak otherwise).

@@ -9,15 +9,22 @@
 //   {Pid, exit_me}               -> ends its link to Pid with reason bye: a trapping Pid gets
 //                                   {'EXIT', cpp_echo, bye}
 //   {Pid, disconnect}            -> closes the connection to Pid's node
+// Its registered gen_server `counter` (the README's Elixir session calls it):
+//   GenServer.call(.., :get)     -> the count (0 at start)
+//   GenServer.call(.., {:add, N})-> the new count
+//   GenServer.cast(.., :reset)   -> back to 0
+// And the function it exposes to rpc/erpc: math_cpp:add(A, B) -> A + B (integers).
 #include <signal.h>
 
 #include <cstdio>
 #include <cstring>
+#include <future>
 #include <string>
 #include <variant>
 
 #include "athanor/athanor.h"
 #include "athanor/dist/node.h"
+#include "athanor/dist/rpc.h"
 #include "athanor/runtime/config.h"
 #include "command_line.h"
 
@@ -70,6 +77,23 @@ athanor::proc cpp_echo(athanor::process& self, athanor::dist::node* node) {
   }
 }
 
+// A gen_server on terms, as an Elixir GenServer would be written.
+struct counter : athanor::gen_server<counter> {
+  std::int64_t count = 0;
+  athanor::term handle_call(athanor::term request) {
+    using athanor::atom, athanor::term;
+    if (request == term(atom("get"))) return term(count);
+    if (request.is_tuple() && request.tuple_size() == 2 && request.element(0) == term(atom("add")) && request.element(1).is_int64()) {
+      count += request.element(1).as_int();
+      return term(count);
+    }
+    return athanor::tuple(atom("error"), atom("unknown_request"));
+  }
+  void handle_cast(athanor::term request) {
+    if (request == athanor::term(athanor::atom("reset"))) count = 0;
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -113,11 +137,19 @@ int main(int argc, char** argv) {
   }
   athanor::pid echo = athanor::spawn([&node](athanor::process& self) { return cpp_echo(self, &node); });
   athanor::register_name(athanor::atom("cpp_echo"), echo);
+  athanor::dist::expose("math_cpp", "add", [](std::int64_t a, std::int64_t b) { return a + b; });
+  std::promise<athanor::pid> counter_started;
+  athanor::spawn([&counter_started](athanor::process&) -> athanor::proc {
+    auto started = co_await athanor::start<counter>(athanor::server_options{.name = athanor::atom("counter")});
+    counter_started.set_value(started ? started.value() : athanor::pid());
+  });
+  athanor::pid counter_pid = counter_started.get_future().get();
   std::printf("%s\n", node.full_name().full().c_str());
   std::fflush(stdout);
   int sig = 0;
   sigwait(&sigs, &sig);
   node.stop();
   athanor::exit(echo, athanor::term(athanor::atom("kill")));
+  if (counter_pid) athanor::exit(counter_pid, athanor::term(athanor::atom("kill")));
   return 0;
 }

@@ -25,6 +25,7 @@
 #include "athanor/dist/epmd.h"
 #include "athanor/dist/handshake.h"
 #include "athanor/dist/node_name.h"
+#include "athanor/runtime/proc.h"
 #include "athanor/term/atom.h"
 #include "athanor/term/pid.h"
 
@@ -95,6 +96,41 @@ class [[nodiscard]] node {
  private:
   std::shared_ptr<detail::node_state> s_;
 };
+
+// ---- the running node, as Erlang's BIFs see it -------------------------------------------------
+// These act on the node start() made (one per OS process) and are thread-safe. Without a running
+// node they behave as on an Erlang node that is not alive: this_node() is 'nonode@nohost', nodes()
+// is empty, connect_node() is false and monitor_node() delivers nodedown at once.
+
+// Erlang's node(): this node's full name, or 'nonode@nohost'.
+atom this_node();
+// Erlang's nodes(connected): the peers with a connection up now, sorted by name.
+std::vector<atom> nodes();
+// Erlang's node/1: the node a pid belongs to ('nonode@nohost' for a node number never given).
+atom node_of(pid p);
+
+// net_kernel:connect_node/1: sets up a connection to `peer` if there is none, and returns true
+// once it is up, false if it cannot be made (unknown host, not registered with EPMD, wrong cookie,
+// refused, or setup_time passed). Must be awaited in a process; it waits by receiving, so other
+// messages stay in the mailbox.
+task<bool> connect_node(atom peer);
+
+// The messages node monitors deliver: Erlang's {nodeup, Node} and {nodedown, Node}.
+struct nodeup {
+  atom node;
+};
+struct nodedown {
+  atom node;
+};
+
+// Erlang's monitor_node(Node, true): the calling process gets one nodedown{peer} when the
+// connection to `peer` ends; if there is no connection, one is attempted, and a failed attempt
+// also gives nodedown. Each call adds one monitor (one nodedown each); monitor_node(peer, false)
+// removes one. A monitor fires once and is gone. Must be called from a process.
+void monitor_node(atom peer, bool on);
+// net_kernel:monitor_nodes(true, [{node_type, all}]): the calling process gets nodeup and nodedown
+// for every peer from now on, until monitor_nodes(false) or its end. Must be called from a process.
+void monitor_nodes(bool on);
 
 // Starts this OS process's node. Throws node_error when the name is invalid, the cookie cannot be
 // read or created, the port cannot be bound, or EPMD refuses the name (taken). Blocks the caller

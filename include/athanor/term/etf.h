@@ -116,6 +116,15 @@ struct decode_options {
   // Expect the leading version byte 131 (off for distribution header mode; compressed
   // terms then cannot occur).
   bool version_byte = true;
+  // Distribution header mode with the atom cache: the atoms of the current packet's header,
+  // in its order; ATOM_CACHE_REF (tag 82, Index:u8) decodes to atom_cache_refs[Index], and an
+  // Index past the end is an etf_error. Empty (the default, and everywhere but inside such a
+  // packet): ATOM_CACHE_REF is an etf_error, as it means nothing outside a header. The span
+  // is not owned: it must outlive the decode call. Safe mode does not apply to these atoms
+  // (they exist already: whoever read the header made them, or refused to). A reference
+  // inside a local fun (NEW_FUN_EXT) is refused: a fun's bytes are kept to be written back
+  // verbatim (see the file comment), and this index would mean nothing in another packet.
+  std::span<const atom> atom_cache_refs{};
 };
 
 // Returns the term in the External Term Format. Throws etf_error for a pid, port or ref of a
@@ -137,7 +146,8 @@ void encode_to(std::vector<std::byte>& out, const term& t, const encode_options&
 // PID_EXT, NEWER_REFERENCE_EXT, NEW_REFERENCE_EXT, REFERENCE_EXT, NEW_PORT_EXT,
 // V4_PORT_EXT, PORT_EXT, EXPORT_EXT, NEW_FUN_EXT (funs nested at most 8 deep in captured
 // variables), and a compressed term (tag 80, zlib). Refused with a clear message: FUN_EXT
-// (pre-R8), ATOM_CACHE_REF, LOCAL_EXT and unknown tags.
+// (pre-R8), LOCAL_EXT, unknown tags, and ATOM_CACHE_REF unless options.atom_cache_refs
+// gives the header's atoms (distribution header mode only).
 term decode(std::span<const std::byte> bytes, const decode_options& options = {});
 
 // Decodes the one term at the start of `bytes` and returns it with the number of bytes

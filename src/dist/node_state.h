@@ -1,0 +1,214 @@
+// The state of a running node, shared by the files of src/dist (node.cpp: connections and the
+// remote_nodes hook; rpc.cpp: calls by name in both directions). Internal: not installed.
+// See node.cpp for the design.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <unordered_map>
+#include <vector>
+
+#include "athanor/dist/cookie.h"
+#include "athanor/dist/epmd.h"
+#include "athanor/dist/node.h"
+#include "athanor/runtime/logger.h"
+#include "athanor/runtime/process.h"
+#include "athanor/runtime/remote.h"
+#include "athanor/term/etf.h"
+
+namespace athanor::dist {
+
+namespace detail {
+
+using clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// Node numbers: 0 is this node, 1..kStaleSelf-1 are peers, kStaleSelf is this node's name with
+// another creation (signals for a previous incarnation: dropped).
+constexpr std::uint32_t kStaleSelf = pid::kNodeMask;
+
+struct wake_msg {};  // outbound packets are queued
+struct stop_msg {};  // the node stops: close the connection
+
+inline void log(log_level level, std::string text) { athanor::logger::log("dist", level, std::move(text)); }
+
+// One peer's outbound queue: every sender appends whole packets, the connection process takes
+// them. Thread-safe (mu).
+struct outbound {
+  std::mutex mu;
+  std::deque<std::vector<std::byte>> packets;
+  std::size_t bytes = 0;
+  pid owner;                          // the connection (or connecting) process
+  bool connected = false;             // the handshake is done
+  bool ended = false;                 // its connection ended (or never came): see fire_noconnection
+  std::atomic<bool> wake_pending{false};
+  // The socket a sender may write to itself (see "Sending" in node.cpp), or -1. Set by the
+  // connection only while it has nothing of its own to write and `packets` is empty; whoever
+  // sets it back to -1 owns the stream's order from then on. `first_offset`: bytes of
+  // packets.front() a sender already wrote before the socket filled up.
+  int direct_fd = -1;
+  std::size_t first_offset = 0;
+  // What fires `noconnection` when the connection ends (or never comes up):
+  std::set<std::pair<pid, pid>> links;          // (local, remote) pairs linked across it
+  std::map<ref, std::pair<pid, pid>> monitors;  // a local watcher's monitor -> (watcher, remote target)
+  std::vector<pid> connect_waiters;             // connect_node() callers: told the outcome
+  // Spawn requests this node made there (erpc_call), by request id: the caller, and the process
+  // the peer spawned once its SPAWN_REPLY came (null before).
+  std::map<ref, std::pair<pid, pid>> spawns;
+};
+
+// What a spawn request of this node (erpc_call) comes to, delivered to the caller: the spawned
+// process ended with `reason` (its monitor fired), or the peer refused to spawn it (`refused`,
+// with the peer's error atom as the reason).
+struct spawn_outcome {
+  ref request;
+  term reason;
+  bool refused = false;
+};
+
+// The answer a connect_node() caller waits for.
+struct connect_outcome {
+  atom peer;
+  bool up;
+};
+
+// The connection to a peer is gone (or never came): every link across it delivers `noconnection`
+// to its local end, every monitor a local process held on a process there fires with it, and
+// every spawn request waiting there ends with noconnection.
+void fire_noconnection(outbound& q);
+
+class node_state final : public remote_nodes, public std::enable_shared_from_this<node_state> {
+ public:
+  node_config cfg;
+  dist::node_name name;
+  atom name_atom;
+  std::optional<dist::cookie> cookie;
+  std::uint32_t creation = 0;
+  std::uint16_t port = 0;
+  epmd_keeper epmd;
+  pid acceptor;
+  pid rex;           // the registered `rex` (rpc.cpp)
+  pid group_leader;  // the I/O server this node's spawn requests name (rpc.cpp)
+  std::atomic<bool> stopping{false};
+
+  // ---- the node table and the connections (mu) ----
+  mutable std::mutex mu;
+  std::vector<etf::node_identity> table;  // node number n is table[n - 1]
+  std::map<std::pair<std::uint32_t, std::uint32_t>, std::uint32_t> numbers;  // (atom index, creation) -> n
+  std::unordered_map<atom, std::shared_ptr<outbound>> peers;                 // by peer name
+  std::condition_variable cv;             // a connection ended (stop() waits for none left)
+
+  // The number of a node as a pid names it, assigning one on first sight. nullopt when the
+  // table is full (65,533 incarnations seen: the connection that brought one more is refused).
+  std::optional<std::uint32_t> number_of(const etf::node_identity& n) {
+    if (n.name == name_atom) return kStaleSelf;  // this node, another creation: see kStaleSelf
+    std::lock_guard lock(mu);
+    auto key = std::make_pair(n.name.index(), n.creation);
+    if (auto it = numbers.find(key); it != numbers.end()) return it->second;
+    if (table.size() + 1 >= kStaleSelf) return std::nullopt;
+    table.push_back(n);
+    const std::uint32_t number = std::uint32_t(table.size());
+    numbers.emplace(key, number);
+    return number;
+  }
+  std::optional<etf::node_identity> identity_of(std::uint32_t number) const {
+    std::lock_guard lock(mu);
+    if (number == 0 || number > table.size()) return std::nullopt;
+    return table[number - 1];
+  }
+
+  // The pid and reference mapping for every term this node encodes or decodes. Made once, when
+  // the node has its name and creation: a send pays no allocation for it. (`this` outlives every
+  // use: a node_state is never destroyed while the process runs; see g_retired.)
+  etf::encode_options encoding;
+  etf::decode_options decoding;
+  void make_contexts() {
+    etf::etf_context c;
+    c.node = name_atom;
+    c.creation = creation;
+    c.node_name = [this](std::uint32_t n) { return identity_of(n); };
+    c.node_number = [this](const etf::node_identity& id) { return number_of(id); };
+    encoding.context = c;
+    decoding.context = std::move(c);
+  }
+  const etf::encode_options& encode_options() const { return encoding; }
+  const etf::decode_options& decode_options() const { return decoding; }
+
+  // Challenges our acceptors have sent and not yet seen answered: our initiators refuse to
+  // answer them (a peer relaying one would get our acceptor's digest without the cookie).
+  std::mutex challenges_mu;
+  std::multiset<std::uint32_t> pending_challenges;
+
+  handshake_settings handshake_settings_for() {
+    handshake_settings s{.name = name, .creation = creation, .cookie = *cookie};
+    s.flags = dflag::recommended_hidden | dflag::spawn;  // SPAWN: erpc and rpc:call reach this node (rpc.cpp)
+    std::weak_ptr<node_state> weak = weak_from_this();
+    s.is_own_challenge = [weak](std::uint32_t c) {
+      auto st = weak.lock();
+      if (!st) return false;
+      std::lock_guard lock(st->challenges_mu);
+      return st->pending_challenges.count(c) > 0;
+    };
+    return s;
+  }
+
+  // Queues a whole packet for `peer`, connecting first if there is no connection. `record`, if
+  // given, runs on the peer's queue under its lock first (links and monitors to remember).
+  void enqueue(atom peer, std::vector<std::byte> packet, const std::function<void(outbound&)>& record = {});
+  // Encodes `control` (+ payload) and queues it for the node of remote pid `to`. False if that
+  // node is unknown or the packet cannot be encoded.
+  bool send_control(pid to, const term& control, const term* payload, const std::function<void(outbound&)>& record = {});
+  void connect_to(atom peer, const std::shared_ptr<outbound>& q);
+  // The peers with a connection up, sorted by name.
+  std::vector<atom> connected() const {
+    std::vector<atom> out;
+    std::lock_guard lock(mu);
+    for (const auto& [peer, q] : peers) {
+      std::lock_guard qlock(q->mu);
+      if (q->connected) out.push_back(peer);
+    }
+    std::sort(out.begin(), out.end(), [](atom a, atom b) { return a.name() < b.name(); });
+    return out;
+  }
+  // The queue of `peer` in the table, made (fresh = true) if there was none.
+  std::shared_ptr<outbound> queue_of(atom peer, bool& fresh);
+  // The queue of `peer`, starting a connection if there is none; null while the node stops.
+  std::shared_ptr<outbound> ensure_connection(atom peer);
+
+  // remote_nodes
+  void send(pid from, pid to, term msg) noexcept override;
+  void send_named(pid from, atom name, atom node, term msg) noexcept override;
+  void link(pid from, pid to) noexcept override;
+  void unlink(pid from, pid to) noexcept override;
+  void exit(pid from, pid to, term reason, bool via_link) noexcept override;
+  void monitor(pid watcher, pid target, ref monitor) noexcept override;
+  void demonitor(pid watcher, pid target, ref monitor) noexcept override;
+  void monitor_name(pid watcher, atom name, atom node, ref monitor) noexcept override;
+  void demonitor_name(pid watcher, atom name, atom node, ref monitor) noexcept override;
+
+  std::atomic<std::uint64_t> next_unlink_id{1};
+
+  // ---- node monitors (watch_mu) ----
+  std::mutex watch_mu;
+  std::multimap<atom, pid> node_watchers;  // monitor_node(Peer, true), one entry per call
+  std::vector<pid> all_watchers;           // monitor_nodes(true)
+
+  // A connection to `peer` is up: nodeup to monitor_nodes subscribers, true to connect_node callers.
+  void connection_up(atom peer, outbound& q);
+  // The connection to `peer` ended (was_up) or could not be made: nodedown to its monitor_node
+  // watchers (and to subscribers if it had been up), false to connect_node callers.
+  void connection_down(atom peer, outbound& q, bool was_up);
+};
+
+// The running node (start() to stop()), or null.
+std::shared_ptr<node_state> current();
+
+}  // namespace detail
+}  // namespace athanor::dist
