@@ -52,8 +52,10 @@
 // has one port): two processes would need their own protocol to share the socket's end, for no
 // gain since the writer never blocks the reader here (writes are non-blocking; the loop waits for
 // readable and writable together). Encoding in the connection process: it would serialise every
-// sender of a busy peer on one thread. The atom cache and fragments (optional in the protocol):
-// not negotiated, so every packet is pass-through; a peer that sends them anyway is refused.
+// sender of a busy peer on one thread. Offering the atom cache: OTP then writes a closure's atoms
+// as references to the packet's header, and a fun is kept as its bytes (to be sent back
+// verbatim), which cannot hold them; FRAGMENTS alone gives header framing with no cache
+// references (OTP sends none then), and packet_reader reassembles the fragments.
 //
 // Node monitors. monitor_node and monitor_nodes subscribers, and connect_node callers, are kept
 // on the node (node monitors) and on the peer's queue (connect waiters); the connection process
@@ -65,8 +67,8 @@
 // Calls by name (rpc.cpp): SPAWN_REQUEST is answered here, with a process rpc.cpp starts; the
 // SPAWN_REPLY and MONITOR_P_EXIT of this node's own requests go back to their callers.
 //
-// Not yet (issue 13): aliases into this node (ALIAS_SEND), the send-queue limit, TLS, the atom
-// cache and fragments.
+// Not yet (issue 13): aliases into this node (ALIAS_SEND), the send-queue limit, TLS, sending
+// large messages as fragments (they go as one packet: other senders' packets wait behind them).
 #include "athanor/dist/node.h"
 
 #include <sys/socket.h>
@@ -103,18 +105,19 @@ namespace detail {
 // to its local end, every monitor a local process held on a process there fires with it.
 void fire_noconnection(outbound& q) {
   std::set<std::pair<pid, pid>> links;
-  std::map<ref, std::pair<pid, pid>> monitors, spawns;
+  std::map<ref, std::pair<pid, pid>> monitors;
+  const term reason(atom("noconnection"));
   {
     std::lock_guard lock(q.mu);
     q.ended = true;  // out of the table already: nothing may be recorded on it from now on
     links.swap(q.links);
     monitors.swap(q.monitors);
-    spawns.swap(q.spawns);
+    // Under the lock: a caller giving up takes its entry under it, then flushes (erpc_call).
+    for (const auto& [r, who] : q.spawns) athanor::send(who.first, spawn_outcome{r, reason});
+    q.spawns.clear();
   }
-  const term reason(atom("noconnection"));
   for (const auto& [local, remote] : links) remote_signals::exit(remote, local, reason, true);
   for (const auto& [r, who] : monitors) remote_signals::down(who.first, r, who.second, reason);
-  for (const auto& [r, who] : spawns) athanor::send(who.first, spawn_outcome{r, reason});
 }
 
 
@@ -189,21 +192,29 @@ std::shared_ptr<outbound> node_state::ensure_connection(atom peer) {
   return q;
 }
 
-void node_state::enqueue(atom peer, std::vector<std::byte> packet, const std::function<void(outbound&)>& record) {
-  if (stopping.load(std::memory_order_acquire)) return;
+bool node_state::enqueue(atom peer, const term& control, const term* payload, const std::function<void(outbound&)>& record) {
+  if (stopping.load(std::memory_order_acquire)) return false;
   for (;;) {
     bool start_connecting = false;
     std::shared_ptr<outbound> q = queue_of(peer, start_connecting);
+    // Encoded on the sender's thread, outside the queue's lock (see "Sending").
+    packet_mode mode = q->mode.load(std::memory_order_acquire);
+    std::vector<std::byte> packet;
+    write_packet(packet, mode, control, payload, encode_options());
     {
       std::lock_guard lock(q->mu);
       // Its connection ended after we took it from the table (and fired noconnection): what this
       // packet records would never hear of it. Go again: this send starts the next connection.
       if (q->ended) continue;
+      if (q->mode.load(std::memory_order_relaxed) != mode) {  // the handshake ended meanwhile: rare
+        packet.clear();
+        write_packet(packet, q->mode.load(std::memory_order_relaxed), control, payload, encode_options());
+      }
       if (record) record(*q);
       if (q->direct_fd >= 0 && q->packets.empty()) {
         // The connection is idle: write on this thread, saving the connection process's wake-up.
         const ssize_t w = ::send(q->direct_fd, packet.data(), packet.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w == ssize_t(packet.size())) return;
+        if (w == ssize_t(packet.size())) return true;
         // The socket is full (or failing: the connection will find out): the rest is the
         // connection's to write, and so is everything after it.
         q->direct_fd = -1;
@@ -214,7 +225,7 @@ void node_state::enqueue(atom peer, std::vector<std::byte> packet, const std::fu
     }
     if (start_connecting) connect_to(peer, q);
     else wake(q);
-    return;
+    return true;
   }
 }
 
@@ -223,10 +234,8 @@ void node_state::send(pid from, pid to, term msg) noexcept {
   std::optional<etf::node_identity> peer = identity_of(to.node());
   if (!peer) return;  // a stale incarnation of this node, or a number never given: unreachable
   try {
-    std::vector<std::byte> packet;
     const term control = tuple(term(2), term(atom("")), term(to));
-    write_packet(packet, control, &msg, encode_options());
-    enqueue(peer->name, std::move(packet));
+    enqueue(peer->name, control, &msg);
   } catch (const std::exception& e) {
     log(log_level::error, fmt::format("cannot send to {} on {}: {}", to.to_string(), peer->name.name(), e.what()));
   }
@@ -237,9 +246,7 @@ bool node_state::send_control(pid to, const term& control, const term* payload,
   std::optional<etf::node_identity> peer = identity_of(to.node());
   if (!peer) return false;
   try {
-    std::vector<std::byte> packet;
-    write_packet(packet, control, payload, encode_options());
-    enqueue(peer->name, std::move(packet), record);
+    enqueue(peer->name, control, payload, record);
     return true;
   } catch (const std::exception& e) {
     log(log_level::error, fmt::format("cannot signal {} on {}: {}", to.to_string(), peer->name.name(), e.what()));
@@ -281,9 +288,8 @@ void node_state::demonitor(pid watcher, pid target, ref r) noexcept {
 
 void node_state::monitor_name(pid watcher, atom name, atom node, ref r) noexcept {
   try {
-    std::vector<std::byte> packet;
-    write_packet(packet, tuple(term(19), term(watcher), term(name), term(r)), nullptr, encode_options());
-    enqueue(node, std::move(packet), [&](outbound& q) { q.monitors.emplace(r, std::make_pair(watcher, pid())); });
+    enqueue(node, tuple(term(19), term(watcher), term(name), term(r)), nullptr,
+            [&](outbound& q) { q.monitors.emplace(r, std::make_pair(watcher, pid())); });
   } catch (const std::exception& e) {
     log(log_level::error, fmt::format("cannot monitor {{{}, {}}}: {}", name.name(), node.name(), e.what()));
     remote_signals::down(watcher, r, pid(), term(atom("noconnection")));
@@ -292,9 +298,7 @@ void node_state::monitor_name(pid watcher, atom name, atom node, ref r) noexcept
 
 void node_state::demonitor_name(pid watcher, atom name, atom node, ref r) noexcept {
   try {
-    std::vector<std::byte> packet;
-    write_packet(packet, tuple(term(20), term(watcher), term(name), term(r)), nullptr, encode_options());
-    enqueue(node, std::move(packet), [&](outbound& q) { q.monitors.erase(r); });
+    enqueue(node, tuple(term(20), term(watcher), term(name), term(r)), nullptr, [&](outbound& q) { q.monitors.erase(r); });
   } catch (const std::exception& e) {
     log(log_level::error, fmt::format("cannot demonitor {{{}, {}}}: {}", name.name(), node.name(), e.what()));
   }
@@ -306,10 +310,8 @@ void node_state::send_named(pid from, atom to_name, atom node, term msg) noexcep
     return;
   }
   try {
-    std::vector<std::byte> packet;
     const term control = tuple(term(6), from ? term(from) : term(pid(0, 0, 0)), term(atom("")), term(to_name));
-    write_packet(packet, control, &msg, encode_options());
-    enqueue(node, std::move(packet));
+    enqueue(node, control, &msg);
   } catch (const std::exception& e) {
     log(log_level::error, fmt::format("cannot send to {{{}, {}}}: {}", to_name.name(), node.name(), e.what()));
   }
@@ -383,7 +385,8 @@ class connection {
  public:
   connection(std::shared_ptr<node_state> st, tcp_socket sock, handshake_outcome hs, std::shared_ptr<outbound> q)
       : st_(std::move(st)), sock_(std::move(sock)), peer_(atom(hs.peer.full())), q_(std::move(q)),
-        decode_(st_->decode_options()), encode_(st_->encode_options()) {
+        decode_(st_->decode_options()), encode_(st_->encode_options()), mode_(packet_mode_for(hs.negotiated_flags)),
+        reader_(hs.negotiated_flags, reader_limits{.max_message_bytes = st_->cfg.max_message_bytes}) {
     if (!hs.unread.empty()) {
       std::span<std::byte> r = in_.room(hs.unread.size());
       std::memcpy(r.data(), hs.unread.data(), hs.unread.size());
@@ -391,9 +394,20 @@ class connection {
     }
   }
 
+  // A connection process that ends without end() (killed, or an exception outside the loop's
+  // handlers) still leaves the table and tells everyone, so that no sender keeps writing to a
+  // descriptor that may be reused and no link or monitor waits forever.
+  ~connection() {
+    if (!ended_) close_and_leave("the connection process ended");
+  }
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+
   task<void> run();
 
  private:
+  void close_and_leave(const std::string& why);
+  bool ended_ = false;
   void handle(std::span<const std::byte> packet);
   void dispatch(message& m);
   void reply(const term& control, const term* payload);
@@ -415,6 +429,8 @@ class connection {
   std::size_t out_offset_ = 0;              // written of out_.front()
   etf::decode_options decode_;
   etf::encode_options encode_;
+  packet_mode mode_;       // the framing the handshake chose (see outbound::mode)
+  packet_reader reader_;   // atom-cache headers and fragments, in header mode
   athanor::detail::lazy_deadline wake_timer_;          // the waits' timer, kept across waits
   std::unordered_map<ref, held_monitor> held_;        // by the local monitor's reference
   std::map<std::pair<pid, ref>, ref> held_by_remote_;  // (watcher, remote ref) -> local reference
@@ -423,7 +439,10 @@ class connection {
 void connection::take_queued() {
   q_->wake_pending.store(false, std::memory_order_release);
   std::lock_guard lock(q_->mu);
-  if (q_->first_offset > 0) {  // a sender wrote the start of the first packet (out_ was empty then)
+  if (q_->first_offset > 0) {
+    // A sender wrote the start of the first queued packet. It could only while the stream was
+    // offered, that is with out_ empty, and every later addition to out_ took the queue first.
+    if (!out_.empty()) throw std::logic_error("dist: a half-written packet behind the connection's own");
     out_offset_ = q_->first_offset;
     q_->first_offset = 0;
   }
@@ -436,14 +455,19 @@ void connection::take_queued() {
 
 void connection::reply(const term& control, const term* payload) {
   std::vector<std::byte> packet;
-  write_packet(packet, control, payload, encode_);
+  write_packet(packet, mode_, control, payload, encode_);
   take_stream();  // before anything a sender writes after this point
   out_.push_back(std::move(packet));
 }
 
 void connection::take_stream() {
-  std::lock_guard lock(q_->mu);
-  q_->direct_fd = -1;
+  {
+    std::lock_guard lock(q_->mu);
+    q_->direct_fd = -1;
+  }
+  // What senders queued (and the rest of a packet one of them half wrote) was sent before what
+  // this connection is about to add: it goes first, whole.
+  take_queued();
 }
 
 void connection::offer_stream() {
@@ -499,6 +523,7 @@ void connection::dispatch(message& m) {
         reply(tuple(term(21), target, term(watcher), term(remote_ref), term(atom("noproc"))), nullptr);
         return;
       }
+      if (held_by_remote_.count({watcher, remote_ref})) return;  // a repeat: one monitor per reference
       const ref mine = athanor::monitor(local);
       held_.emplace(mine, held_monitor{watcher, remote_ref, target});
       held_by_remote_[{watcher, remote_ref}] = mine;
@@ -629,19 +654,22 @@ void connection::dispatch(message& m) {
       // error atom (the request was refused).
       const ref request = c.element(1).as_ref();
       const term& result = c.element(4);
-      pid caller;
       {
         std::lock_guard lock(q_->mu);
         auto it = q_->spawns.find(request);
-        if (it == q_->spawns.end()) return;  // the caller gave up meanwhile
-        if (result.is_pid()) {
-          it->second.second = result.as_pid();
+        if (it != q_->spawns.end()) {
+          if (result.is_pid()) {
+            it->second.second = result.as_pid();
+          } else {
+            // Sent under the lock: a caller giving up takes its entry under it, then flushes.
+            athanor::send(it->second.first, spawn_outcome{request, result, true});
+            q_->spawns.erase(it);
+          }
           return;
         }
-        caller = it->second.first;
-        q_->spawns.erase(it);
       }
-      athanor::send(caller, spawn_outcome{request, result, true});
+      // The caller gave up before the process existed: end it, as erpc does ('abandoned').
+      if (result.is_pid()) reply(tuple(term(8), c.element(2), result, term(atom("abandoned"))), nullptr);
       return;
     }
     default:
@@ -655,8 +683,7 @@ void connection::handle(std::span<const std::byte> packet) {
   // Past peer_atom_limit, packets are decoded as binary_to_term(B, [safe]) decodes: no new atoms.
   decode_.safe = atom::count() >= st_->cfg.peer_atom_limit;
   try {
-    message m = read_packet(packet, decode_);
-    dispatch(m);
+    if (std::optional<message> m = reader_.feed(packet, decode_)) dispatch(*m);  // nothing yet: a fragment
   } catch (const protocol_error& e) {
     if (!decode_.safe) throw;
     throw protocol_error(std::string(e.what()) + " (the atom table holds " + std::to_string(atom::count()) +
@@ -670,7 +697,16 @@ void connection::end(const std::string& why, log_level level) {
   for (auto& [mine, h] : held_) athanor::demonitor(mine, true);
   held_.clear();
   held_by_remote_.clear();
-  take_stream();  // no sender writes to the descriptor once it is closed (and perhaps reused)
+  close_and_leave(why);
+}
+
+void connection::close_and_leave(const std::string& why) {
+  if (ended_) return;
+  ended_ = true;
+  {
+    std::lock_guard lock(q_->mu);
+    q_->direct_fd = -1;  // no sender writes to the descriptor once it is closed (and perhaps reused)
+  }
   sock_.close();
   {
     std::lock_guard lock(st_->mu);
@@ -680,6 +716,7 @@ void connection::end(const std::string& why, log_level level) {
   fire_noconnection(*q_);  // after leaving the table: a new send starts a new connection
   st_->connection_down(peer_, *q_, true);
   st_->cv.notify_all();
+  (void)why;
 }
 
 // Writes what fits of out_, packets gathered into one sendmsg (a packet per system call would
@@ -859,7 +896,25 @@ task<bool> write_bytes(tcp_socket& s, std::vector<std::byte>& bytes) {
 task<void> run_connection(std::shared_ptr<node_state> st, tcp_socket sock, handshake_outcome hs, std::shared_ptr<outbound> q) {
   {
     std::lock_guard lock(q->mu);
+    if (q->ended) {  // given up while this handshake ran (another attempt's failure): start over
+      log(log_level::info, fmt::format("connection to {} dropped: its queue was abandoned", hs.peer.full()));
+      co_return;
+    }
     q->owner = athanor::self();
+    q->peer_flags = hs.negotiated_flags;
+    // The framing is settled: from now on senders encode for it. What they queued before the
+    // handshake was framed pass-through; reframed here, once (a few packets at most).
+    const packet_mode mode = packet_mode_for(hs.negotiated_flags);
+    if (mode != q->mode.load(std::memory_order_relaxed)) {
+      for (std::vector<std::byte>& packet : q->packets) {
+        message m = read_packet(std::span(packet).subspan(4), st->decode_options());
+        std::vector<std::byte> reframed;
+        write_packet(reframed, mode, m.control, m.payload ? &*m.payload : nullptr, st->encode_options());
+        q->bytes += reframed.size() - packet.size();
+        packet = std::move(reframed);
+      }
+      q->mode.store(mode, std::memory_order_release);
+    }
     q->connected = true;
   }
   log(log_level::info, fmt::format("connected to {} (flags {:#x})", hs.peer.full(), hs.negotiated_flags));
@@ -1032,7 +1087,7 @@ void node_state::connect_to(atom peer, const std::shared_ptr<outbound>& q) {
   try {
     pid p = athanor::spawn([self, peer, q](process&) -> proc { return dial(self, peer, q); });
     std::lock_guard lock(q->mu);
-    q->owner = p;
+    if (!q->owner) q->owner = p;  // an acceptor may have taken the queue over already (abandon())
   } catch (const std::exception& e) {
     log(log_level::error, fmt::format("cannot start connecting to {}: {}", peer.name(), e.what()));
   }

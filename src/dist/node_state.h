@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "athanor/dist/control.h"
 #include "athanor/dist/cookie.h"
 #include "athanor/dist/epmd.h"
 #include "athanor/dist/node.h"
@@ -48,6 +49,7 @@ struct outbound {
   pid owner;                          // the connection (or connecting) process
   bool connected = false;             // the handshake is done
   bool ended = false;                 // its connection ended (or never came): see fire_noconnection
+  std::uint64_t peer_flags = 0;       // the flags negotiated with the peer, once connected
   std::atomic<bool> wake_pending{false};
   // The socket a sender may write to itself (see "Sending" in node.cpp), or -1. Set by the
   // connection only while it has nothing of its own to write and `packets` is empty; whoever
@@ -55,6 +57,11 @@ struct outbound {
   // packets.front() a sender already wrote before the socket filled up.
   int direct_fd = -1;
   std::size_t first_offset = 0;
+  // How packets for this peer are framed: pass-through until the handshake says otherwise (header
+  // mode when FRAGMENTS or DIST_HDR_ATOM_CACHE is negotiated; the two cannot be mixed). Written
+  // under mu, once, when the connection comes up; read without it to encode, and checked again
+  // under it before a packet is queued.
+  std::atomic<packet_mode> mode{packet_mode::pass_through};
   // What fires `noconnection` when the connection ends (or never comes up):
   std::set<std::pair<pid, pid>> links;          // (local, remote) pairs linked across it
   std::map<ref, std::pair<pid, pid>> monitors;  // a local watcher's monitor -> (watcher, remote target)
@@ -148,7 +155,10 @@ class node_state final : public remote_nodes, public std::enable_shared_from_thi
 
   handshake_settings handshake_settings_for() {
     handshake_settings s{.name = name, .creation = creation, .cookie = *cookie};
-    s.flags = dflag::recommended_hidden | dflag::spawn;  // SPAWN: erpc and rpc:call reach this node (rpc.cpp)
+    // SPAWN: erpc and rpc:call reach this node (rpc.cpp). FRAGMENTS: peers may split large
+    // messages (header framing, received by packet_reader); the atom cache is not offered (a
+    // closure's atoms would arrive as cache references, which a fun's kept bytes cannot hold).
+    s.flags = dflag::recommended_hidden | dflag::spawn | dflag::fragments;
     std::weak_ptr<node_state> weak = weak_from_this();
     s.is_own_challenge = [weak](std::uint32_t c) {
       auto st = weak.lock();
@@ -159,9 +169,12 @@ class node_state final : public remote_nodes, public std::enable_shared_from_thi
     return s;
   }
 
-  // Queues a whole packet for `peer`, connecting first if there is no connection. `record`, if
-  // given, runs on the peer's queue under its lock first (links and monitors to remember).
-  void enqueue(atom peer, std::vector<std::byte> packet, const std::function<void(outbound&)>& record = {});
+  // Encodes `control` (+ payload) as a packet in the framing of `peer`'s connection and queues it,
+  // connecting first if there is no connection. `record`, if given, runs on the peer's queue under
+  // its lock first (links and monitors to remember). Throws etf::etf_error (nothing queued, nothing
+  // recorded) when the terms cannot be encoded.
+  // Returns false (nothing queued or recorded) while the node stops.
+  bool enqueue(atom peer, const term& control, const term* payload, const std::function<void(outbound&)>& record = {});
   // Encodes `control` (+ payload) and queues it for the node of remote pid `to`. False if that
   // node is unknown or the packet cannot be encoded.
   bool send_control(pid to, const term& control, const term* payload, const std::function<void(outbound&)>& record = {});

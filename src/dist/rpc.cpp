@@ -227,6 +227,44 @@ bool is_rex_call(const term& t) {
          (t.element(0) == term(atom("call")) || t.element(0) == term(atom("block_call")));
 }
 
+// One request to rex (see rex_server).
+void rex_handle(const term& t) {
+  // {'$gen_call', {From, Tag}, {call, M, F, A, GL}}: answered by a process of its own, so that a
+  // slow function does not hold up rex.
+  if (t.tuple_size() == 3 && t.element(0) == term(atom("$gen_call")) && t.element(1).is_tuple() &&
+      t.element(1).tuple_size() == 2 && t.element(1).element(0).is_pid() && is_rex_call(t.element(2))) {
+    term from = t.element(1), request = t.element(2);
+    athanor::spawn([from, request](process&) -> proc {
+      term value = co_await rex_answer(request);
+      athanor::send(from.element(0).as_pid(), tuple(from.element(1), value));
+    });
+    return;
+  }
+  // {'$gen_cast', {cast, M, F, A, GL}}
+  if (t.tuple_size() == 2 && t.element(0) == term(atom("$gen_cast")) && t.element(1).is_tuple() &&
+      t.element(1).tuple_size() == 5 && t.element(1).element(0) == term(atom("cast"))) {
+    term request = t.element(1);
+    athanor::spawn([request](process&) -> proc { (void)co_await rex_answer(request); });
+    return;
+  }
+  if (t.tuple_size() == 2 && t.element(0).is_pid()) {
+    const pid from = t.element(0).as_pid();
+    // {From, {call, M, F, A, GL}}: the C-node form, answered {rex, Value}.
+    if (is_rex_call(t.element(1))) {
+      term request = t.element(1);
+      athanor::spawn([from, request](process&) -> proc {
+        term value = co_await rex_answer(request);
+        athanor::send(from, tuple(term(atom("rex")), value));
+      });
+      return;
+    }
+    // {From, features_request}: this node runs erpc's spawn requests.
+    if (t.element(1) == term(atom("features_request"))) {
+      athanor::send(from, tuple(term(atom("features_reply")), term(this_node()), list({term(atom("erpc"))})));
+    }
+  }
+}
+
 }  // namespace
 
 proc rex_server() {
@@ -236,39 +274,10 @@ proc rex_server() {
     if (msg.is<rex_stop>()) co_return;
     const term* t = msg.get_if<term>();
     if (!t || !t->is_tuple()) continue;
-    // {'$gen_call', {From, Tag}, {call, M, F, A, GL}}: answered by a process of its own, so that a
-    // slow function does not hold up rex.
-    if (t->tuple_size() == 3 && t->element(0) == term(atom("$gen_call")) && t->element(1).is_tuple() &&
-        t->element(1).tuple_size() == 2 && t->element(1).element(0).is_pid() && is_rex_call(t->element(2))) {
-      term from = t->element(1), request = t->element(2);
-      athanor::spawn([from, request](process&) -> proc {
-        term value = co_await rex_answer(request);
-        athanor::send(from.element(0).as_pid(), tuple(from.element(1), value));
-      });
-      continue;
-    }
-    // {'$gen_cast', {cast, M, F, A, GL}}
-    if (t->tuple_size() == 2 && t->element(0) == term(atom("$gen_cast")) && t->element(1).is_tuple() &&
-        t->element(1).tuple_size() == 5 && t->element(1).element(0) == term(atom("cast"))) {
-      term request = t->element(1);
-      athanor::spawn([request](process&) -> proc { (void)co_await rex_answer(request); });
-      continue;
-    }
-    if (t->tuple_size() == 2 && t->element(0).is_pid()) {
-      const pid from = t->element(0).as_pid();
-      // {From, {call, M, F, A, GL}}: the C-node form, answered {rex, Value}.
-      if (is_rex_call(t->element(1))) {
-        term request = t->element(1);
-        athanor::spawn([from, request](process&) -> proc {
-          term value = co_await rex_answer(request);
-          athanor::send(from, tuple(term(atom("rex")), value));
-        });
-        continue;
-      }
-      // {From, features_request}: this node runs erpc's spawn requests.
-      if (t->element(1) == term(atom("features_request"))) {
-        athanor::send(from, tuple(term(atom("features_reply")), term(this_node()), list({term(atom("erpc"))})));
-      }
+    try {
+      rex_handle(*t);
+    } catch (const std::exception& e) {  // out of processes, say: this request goes unanswered
+      log(log_level::error, std::string("rex: ") + e.what());
     }
   }
 }
@@ -286,7 +295,7 @@ std::string chars_of(const term& chars) {
     const term& c = rest.head();
     if (c.is_int64() && c.as_int() >= 0 && c.as_int() < 256) out.push_back(char(c.as_int()));
     else if (c.is_binary()) out += c.as_binary();
-    else return chars.to_string();
+    else return chars.is_list() ? "(not plain characters)" : chars.to_string();
     rest = rest.tail();
   }
   return out;
@@ -306,7 +315,10 @@ proc io_server() {
     term answer = tuple(term(atom("error")), term(atom("enotsup")));
     if (req.is_tuple() && req.tuple_size() >= 2 && req.element(0) == term(atom("put_chars"))) {
       const term& chars = req.element(req.tuple_size() - 1);
-      log(log_level::info, fmt::format("output of a call on {}: {}", node_of(t->element(1).as_pid()).name(), chars_of(chars)));
+      std::string text = chars_of(chars);
+      constexpr std::size_t kMaxLogged = 2048;  // a peer's output must not flood the log
+      if (text.size() > kMaxLogged) text = text.substr(0, kMaxLogged) + fmt::format("... ({} bytes)", text.size());
+      log(log_level::info, fmt::format("output of a call on {}: {}", node_of(t->element(1).as_pid()).name(), text));
       answer = term(atom("ok"));
     }
     athanor::send(t->element(1).as_pid(), tuple(term(atom("io_reply")), t->element(2), answer));
@@ -350,13 +362,22 @@ task<term> erpc_call(atom node, atom module, atom function, term args, std::chro
   const term control = tuple(term(29), term(request), term(self.self()), term(st->group_leader),
                              tuple(term(atom("erpc")), term(atom("execute_call")), term(4)), list({term(atom("monitor"))}));
   const term payload = list({term(result_tag), term(module), term(function), args});
+  bool queued = false, unsupported = false;
   try {
-    std::vector<std::byte> packet;
-    write_packet(packet, control, &payload, st->encode_options());
-    st->enqueue(node, std::move(packet), [&](detail::outbound& q) { q.spawns.emplace(request, std::make_pair(self.self(), pid())); });
+    queued = st->enqueue(node, control, &payload, [&](detail::outbound& q) {
+      if (q.connected && !(q.peer_flags & dflag::spawn)) {
+        unsupported = true;  // recorded, then answered at once below
+        return;
+      }
+      q.spawns.emplace(request, std::make_pair(self.self(), pid()));
+    });
   } catch (const etf::etf_error& e) {
     throw std::invalid_argument(std::string("athanor::dist::erpc_call: the arguments cannot be sent: ") + e.what());
   }
+  // A peer that does not run spawn requests (no DFLAG_SPAWN), as erpc reports it; a stopping
+  // node reaches nobody.
+  if (unsupported) throw erpc_error(atom("erpc"), term(atom("notsup")), list({}));
+  if (!queued) throw erpc_error(atom("erpc"), term(atom("noconnection")), list({}));
   std::optional<detail::spawn_outcome> outcome;
   co_await self.receive(on<detail::spawn_outcome>([request](const detail::spawn_outcome& o) { return o.request == request; },
                                                   [&](detail::spawn_outcome o) { outcome = std::move(o); }),

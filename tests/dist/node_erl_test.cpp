@@ -214,6 +214,48 @@ TEST(DistNode, APeerKilledOrStoppedBringsNoconnectionToLinksAndMonitors) {
   }
 }
 
+// Senders write to an idle connection's socket themselves; a large message fills the socket
+// and its rest goes through the connection. Meanwhile the connection answers the peer's pings
+// (its own packets): they must go after the half-written message, never into it.
+TEST(DistNode, TheConnectionsOwnPacketsNeverCutIntoAHalfWrittenMessage) {
+  ATHANOR_REQUIRE_ERL();
+  const std::uint16_t epmd_port = free_port();
+  runtime rt(runtime_config{.schedulers = 2});
+  node n = start({.name = unique_name("cpph"), .cookie = "half-cookie", .epmd = {.epmd = {.port = epmd_port}}});
+  temp_dir home;
+  const std::string me = unique_name("pinger");
+  const std::string target = n.full_name().full();
+  // srv echoes {From, Bin} as {srv_reply, byte_size, erlang:md5(Bin)}; a pinger pings this node
+  // until told to stop, counting the pongs.
+  child erl({"erl", "-sname", me, "-setcookie", "half-cookie", "-noshell", "-eval",
+             "N = list_to_atom(\"" + target + "\"), pong = net_adm:ping(N), "
+             "Pinger = spawn(fun L() -> receive {stop, F} -> F ! {pings, done} after 0 -> pong = net_adm:ping(N), L() end end), "
+             "register(pinger, Pinger), "
+             "register(srv, spawn(fun L() -> receive {F, B} when is_binary(B) -> F ! {srv_reply, byte_size(B), erlang:md5(B)}, L() end end)), "
+             "io:format(\"ready~n\"), timer:sleep(120000), halt()."},
+            erl_env(home.path(), epmd_port));
+  std::optional<std::string> line;
+  while ((line = erl.line()) && *line != "ready") {
+  }
+  ASSERT_TRUE(line) << erl.output();
+  const atom peer(me + "@" + std::string(n.full_name().host()));
+  term outcome = in_process([peer](process& self) -> task<term> {
+    int intact = 0;
+    for (int i = 0; i < 12; ++i) {
+      std::string bytes(std::size_t(4) << 20, char('a' + i));  // larger than the socket takes at once
+      send(name_on_node{atom("srv"), peer}, tuple(self.self(), term(bytes)));
+      std::optional<term> r = co_await self.receive_for<term>(20s);
+      if (!r) co_return term(atom("no_reply"));
+      if (r->element(1) == term(std::int64_t(bytes.size()))) ++intact;
+    }
+    send(name_on_node{atom("pinger"), peer}, tuple(atom("stop"), self.self()));
+    std::optional<term> done = co_await self.receive_for<term>(20s);
+    co_return tuple(term(intact), done ? *done : term(atom("no_pinger")));
+  });
+  EXPECT_EQ(outcome, tuple(term(12), tuple(atom("pings"), atom("done")))) << outcome.to_string() << erl.output();
+  EXPECT_EQ(n.connected_nodes(), std::vector<atom>{peer}) << "the connection was dropped (a corrupted packet?)";
+}
+
 // Atoms are never freed: past peer_atom_limit, a peer's packet naming a new atom ends its
 // connection (logged), and the node goes on with atoms it has.
 TEST(DistNode, PeersCannotFillTheAtomTablePastTheLimit) {
