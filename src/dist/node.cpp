@@ -20,7 +20,10 @@
 // a push: the order of two sends from one process to one peer is the order they were made.
 // While the connection has nothing of its own to write, a sender writes its packet to the socket
 // itself (outbound::direct_fd, under the queue's mutex, so senders stay in order): a round trip
-// then costs no wake-up of the connection process. If the socket takes only part of it, the rest
+// then costs no wake-up of the connection process. Not twice within kDirectWriteGap, though: a
+// stream of messages then goes through the queue, where the connection gathers whatever has
+// piled up into one sendmsg (one system call per message would cap a stream at the rate of
+// system calls; the gap is shorter than any round trip, so request-reply traffic never waits). If the socket takes only part of it, the rest
 // and everything after go through the queue, and the connection takes the stream back before it
 // writes anything of its own (a reply, a tick), so nothing a sender writes later can overtake it.
 // A send to a peer with no connection starts one (Erlang's auto-connect): the queue exists from
@@ -211,8 +214,10 @@ bool node_state::enqueue(atom peer, const term& control, const term* payload, co
         write_packet(packet, q->mode.load(std::memory_order_relaxed), control, payload, encode_options());
       }
       if (record) record(*q);
-      if (q->direct_fd >= 0 && q->packets.empty()) {
+      const auto now = clock::now();
+      if (q->direct_fd >= 0 && q->packets.empty() && now - q->last_direct_write >= kDirectWriteGap) {
         // The connection is idle: write on this thread, saving the connection process's wake-up.
+        q->last_direct_write = now;
         const ssize_t w = ::send(q->direct_fd, packet.data(), packet.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w == ssize_t(packet.size())) return true;
         // The socket is full (or failing: the connection will find out): the rest is the

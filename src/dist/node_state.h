@@ -31,6 +31,9 @@ namespace detail {
 using clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
+// The shortest time between two packets a sender writes itself (see "Sending" in node.cpp).
+inline constexpr std::chrono::microseconds kDirectWriteGap{20};
+
 // Node numbers: 0 is this node, 1..kStaleSelf-1 are peers, kStaleSelf is this node's name with
 // another creation (signals for a previous incarnation: dropped).
 constexpr std::uint32_t kStaleSelf = pid::kNodeMask;
@@ -57,6 +60,7 @@ struct outbound {
   // packets.front() a sender already wrote before the socket filled up.
   int direct_fd = -1;
   std::size_t first_offset = 0;
+  clock::time_point last_direct_write{};  // see kDirectWriteGap
   // How packets for this peer are framed: pass-through until the handshake says otherwise (header
   // mode when FRAGMENTS or DIST_HDR_ATOM_CACHE is negotiated; the two cannot be mixed). Written
   // under mu, once, when the connection comes up; read without it to encode, and checked again

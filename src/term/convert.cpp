@@ -89,5 +89,17 @@ std::vector<atom> field_atoms(std::string_view names) {
   return out;
 }
 
+atom elixir_module_atom(std::string_view name) {
+  // Elixir's MyApp.User is the atom 'Elixir.MyApp.User'; a name already written that way is kept.
+  constexpr std::string_view prefix = "Elixir.";
+  if (name.starts_with(prefix)) return atom(name);
+  return atom(fmt::format("{}{}", prefix, name));
+}
+
+atom struct_key() {
+  static const atom key("__struct__");
+  return key;
+}
+
 }  // namespace detail
 }  // namespace athanor

@@ -30,6 +30,29 @@ struct team {
 };
 ATHANOR_TERM_STRUCT(team, title, members)
 
+// Elixir structs: %MyApp.Account{}, %MyApp.Address{} (its module written with the prefix
+// already there) and %MyApp.Customer{}, whose fields hold the other two.
+struct account {
+  std::string name;
+  int age = 0;
+  friend bool operator==(const account&, const account&) = default;
+};
+ATHANOR_ELIXIR_STRUCT(account, "MyApp.Account", name, age)
+
+struct address {
+  std::string city;
+  friend bool operator==(const address&, const address&) = default;
+};
+ATHANOR_ELIXIR_STRUCT(address, "Elixir.MyApp.Address", city)
+
+struct customer {
+  account who;
+  address home;
+  std::vector<address> past;
+  friend bool operator==(const customer&, const customer&) = default;
+};
+ATHANOR_ELIXIR_STRUCT(customer, "MyApp.Customer", who, home, past)
+
 // A type converted by a trait specialization instead of the macro.
 struct point {
   int x = 0, y = 0;
@@ -205,6 +228,82 @@ TEST(Convert, ErrorsGiveThePathIntoNestedValues) {
   EXPECT_EQ(from_term<app::team>(nested).members.at(0).name, "A");
   EXPECT_EQ(conversion_message<app::team>(map({{"title"_a, "t"}, {"members"_a, list({map({{"name"_a, "A"}})})}})),
             "at .members[0].age: expected a map with key age, got #{name => <<\"A\">>}");
+}
+
+TEST(Convert, PlainStructsIgnoreAStructTag) {
+  app::user alice{"Alice", 42, std::nullopt};
+  EXPECT_EQ(to_term(alice).find("__struct__"_a), nullptr);
+  // Whatever __struct__ holds is an extra key like any other.
+  EXPECT_EQ(from_term<app::user>(map({{"__struct__"_a, "Elixir.MyApp.Anything"_a}, {"name"_a, "Alice"}, {"age"_a, 42},
+                                      {"email"_a, atoms::nil}})),
+            alice);
+  EXPECT_EQ(from_term<app::user>(map({{"__struct__"_a, 1}, {"name"_a, "Alice"}, {"age"_a, 42}, {"email"_a, atoms::nil}})), alice);
+}
+
+TEST(Convert, ElixirStructsAreTaggedWithTheirModule) {
+  app::account ada{"Ada", 36};
+  term t = to_term(ada);
+  EXPECT_EQ(t, map({{"__struct__"_a, "Elixir.MyApp.Account"_a}, {"name"_a, "Ada"}, {"age"_a, 36}}));
+  EXPECT_EQ(t.to_string(), "#{'__struct__' => 'Elixir.MyApp.Account',age => 36,name => <<\"Ada\">>}");
+  EXPECT_EQ(from_term<app::account>(t), ada);
+  // A module written with its "Elixir." prefix is not prefixed again.
+  EXPECT_EQ(to_term(app::address{"Paris"}), map({{"__struct__"_a, "Elixir.MyApp.Address"_a}, {"city"_a, "Paris"}}));
+}
+
+TEST(Convert, ElixirStructsAcceptTheUntaggedMap) {
+  // Erlang code builds the plain map; Elixir keys beyond the C++ fields are ignored.
+  EXPECT_EQ(from_term<app::account>(map({{"name"_a, "Ada"}, {"age"_a, 36}})), (app::account{"Ada", 36}));
+  EXPECT_EQ(from_term<app::account>(map({{"__struct__"_a, "Elixir.MyApp.Account"_a}, {"name"_a, "Ada"}, {"age"_a, 36}, {"role"_a, "admin"}})),
+            (app::account{"Ada", 36}));
+  EXPECT_EQ(conversion_message<app::account>(map({{"__struct__"_a, "Elixir.MyApp.Account"_a}, {"name"_a, "Ada"}})),
+            "at .age: expected a map with key age, got #{'__struct__' => 'Elixir.MyApp.Account',name => <<\"Ada\">>}");
+}
+
+TEST(Convert, ElixirStructsRefuseAnotherModule) {
+  term admin = map({{"__struct__"_a, "Elixir.MyApp.Admin"_a}, {"name"_a, "Ada"}, {"age"_a, 36}});
+  try {
+    (void)from_term<app::account>(admin);
+    FAIL() << "expected term_conversion_error";
+  } catch (const term_conversion_error& e) {
+    EXPECT_STREQ(e.what(), "at .__struct__: expected 'Elixir.MyApp.Account', got 'Elixir.MyApp.Admin'");
+    EXPECT_EQ(e.path(), ".__struct__");
+    EXPECT_EQ(e.expected(), "'Elixir.MyApp.Account'");
+    EXPECT_EQ(e.got(), term("Elixir.MyApp.Admin"_a));
+  }
+  // The module without its prefix is another atom, and a binary is no module.
+  EXPECT_EQ(conversion_message<app::account>(map({{"__struct__"_a, "MyApp.Account"_a}, {"name"_a, "Ada"}, {"age"_a, 36}})),
+            "at .__struct__: expected 'Elixir.MyApp.Account', got 'MyApp.Account'");
+  EXPECT_EQ(conversion_message<app::account>(map({{"__struct__"_a, "Elixir.MyApp.Account"}, {"name"_a, "Ada"}, {"age"_a, 36}})),
+            "at .__struct__: expected 'Elixir.MyApp.Account', got <<\"Elixir.MyApp.Account\">>");
+  EXPECT_EQ(conversion_message<app::account>(term(1)), "expected map (account), got 1");
+  EXPECT_EQ(try_from_term<app::account>(admin), std::nullopt);
+}
+
+TEST(Convert, NestedElixirStructsAreEachTagged) {
+  app::customer c{{"Ada", 36}, {"Paris"}, {{"Lyon"}, {"Nice"}}};
+  term t = to_term(c);
+  term paris = map({{"__struct__"_a, "Elixir.MyApp.Address"_a}, {"city"_a, "Paris"}});
+  EXPECT_EQ(t, map({{"__struct__"_a, "Elixir.MyApp.Customer"_a},
+                    {"who"_a, map({{"__struct__"_a, "Elixir.MyApp.Account"_a}, {"name"_a, "Ada"}, {"age"_a, 36}})},
+                    {"home"_a, paris},
+                    {"past"_a, list({to_term(app::address{"Lyon"}), to_term(app::address{"Nice"})})}}));
+  EXPECT_EQ(from_term<app::customer>(t), c);
+  // A wrong tag deep inside is reported where it is.
+  term wrong = map({{"who"_a, to_term(app::account{"Ada", 36})}, {"home"_a, paris},
+                    {"past"_a, list({paris, to_term(app::account{"Ada", 36})})}});
+  EXPECT_EQ(conversion_message<app::customer>(wrong),
+            "at .past[1].__struct__: expected 'Elixir.MyApp.Address', got 'Elixir.MyApp.Account'");
+}
+
+TEST(Convert, VectorsOfElixirStructsAreListsOfTaggedMaps) {
+  std::vector<app::account> accounts{{"Ada", 36}, {"Grace", 45}};
+  term t = to_term(accounts);
+  ASSERT_TRUE(t.is_list());
+  EXPECT_EQ(t, list({map({{"__struct__"_a, "Elixir.MyApp.Account"_a}, {"name"_a, "Ada"}, {"age"_a, 36}}),
+                     map({{"__struct__"_a, "Elixir.MyApp.Account"_a}, {"name"_a, "Grace"}, {"age"_a, 45}})}));
+  EXPECT_EQ(from_term<std::vector<app::account>>(t), accounts);
+  EXPECT_EQ(conversion_message<std::vector<app::account>>(list({to_term(accounts[0]), to_term(app::address{"Paris"})})),
+            "at [1].__struct__: expected 'Elixir.MyApp.Account', got 'Elixir.MyApp.Address'");
 }
 
 TEST(Convert, TraitSpecializationsAndToTermMembers) {

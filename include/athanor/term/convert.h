@@ -29,11 +29,26 @@
 //                                           that converts, in order
 //   ATHANOR_TERM_STRUCT types             a map with atom keys, one per field; back: every
 //                                           field's key must be present, other keys are ignored
+//   ATHANOR_ELIXIR_STRUCT types           the same map plus __struct__ => its Elixir module;
+//                                           back: __struct__ may be absent, else must match
 //   types with `term to_term() const`     that term (to_term only)
 //
-// Structs become plain maps with atom keys rather than Elixir structs (%{__struct__: ...}):
-// a plain map is what Erlang code and Elixir's %{name: name} patterns read, and a struct tag
-// would have to name an Elixir module that the C++ side does not have.
+// Structs become plain maps with atom keys by default: that is what Erlang code and Elixir's
+// %{name: name} patterns read, and a struct tag would name an Elixir module the C++ side may not
+// have. A type that names its module is tagged, as Elixir represents %MyApp.User{} (a map with
+// every field and __struct__ => 'Elixir.MyApp.User'), so that Elixir code matching
+// %MyApp.User{name: name} accepts what C++ sends:
+//
+//   ATHANOR_ELIXIR_STRUCT(user, "MyApp.User", name, age, email)   // instead of ATHANOR_TERM_STRUCT
+//
+//   to_term(user{"Alice", 42, std::nullopt})
+//   // #{'__struct__' => 'Elixir.MyApp.User',age => 42,email => nil,name => <<"Alice">>}
+//
+// The module is written as Elixir code writes it; "Elixir." is prepended unless it is already
+// there. from_term accepts the map with or without __struct__ (Erlang code may build the plain
+// map), but a __struct__ naming another module is refused: "at .__struct__: expected
+// 'Elixir.MyApp.User', got 'Elixir.MyApp.Admin'". ATHANOR_TERM_STRUCT types ignore __struct__
+// like any other extra key.
 //
 // Other types convert through a specialization of athanor::term_traits<T> with
 //   static term to(const T&);                              // for to_term
@@ -393,7 +408,8 @@ struct term_traits<T> {
 // ---- Structs: ATHANOR_TERM_STRUCT(type, field...) lists every field of `type`, in
 // declaration order (a missing or extra field is a compile error: the fields are read with a
 // structured binding). Write it at namespace scope in the namespace of `type`. The type needs
-// a default constructor for from_term.
+// a default constructor for from_term. ATHANOR_ELIXIR_STRUCT(type, "Module", field...) does the
+// same and also names the Elixir module that tags the map.
 
 namespace detail {
 template <class Tie>
@@ -406,8 +422,20 @@ struct struct_fields {
 // Splits the macro's field list into atoms, once per type.
 std::vector<atom> field_atoms(std::string_view names);
 
+// The atom naming Elixir module `name`: 'Elixir.' prepended unless `name` already starts with it.
+atom elixir_module_atom(std::string_view name);
+
+// The key that tags a map as an Elixir struct.
+atom struct_key();
+
 template <class T>
 concept reflected_struct = requires(const T* p) { athanor_term_fields(p); };
+
+// Types declared with ATHANOR_ELIXIR_STRUCT: their maps carry __struct__.
+template <class T>
+concept elixir_struct = requires(const T* p) {
+  { athanor_elixir_module(p) } -> std::convertible_to<std::string_view>;
+};
 }  // namespace detail
 
 template <class T>
@@ -417,12 +445,23 @@ struct term_traits<T> {
     auto refs = fields().tie(v);
     const std::vector<atom>& k = keys();
     return [&]<std::size_t... I>(std::index_sequence<I...>) {
-      std::array<std::pair<term, term>, sizeof...(I)> entries{std::pair<term, term>(k[I], to_term(std::get<I>(refs)))...};
-      return map(std::span<const std::pair<term, term>>(entries));
+      if constexpr (detail::elixir_struct<T>) {
+        std::array<std::pair<term, term>, sizeof...(I) + 1> entries{
+            std::pair<term, term>(detail::struct_key(), elixir_module()), std::pair<term, term>(k[I], to_term(std::get<I>(refs)))...};
+        return map(std::span<const std::pair<term, term>>(entries));
+      } else {
+        std::array<std::pair<term, term>, sizeof...(I)> entries{std::pair<term, term>(k[I], to_term(std::get<I>(refs)))...};
+        return map(std::span<const std::pair<term, term>>(entries));
+      }
     }(std::make_index_sequence<std::tuple_size_v<decltype(refs)>>{});
   }
   static T from(const term& t, const term_path& at) {
     if (!t.is_map()) at.fail("map (" + std::string(fields().type_name) + ")", t);
+    if constexpr (detail::elixir_struct<T>) {
+      // Absent is fine (Erlang code builds the plain map); another module is another type.
+      const term* tag = t.find(detail::struct_key());
+      if (tag && !tag->is_atom(elixir_module())) at.field("__struct__").fail(elixir_module().to_string(), *tag);
+    }
     T out{};
     auto refs = fields().tie(out);
     const std::vector<atom>& k = keys();
@@ -437,6 +476,12 @@ struct term_traits<T> {
   static const std::vector<atom>& keys() {
     static const std::vector<atom> k = detail::field_atoms(fields().names);
     return k;
+  }
+  static atom elixir_module()
+    requires detail::elixir_struct<T>
+  {
+    static const atom m = detail::elixir_module_atom(athanor_elixir_module(static_cast<const T*>(nullptr)));
+    return m;
   }
   template <class F>
   static F read(const term& t, atom key, const term_path& at) {
@@ -457,4 +502,13 @@ struct term_traits<T> {
                                               auto& [__VA_ARGS__] = athanor_s;      \
                                               return std::tie(__VA_ARGS__);         \
                                             }};                                     \
+  }
+
+// Makes `Type` convertible as the Elixir struct %Module{} (see the top of this file): the map of
+// ATHANOR_TERM_STRUCT plus __struct__ => 'Elixir.Module'. `Module` is a string literal such as
+// "MyApp.User"; every field, in declaration order.
+#define ATHANOR_ELIXIR_STRUCT(Type, Module, ...)                                          \
+  ATHANOR_TERM_STRUCT(Type, __VA_ARGS__)                                                 \
+  [[maybe_unused]] inline constexpr std::string_view athanor_elixir_module(const Type*) { \
+    return Module;                                                                        \
   }
