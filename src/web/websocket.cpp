@@ -342,6 +342,13 @@ task<std::optional<ws_message>> receive_impl(detail::ws_state* s, bool any_mail)
     detail::read_outcome r;
     std::uint32_t want;
     if (!s->io.read_now(r, want)) {
+      // A doorbell taken while flushing (flush_until) is gone from the mailbox, and the pushes it
+      // announced may have come after take_pushes above: look again before waiting, or they would
+      // wait for the next push or the next ping.
+      if (!more_pushes && s->box && s->box->queued.load(std::memory_order_acquire) > 0 &&
+          s->out.size() < s->opts->max_send_buffer) {
+        continue;
+      }
       if (more_pushes) {
         // Nothing to read and more pushes queued: write them first (yielding at the end of this
         // time slice, so that a steady stream of pushes cannot monopolise the scheduler).
