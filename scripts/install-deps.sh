@@ -14,7 +14,7 @@ packages=(cmake make clang-19 libclang-rt-19-dev pkg-config libgtest-dev libgmoc
 node_packages=()
 command -v npm >/dev/null || node_packages=(nodejs npm)
 case "${1:-}" in
-  --test) packages+=(curl wrk erlang-crypto elixir "${node_packages[@]}") ;;
+  --test) packages+=(curl wrk erlang-crypto erlang-ssl elixir "${node_packages[@]}") ;;
   --bench) packages+=(libcaf-dev linux-perf wrk nginx-light curl "${node_packages[@]}") ;;
 esac
 

@@ -26,6 +26,30 @@
 // system calls; the gap is shorter than any round trip, so request-reply traffic never waits). If the socket takes only part of it, the rest
 // and everything after go through the queue, and the connection takes the stream back before it
 // writes anything of its own (a reply, a tick), so nothing a sender writes later can overtake it.
+//
+// Fragments. With FRAGMENTS negotiated, a message larger than one fragment (64 KiB, as OTP)
+// goes out as fragments (fragment_writer: a small header each, plus a view of the one encoded
+// buffer, handed to sendmsg as two iovecs: nothing is copied), and the connection writes one
+// fragment of each such message in turn, taking what other senders queued between two
+// fragments. So a 100 MB message delays neither ticks nor other processes' messages by more than
+// a fragment. Order is Erlang's: per pair of processes, not global. The receiver delivers a
+// fragmented message with its last fragment, so a sender's later packets (messages, and the
+// signals it sends: a link, its exit, a DOWN the connection sends for it) wait behind its
+// message in fragments (large_message::after) and follow its last fragment. Rejected: holding
+// the sender until its fragments are out (OTP's way): a plain thread cannot be held, and the
+// bytes are encoded once anyway.
+//
+// Back-pressure (Erlang's dist_buf_busy_limit). Every queue counts the bytes of senders' packets
+// not yet written (outbound::backlog). A process whose message finds it past
+// node_config::busy_limit_bytes is held (remote.h: it runs on to its next suspension point, a
+// receive, a sleep, a yield, and stays there) and listed on the queue; the connection releases
+// the list when its writes bring the backlog back under the limit, or when it ends. The hold is
+// decided under the queue's lock, which the connection takes to release, so no release is
+// missed. Past send_queue_hard_limit_bytes a message from a sender that cannot be held (a plain
+// thread, or a process already held that goes on sending without waiting) is refused and
+// send() throws send_refused: memory stays bounded, and the failure is loud. Signals are never
+// held or refused (a link or an exit must not be lost).
+//
 // A send to a peer with no connection starts one (Erlang's auto-connect): the queue exists from
 // the first send, and the connecting process drains it once the handshake is done; if the peer
 // cannot be reached, what was queued is dropped, as Erlang drops it.
@@ -70,8 +94,17 @@
 // Calls by name (rpc.cpp): SPAWN_REQUEST is answered here, with a process rpc.cpp starts; the
 // SPAWN_REPLY and MONITOR_P_EXIT of this node's own requests go back to their callers.
 //
-// Not yet (issue 13): aliases into this node (ALIAS_SEND), the send-queue limit, TLS, sending
-// large messages as fragments (they go as one packet: other senders' packets wait behind them).
+// Aliases. ALIAS_SEND reaches the process an alias() reference names (it carries its owner's pid,
+// as OTP's aliases do) while the alias is active; a reference activated with alias(ref) is
+// reachable only from this node.
+//
+// TLS distribution (node_config::tls). The connection's bytes go through a tls_session, an
+// OpenSSL engine over memory that owns no socket (tls.cpp), so the loop above serves TLS
+// connections too: ciphertext read is decrypted into the same read buffer, packets written are
+// encrypted a batch at a time, small ones gathered into one record. Senders never write to the
+// socket of a TLS connection themselves (records must come from one session in order). The TLS
+// handshake comes first (the accepting node is the TLS server), then the distribution handshake
+// inside TLS with 4-byte lengths, as OTP's inet_tls_dist does.
 #include "athanor/dist/node.h"
 
 #include <sys/socket.h>
@@ -82,6 +115,7 @@
 #include <cstring>
 #include <deque>
 #include <future>
+#include <list>
 #include <map>
 #include <set>
 #include <mutex>
@@ -91,6 +125,7 @@
 
 #include "athanor/dist/control.h"
 #include "athanor/dist/cookie.h"
+#include "athanor/runtime/alias.h"
 #include "athanor/runtime/io.h"
 #include "athanor/runtime/logger.h"
 #include "athanor/runtime/process.h"
@@ -99,6 +134,7 @@
 #include "dist/epmd_io.h"
 #include "dist/node_state.h"
 #include "dist/rpc_internal.h"
+#include "dist/tls_session.h"
 
 namespace athanor::dist {
 
@@ -195,11 +231,21 @@ std::shared_ptr<outbound> node_state::ensure_connection(atom peer) {
   return q;
 }
 
-bool node_state::enqueue(atom peer, const term& control, const term* payload, const std::function<void(outbound&)>& record) {
+bool node_state::enqueue(pid sender, atom peer, const term& control, const term* payload,
+                         const std::function<void(outbound&)>& record, bool is_message) {
   if (stopping.load(std::memory_order_acquire)) return false;
   for (;;) {
     bool start_connecting = false;
     std::shared_ptr<outbound> q = queue_of(peer, start_connecting);
+    // Past the hard limit only a process that can still be held gets through (it stops at its
+    // next suspension point, below): not a plain thread, nor a process already held that keeps
+    // sending without ever waiting.
+    if (is_message && q->backlog.load(std::memory_order_relaxed) > cfg.send_queue_hard_limit_bytes &&
+        (!athanor::self() || remote_signals::current_process_held())) {
+      throw queue_overloaded(fmt::format("the queue to {} holds {} bytes not yet written, past send_queue_hard_limit_bytes ({})",
+                                         peer.name(), q->backlog.load(std::memory_order_relaxed),
+                                         cfg.send_queue_hard_limit_bytes));
+    }
     // Encoded on the sender's thread, outside the queue's lock (see "Sending").
     packet_mode mode = q->mode.load(std::memory_order_acquire);
     std::vector<std::byte> packet;
@@ -215,7 +261,8 @@ bool node_state::enqueue(atom peer, const term& control, const term* payload, co
       }
       if (record) record(*q);
       const auto now = clock::now();
-      if (q->direct_fd >= 0 && q->packets.empty() && now - q->last_direct_write >= kDirectWriteGap) {
+      if (q->direct_fd >= 0 && q->packets.empty() && now - q->last_direct_write >= kDirectWriteGap &&
+          packet.size() <= kDirectWriteMaxBytes) {
         // The connection is idle: write on this thread, saving the connection process's wake-up.
         q->last_direct_write = now;
         const ssize_t w = ::send(q->direct_fd, packet.data(), packet.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -225,8 +272,17 @@ bool node_state::enqueue(atom peer, const term& control, const term* payload, co
         q->direct_fd = -1;
         q->first_offset = w > 0 ? std::size_t(w) : 0;
       }
-      q->bytes += packet.size();
-      q->packets.push_back(std::move(packet));
+      const std::size_t backlog = q->backlog.fetch_add(packet.size(), std::memory_order_relaxed) + packet.size();
+      q->packets.push_back({std::move(packet), sender});
+      // Busy (Erlang's dist_buf_busy_limit): the sending process stops at its next suspension
+      // point until the connection has written the backlog down (release_held). Decided under
+      // the lock the connection takes to release, so that no release is missed.
+      if (is_message && backlog > cfg.busy_limit_bytes) {
+        if (pid held = remote_signals::hold_current_process()) {
+          q->held.push_back(held);
+          q->held_count.store(q->held.size(), std::memory_order_relaxed);
+        }
+      }
     }
     if (start_connecting) connect_to(peer, q);
     else wake(q);
@@ -234,24 +290,38 @@ bool node_state::enqueue(atom peer, const term& control, const term* payload, co
   }
 }
 
-void node_state::send(pid from, pid to, term msg) noexcept {
-  (void)from;  // SEND carries no sender (SEND_SENDER is not negotiated)
+void release_held(outbound& q) {
+  std::vector<pid> held;
+  {
+    std::lock_guard lock(q.mu);
+    held.swap(q.held);
+    q.held_count.store(0, std::memory_order_relaxed);
+  }
+  for (pid p : held) remote_signals::release_hold(p);
+}
+
+bool node_state::send(pid from, pid to, term msg) noexcept {
   std::optional<etf::node_identity> peer = identity_of(to.node());
-  if (!peer) return;  // a stale incarnation of this node, or a number never given: unreachable
+  if (!peer) return true;  // a stale incarnation of this node, or a number never given: unreachable
   try {
+    // SEND {2, '', ToPid}: no sender (SEND_SENDER is not negotiated); `from` orders it.
     const term control = tuple(term(2), term(atom("")), term(to));
-    enqueue(peer->name, control, &msg);
+    enqueue(from, peer->name, control, &msg, {}, true);
+  } catch (const queue_overloaded& e) {
+    log(log_level::error, fmt::format("refused a message to {}: {}", to.to_string(), e.what()));
+    return false;
   } catch (const std::exception& e) {
     log(log_level::error, fmt::format("cannot send to {} on {}: {}", to.to_string(), peer->name.name(), e.what()));
   }
+  return true;
 }
 
-bool node_state::send_control(pid to, const term& control, const term* payload,
+bool node_state::send_control(pid sender, pid to, const term& control, const term* payload,
                               const std::function<void(outbound&)>& record) {
   std::optional<etf::node_identity> peer = identity_of(to.node());
   if (!peer) return false;
   try {
-    enqueue(peer->name, control, payload, record);
+    enqueue(sender, peer->name, control, payload, record);
     return true;
   } catch (const std::exception& e) {
     log(log_level::error, fmt::format("cannot signal {} on {}: {}", to.to_string(), peer->name.name(), e.what()));
@@ -260,7 +330,7 @@ bool node_state::send_control(pid to, const term& control, const term* payload,
 }
 
 void node_state::link(pid from, pid to) noexcept {
-  const bool sent = send_control(to, tuple(term(1), term(from), term(to)), nullptr,
+  const bool sent = send_control(from, to, tuple(term(1), term(from), term(to)), nullptr,
                                  [&](outbound& q) { q.links.emplace(from, to); });
   // A node never given a number (or a stale incarnation of this one) cannot be reached.
   if (!sent) remote_signals::exit(to, from, term(atom("noconnection")), true);
@@ -268,32 +338,32 @@ void node_state::link(pid from, pid to) noexcept {
 
 void node_state::unlink(pid from, pid to) noexcept {
   const std::uint64_t id = next_unlink_id.fetch_add(1, std::memory_order_relaxed);
-  send_control(to, tuple(term(35), term(id), term(from), term(to)), nullptr,
+  send_control(from, to, tuple(term(35), term(id), term(from), term(to)), nullptr,
                [&](outbound& q) { q.links.erase({from, to}); });
 }
 
 void node_state::exit(pid from, pid to, term reason, bool via_link) noexcept {
   if (via_link) {  // a linked local process ended: EXIT, and the link is gone
-    send_control(to, tuple(term(3), term(from), term(to), reason), nullptr, [&](outbound& q) { q.links.erase({from, to}); });
+    send_control(from, to, tuple(term(3), term(from), term(to), reason), nullptr, [&](outbound& q) { q.links.erase({from, to}); });
   } else {         // exit/2
-    send_control(to, tuple(term(8), term(from), term(to), reason), nullptr);
+    send_control(from, to, tuple(term(8), term(from), term(to), reason), nullptr);
   }
 }
 
 void node_state::monitor(pid watcher, pid target, ref r) noexcept {
-  const bool sent = send_control(target, tuple(term(19), term(watcher), term(target), term(r)), nullptr,
+  const bool sent = send_control(watcher, target, tuple(term(19), term(watcher), term(target), term(r)), nullptr,
                                  [&](outbound& q) { q.monitors.emplace(r, std::make_pair(watcher, target)); });
   if (!sent) remote_signals::down(watcher, r, target, term(atom("noconnection")));
 }
 
 void node_state::demonitor(pid watcher, pid target, ref r) noexcept {
-  send_control(target, tuple(term(20), term(watcher), term(target), term(r)), nullptr,
+  send_control(watcher, target, tuple(term(20), term(watcher), term(target), term(r)), nullptr,
                [&](outbound& q) { q.monitors.erase(r); });
 }
 
 void node_state::monitor_name(pid watcher, atom name, atom node, ref r) noexcept {
   try {
-    enqueue(node, tuple(term(19), term(watcher), term(name), term(r)), nullptr,
+    enqueue(watcher, node, tuple(term(19), term(watcher), term(name), term(r)), nullptr,
             [&](outbound& q) { q.monitors.emplace(r, std::make_pair(watcher, pid())); });
   } catch (const std::exception& e) {
     log(log_level::error, fmt::format("cannot monitor {{{}, {}}}: {}", name.name(), node.name(), e.what()));
@@ -303,23 +373,27 @@ void node_state::monitor_name(pid watcher, atom name, atom node, ref r) noexcept
 
 void node_state::demonitor_name(pid watcher, atom name, atom node, ref r) noexcept {
   try {
-    enqueue(node, tuple(term(20), term(watcher), term(name), term(r)), nullptr, [&](outbound& q) { q.monitors.erase(r); });
+    enqueue(watcher, node, tuple(term(20), term(watcher), term(name), term(r)), nullptr, [&](outbound& q) { q.monitors.erase(r); });
   } catch (const std::exception& e) {
     log(log_level::error, fmt::format("cannot demonitor {{{}, {}}}: {}", name.name(), node.name(), e.what()));
   }
 }
 
-void node_state::send_named(pid from, atom to_name, atom node, term msg) noexcept {
+bool node_state::send_named(pid from, atom to_name, atom node, term msg) noexcept {
   if (node == name_atom) {  // {Name, node()} ! Msg: a local send
     if (pid p = athanor::whereis(to_name)) athanor::send(p, std::move(msg));
-    return;
+    return true;
   }
   try {
     const term control = tuple(term(6), from ? term(from) : term(pid(0, 0, 0)), term(atom("")), term(to_name));
-    enqueue(node, control, &msg);
+    enqueue(from, node, control, &msg, {}, true);
+  } catch (const queue_overloaded& e) {
+    log(log_level::error, fmt::format("refused a message to {{{}, {}}}: {}", to_name.name(), node.name(), e.what()));
+    return false;
   } catch (const std::exception& e) {
     log(log_level::error, fmt::format("cannot send to {{{}, {}}}: {}", to_name.name(), node.name(), e.what()));
   }
+  return true;
 }
 
 // A stopped node's state is kept until the OS process ends: a thread that took the runtime's
@@ -388,8 +462,9 @@ class read_buffer {
 
 class connection {
  public:
-  connection(std::shared_ptr<node_state> st, tcp_socket sock, handshake_outcome hs, std::shared_ptr<outbound> q)
-      : st_(std::move(st)), sock_(std::move(sock)), peer_(atom(hs.peer.full())), q_(std::move(q)),
+  connection(std::shared_ptr<node_state> st, tcp_socket sock, std::optional<tls_session> tls, handshake_outcome hs,
+             std::shared_ptr<outbound> q)
+      : st_(std::move(st)), sock_(std::move(sock)), tls_(std::move(tls)), peer_(atom(hs.peer.full())), q_(std::move(q)),
         decode_(st_->decode_options()), encode_(st_->encode_options()), mode_(packet_mode_for(hs.negotiated_flags)),
         reader_(hs.negotiated_flags, reader_limits{.max_message_bytes = st_->cfg.max_message_bytes}) {
     if (!hs.unread.empty()) {
@@ -415,8 +490,16 @@ class connection {
   bool ended_ = false;
   void handle(std::span<const std::byte> packet);
   void dispatch(message& m);
-  void reply(const term& control, const term* payload);
+  // Queues a packet of the connection's own, in order after everything senders queued so far
+  // and after the last packet of `on_behalf_of` (the local process it speaks for, if any).
+  void reply(const term& control, const term* payload, pid on_behalf_of = pid());
   void take_queued();
+  // Puts a sender's packet in its place: behind that sender's message still going out in
+  // fragments, if any; as a fragmented message of its own if it is large; else next in out_.
+  void route(outbound::queued&& q, bool counted);
+  // Adds the next fragment of every message going out in fragments to out_ (see "Fragments").
+  void add_fragments();
+  void written(std::size_t accounted);
   // The stream's order: senders may write to the socket themselves while this connection has
   // nothing to write (offer_stream); it takes that back before it writes anything of its own.
   void take_stream();
@@ -427,11 +510,38 @@ class connection {
 
   std::shared_ptr<node_state> st_;
   tcp_socket sock_;
+  // Under TLS distribution: the session every byte goes through (no sender writes to the socket
+  // itself then: the records must come out of one session in order).
+  std::optional<tls_session> tls_;
+  std::vector<std::byte> cipher_in_;  // a read's ciphertext (TLS only)
+  std::vector<std::byte> stage_;      // small packets gathered into one TLS record
+  bool write_some_tls(bool& progress);
+  bool read_tls(clock::time_point& last_read);
   atom peer_;
   std::shared_ptr<outbound> q_;
   read_buffer in_;
-  std::deque<std::vector<std::byte>> out_;  // packets taken from the queue, in order
-  std::size_t out_offset_ = 0;              // written of out_.front()
+  // What goes out next, in order: whole packets, and fragments of large messages.
+  struct chunk {
+    std::vector<std::byte> packet;                  // a whole packet (empty for a fragment)
+    fragment_writer::fragment fragment;             // or a fragment: its header and a view...
+    std::shared_ptr<fragment_writer> message;       // ...into this message's bytes (kept alive)
+    std::size_t accounted = 0;                      // of outbound::backlog, taken off once written
+    std::size_t size() const noexcept { return message ? fragment.size() : packet.size(); }
+  };
+  std::deque<chunk> out_;
+  std::size_t out_offset_ = 0;  // written of out_.front()
+  std::size_t out_bytes_ = 0;   // in out_, less out_offset_
+  // Messages going out in fragments, a fragment of each in turn; each holds the packets its
+  // sender queued after it, which go out after its last fragment (a sender's order is kept).
+  struct large_message {
+    std::shared_ptr<fragment_writer> writer;
+    pid sender;
+    bool counted;  // a sender's (in outbound::backlog), not the connection's own
+    std::deque<std::pair<outbound::queued, bool>> after;  // (packet, counted)
+  };
+  std::list<large_message> large_;
+  std::unordered_map<pid, std::list<large_message>::iterator> large_by_sender_;
+  std::uint64_t next_sequence_ = 1;  // fragment sequence ids: unique on this connection
   etf::decode_options decode_;
   etf::encode_options encode_;
   packet_mode mode_;       // the framing the handshake chose (see outbound::mode)
@@ -443,26 +553,77 @@ class connection {
 
 void connection::take_queued() {
   q_->wake_pending.store(false, std::memory_order_release);
-  std::lock_guard lock(q_->mu);
-  if (q_->first_offset > 0) {
-    // A sender wrote the start of the first queued packet. It could only while the stream was
-    // offered, that is with out_ empty, and every later addition to out_ took the queue first.
-    if (!out_.empty()) throw std::logic_error("dist: a half-written packet behind the connection's own");
-    out_offset_ = q_->first_offset;
-    q_->first_offset = 0;
+  std::deque<outbound::queued> taken;
+  {
+    std::lock_guard lock(q_->mu);
+    if (q_->first_offset > 0) {
+      // A sender wrote the start of the first queued packet. It could only while the stream was
+      // offered, that is with nothing in out_ or in fragments, and every later addition took the
+      // queue first. The rest goes out first, whole (it was small: kDirectWriteMaxBytes).
+      if (!out_.empty() || !large_.empty() || q_->packets.empty()) {
+        throw std::logic_error("dist: a half-written packet behind the connection's own");
+      }
+      out_offset_ = q_->first_offset;
+      q_->first_offset = 0;
+      const std::size_t n = q_->packets.front().packet.size();
+      out_bytes_ += n - out_offset_;
+      out_.push_back(chunk{.packet = std::move(q_->packets.front().packet), .accounted = n});
+      q_->packets.pop_front();
+    }
+    taken.swap(q_->packets);
   }
-  while (!q_->packets.empty()) {
-    out_.push_back(std::move(q_->packets.front()));
-    q_->packets.pop_front();
-  }
-  q_->bytes = 0;
+  for (outbound::queued& q : taken) route(std::move(q), true);
 }
 
-void connection::reply(const term& control, const term* payload) {
+void connection::route(outbound::queued&& q, bool counted) {
+  if (auto it = large_by_sender_.find(q.sender); it != large_by_sender_.end()) {
+    it->second->after.emplace_back(std::move(q), counted);  // behind its sender's fragmented message
+    return;
+  }
+  if (mode_ == packet_mode::header && !fits_one_packet(q.packet)) {
+    // Fragments account for the message's bytes after its whole-packet header (length, 131 68
+    // 0): the header's are written off now.
+    constexpr std::size_t kWholeHeader = 7;
+    auto writer = std::make_shared<fragment_writer>(std::move(q.packet), next_sequence_++);
+    if (counted) written(kWholeHeader);
+    large_.push_back(large_message{std::move(writer), q.sender, counted, {}});
+    large_by_sender_.emplace(q.sender, std::prev(large_.end()));
+    return;
+  }
+  out_bytes_ += q.packet.size();
+  const std::size_t accounted = counted ? q.packet.size() : 0;
+  out_.push_back(chunk{.packet = std::move(q.packet), .accounted = accounted});
+}
+
+void connection::add_fragments() {
+  for (auto it = large_.begin(); it != large_.end();) {
+    const fragment_writer::fragment f = it->writer->next();
+    out_bytes_ += f.size();
+    out_.push_back(chunk{.fragment = f, .message = it->writer, .accounted = it->counted ? f.body.size() : 0});
+    if (!it->writer->done()) {
+      ++it;
+      continue;
+    }
+    // Its last fragment is in out_: what its sender queued behind it follows, in order (a
+    // fragmented message among them takes the sender's place in large_by_sender_ again).
+    auto after = std::move(it->after);
+    large_by_sender_.erase(it->sender);
+    it = large_.erase(it);
+    for (auto& [q, counted] : after) route(std::move(q), counted);
+  }
+}
+
+void connection::written(std::size_t accounted) {
+  if (accounted == 0) return;
+  const std::size_t left = q_->backlog.fetch_sub(accounted, std::memory_order_relaxed) - accounted;
+  if (left <= st_->cfg.busy_limit_bytes && q_->held_count.load(std::memory_order_relaxed) > 0) release_held(*q_);
+}
+
+void connection::reply(const term& control, const term* payload, pid on_behalf_of) {
   std::vector<std::byte> packet;
   write_packet(packet, mode_, control, payload, encode_);
   take_stream();  // before anything a sender writes after this point
-  out_.push_back(std::move(packet));
+  route(outbound::queued{std::move(packet), on_behalf_of ? on_behalf_of : athanor::self()}, false);
 }
 
 void connection::take_stream() {
@@ -476,7 +637,7 @@ void connection::take_stream() {
 }
 
 void connection::offer_stream() {
-  if (!out_.empty()) return;
+  if (!out_.empty() || !large_.empty() || tls_) return;
   std::lock_guard lock(q_->mu);
   if (q_->packets.empty()) q_->direct_fd = sock_.native_handle();
 }
@@ -486,7 +647,8 @@ void connection::on_down(const down& d) {
   if (it == held_.end()) return;
   const held_monitor& h = it->second;
   // MONITOR_P_EXIT {21, FromProc, ToPid, Ref, Reason}: FromProc as the watcher named it.
-  reply(tuple(term(21), h.target, term(h.watcher), term(h.remote_ref), d.reason), nullptr);
+  // After the last packet the ended process itself sent there (a DOWN never overtakes a message).
+  reply(tuple(term(21), h.target, term(h.watcher), term(h.remote_ref), d.reason), nullptr, d.from);
   held_by_remote_.erase({h.watcher, h.remote_ref});
   held_.erase(it);
 }
@@ -500,6 +662,16 @@ void connection::dispatch(message& m) {
     case op::send_sender_tt: {
       const pid to = c.element(2).as_pid();
       if (to.is_local()) athanor::send(to, std::move(*m.payload));  // other nodes' pids: not ours to route
+      return;
+    }
+    case op::alias_send:
+    case op::alias_send_tt: {
+      // {33, FromPid, Alias}: to the process the alias names (alias() writes the owner into it),
+      // delivered only while that process keeps the alias active; dropped otherwise, as erts does.
+      const term& a = c.element(2);
+      if (!a.is_reference()) return;
+      const ref alias = a.as_ref();
+      if (pid owner = athanor::alias_owner(alias)) athanor::send_alias(owner, alias, std::move(*m.payload));
       return;
     }
     case op::reg_send:
@@ -712,6 +884,11 @@ void connection::close_and_leave(const std::string& why) {
     std::lock_guard lock(q_->mu);
     q_->direct_fd = -1;  // no sender writes to the descriptor once it is closed (and perhaps reused)
   }
+  if (tls_ && sock_.native_handle() >= 0) {  // close_notify, best effort
+    tls_->close();
+    const std::span<const std::byte> bye = tls_->pending_output();
+    if (!bye.empty()) (void)::send(sock_.native_handle(), bye.data(), bye.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
   sock_.close();
   {
     std::lock_guard lock(st_->mu);
@@ -719,24 +896,47 @@ void connection::close_and_leave(const std::string& why) {
     if (it != st_->peers.end() && it->second == q_) st_->peers.erase(it);
   }
   fire_noconnection(*q_);  // after leaving the table: a new send starts a new connection
+  release_held(*q_);       // nobody waits for a connection that is gone
   st_->connection_down(peer_, *q_, true);
   st_->cv.notify_all();
   (void)why;
 }
 
 // Writes what fits of out_, packets gathered into one sendmsg (a packet per system call would
-// cost one call and one TCP segment per small message). Returns false if the peer is gone.
+// cost one call and one TCP segment per small message), and the fragments of large messages a
+// fragment at a time, taking what senders queued meanwhile between two fragments. Returns false
+// if the peer is gone.
 bool connection::write_some(bool& progress) {
   progress = false;
-  while (!out_.empty()) {
+  if (tls_) return write_some_tls(progress);
+  for (;;) {
+    if (!large_.empty() && out_bytes_ < kDefaultFragmentBytes) {
+      take_queued();    // other senders' packets go between two fragments...
+      add_fragments();  // ...and the next fragment of each large message after them
+    }
+    if (out_.empty()) return true;
     iovec iov[64];
     int n = 0;
     std::size_t total = 0;
-    for (auto it = out_.begin(); it != out_.end() && n < 64; ++it, ++n) {
-      const std::size_t skip = n == 0 ? out_offset_ : 0;
-      iov[n].iov_base = const_cast<std::byte*>(it->data() + skip);
-      iov[n].iov_len = it->size() - skip;
-      total += iov[n].iov_len;
+    for (auto it = out_.begin(); it != out_.end() && n < 63; ++it) {
+      std::size_t skip = it == out_.begin() ? out_offset_ : 0;
+      auto add = [&](std::span<const std::byte> bytes) {
+        if (skip >= bytes.size()) {
+          skip -= bytes.size();
+          return;
+        }
+        iov[n].iov_base = const_cast<std::byte*>(bytes.data() + skip);
+        iov[n].iov_len = bytes.size() - skip;
+        total += iov[n].iov_len;
+        skip = 0;
+        ++n;
+      };
+      if (it->message) {
+        add(it->fragment.header());
+        add(it->fragment.body);
+      } else {
+        add(it->packet);
+      }
     }
     msghdr mh{};
     mh.msg_iov = iov;
@@ -749,6 +949,7 @@ bool connection::write_some(bool& progress) {
     }
     progress = progress || w > 0;
     std::size_t left = std::size_t(w);
+    out_bytes_ -= left;
     while (left > 0 && !out_.empty()) {
       const std::size_t rest = out_.front().size() - out_offset_;
       if (left < rest) {
@@ -756,13 +957,114 @@ bool connection::write_some(bool& progress) {
         left = 0;
       } else {
         left -= rest;
+        written(out_.front().accounted);
         out_.pop_front();
         out_offset_ = 0;
       }
     }
     if (std::size_t(w) < total) return true;  // the socket is full
   }
+}
+
+// Under TLS: reads the ciphertext that has arrived, and decrypts it into in_. Returns false if
+// the connection ended (the peer closed it, or TLS failed).
+bool connection::read_tls(clock::time_point& last_read) {
+  constexpr std::size_t kCipherRead = 64 * 1024;
+  if (cipher_in_.size() < kCipherRead) cipher_in_.resize(kCipherRead);
+  bool eof = false;
+  try {
+    for (;;) {
+      io_result r = sock_.try_read(cipher_in_);
+      if (r.would_block) break;
+      if (r.eof) {
+        eof = true;
+        break;
+      }
+      tls_->put_received(std::span(cipher_in_).first(r.n));
+      last_read = clock::now();
+      if (r.n < cipher_in_.size()) break;
+    }
+    for (;;) {
+      std::size_t want = 16 * 1024;  // a record's plaintext at most
+      if (in_.size() >= 4) {         // a packet under way: room for all of it at once
+        const std::byte* h = in_.data();
+        const std::size_t len = std::size_t(h[0]) << 24 | std::size_t(h[1]) << 16 | std::size_t(h[2]) << 8 | std::size_t(h[3]);
+        if (len <= st_->cfg.max_message_bytes && len + 4 > in_.size()) want = std::max(want, len + 4 - in_.size());
+      }
+      const std::size_t n = tls_->read(in_.room(want));
+      if (n == 0) break;
+      in_.commit(n);
+    }
+  } catch (const tls_error& e) {
+    end(std::string("TLS: ") + e.what(), log_level::notice);
+    return false;
+  } catch (const std::exception& e) {
+    end(e.what(), log_level::notice);
+    return false;
+  }
+  if (tls_->peer_closed() || eof) {
+    end("the peer closed it", log_level::info);  // as on a plain connection's end of stream
+    return false;
+  }
   return true;
+}
+
+// Under TLS: encrypts what is in out_ (small packets gathered into one record) and writes the
+// ciphertext, a batch at a time so that encrypted bytes never pile up ahead of the socket.
+bool connection::write_some_tls(bool& progress) {
+  const int fd = sock_.native_handle();
+  for (;;) {
+    for (std::span<const std::byte> pending = tls_->pending_output(); !pending.empty(); pending = tls_->pending_output()) {
+      const ssize_t w = ::send(fd, pending.data(), pending.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (w < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
+        if (errno == EINTR) continue;
+        return false;
+      }
+      tls_->consume_output(std::size_t(w));
+      progress = progress || w > 0;
+      if (std::size_t(w) < pending.size()) return true;  // the socket is full
+    }
+    if (!large_.empty() && out_bytes_ < kDefaultFragmentBytes) {
+      take_queued();
+      add_fragments();
+    }
+    if (out_.empty()) return true;
+    constexpr std::size_t kBatch = 64 * 1024, kRecord = 16 * 1024;
+    std::size_t fed = 0;
+    auto flush_stage = [&] {
+      if (!stage_.empty()) tls_->write(stage_);
+      stage_.clear();
+    };
+    auto feed = [&](std::span<const std::byte> bytes) {
+      if (bytes.size() >= kRecord) {
+        flush_stage();
+        tls_->write(bytes);
+        return;
+      }
+      stage_.insert(stage_.end(), bytes.begin(), bytes.end());
+      if (stage_.size() >= kRecord) flush_stage();
+    };
+    try {
+      while (!out_.empty() && fed < kBatch) {
+        chunk& c = out_.front();
+        // (Whole chunks only: under TLS nothing is half-written, out_offset_ stays 0.)
+        if (c.message) {
+          feed(c.fragment.header());
+          feed(c.fragment.body);
+        } else {
+          feed(c.packet);
+        }
+        fed += c.size();
+        out_bytes_ -= c.size();
+        written(c.accounted);
+        out_.pop_front();
+      }
+      flush_stage();
+    } catch (const std::exception&) {
+      return false;
+    }
+  }
 }
 
 task<void> connection::run() {
@@ -775,7 +1077,8 @@ task<void> connection::run() {
   constexpr std::size_t kReadSize = 64 * 1024;
   for (;;) {
     // ---- read what has arrived (until a short read: the socket is drained) ----
-    for (;;) {
+    if (tls_ && !read_tls(last_read)) co_return;
+    for (; !tls_;) {
       std::size_t want = kReadSize;
       if (in_.size() >= 4) {  // a packet under way: make room for all of it at once
         const std::byte* h = in_.data();
@@ -841,9 +1144,12 @@ task<void> connection::run() {
       co_return;
     }
     if (now - last_read >= tick) in_.release_if_empty();  // quiet for a while: give the buffer back
-    if (out_.empty() && now - last_write >= tick) {
+    if (out_.empty() && large_.empty() && now - last_write >= tick) {
       take_stream();
-      out_.emplace_back(std::begin(kTick), std::end(kTick));
+      if (out_.empty() && large_.empty()) {
+        out_.push_back(chunk{.packet = std::vector<std::byte>(std::begin(kTick), std::end(kTick))});
+        out_bytes_ += sizeof(kTick);
+      }
     }
 
     // ---- write what fits ----
@@ -860,7 +1166,8 @@ task<void> connection::run() {
     const auto until = std::min(next_tick, dead);
     milliseconds wait = std::chrono::duration_cast<milliseconds>(until - clock::now()) + milliseconds(1);
     if (wait.count() < 0) wait = milliseconds(0);
-    const std::uint32_t events = io_readable | (out_.empty() ? 0 : io_writable);
+    const bool to_write = !out_.empty() || !large_.empty() || (tls_ && !tls_->pending_output().empty());
+    const std::uint32_t events = io_readable | (to_write ? io_writable : 0);
     (void)co_await athanor::detail::fd_wait_for(sock_.native_handle(), events, wait.count(), true, nullptr,
                                                  sock_.is_attached(), &wake_timer_);
   }
@@ -868,15 +1175,32 @@ task<void> connection::run() {
 
 // ---- handshakes ---------------------------------------------------------------------------------
 
-// Reads more handshake bytes into `into`; false on end of stream or timeout.
-task<bool> read_some(tcp_socket& s, std::vector<std::byte>& into, clock::time_point deadline) {
+// Reads more handshake bytes into `into` (decrypted, under TLS); false on end of stream, a TLS
+// failure, or timeout.
+task<bool> read_some(tcp_socket& s, tls_session* tls, std::vector<std::byte>& into, clock::time_point deadline) {
   std::byte buf[4096];
   for (;;) {
+    if (tls) {
+      try {
+        const std::size_t n = tls->read(buf);
+        if (n > 0) {
+          into.assign(buf, buf + n);
+          co_return true;
+        }
+      } catch (const tls_error&) {
+        co_return false;
+      }
+      if (tls->peer_closed()) co_return false;
+    }
     io_result r = s.try_read(buf);
     if (!r.would_block) {
       if (r.eof) co_return false;
-      into.assign(buf, buf + r.n);
-      co_return true;
+      if (!tls) {
+        into.assign(buf, buf + r.n);
+        co_return true;
+      }
+      tls->put_received(std::span(buf, r.n));
+      continue;
     }
     const auto left = std::chrono::duration_cast<milliseconds>(deadline - clock::now());
     if (left.count() <= 0) co_return false;
@@ -885,9 +1209,18 @@ task<bool> read_some(tcp_socket& s, std::vector<std::byte>& into, clock::time_po
   }
 }
 
-task<bool> write_bytes(tcp_socket& s, std::vector<std::byte>& bytes) {
-  if (bytes.empty()) co_return true;
+// Writes `bytes` (encrypted, under TLS) and clears it; false if the peer is gone.
+task<bool> write_bytes(tcp_socket& s, tls_session* tls, std::vector<std::byte>& bytes) {
   try {
+    if (tls) {
+      if (!bytes.empty()) tls->write(bytes);
+      bytes.clear();
+      std::vector<std::byte> cipher(tls->pending_output().begin(), tls->pending_output().end());
+      tls->consume_output(cipher.size());
+      if (!cipher.empty()) co_await s.write_all(std::span<const std::byte>(cipher));
+      co_return true;
+    }
+    if (bytes.empty()) co_return true;
     co_await s.write_all(std::span<const std::byte>(bytes));
   } catch (const std::exception&) {
     co_return false;
@@ -896,9 +1229,26 @@ task<bool> write_bytes(tcp_socket& s, std::vector<std::byte>& bytes) {
   co_return true;
 }
 
+// Runs the TLS handshake of a connection under TLS distribution (nothing without it). Returns
+// false, with a log line, if it failed.
+task<bool> start_tls(node_state& st, tcp_socket& sock, std::optional<tls_session>& tls, bool accepted,
+                     std::string_view peer_host) {
+  if (!st.tls_server) co_return true;
+  try {
+    tls.emplace(accepted ? tls_session::server(*st.tls_server) : tls_session::client(*st.tls_client, peer_host));
+    co_await tls_handshake(sock, *tls, st.cfg.setup_time);
+    co_return true;
+  } catch (const std::exception& e) {
+    log(log_level::notice, fmt::format("TLS handshake {} {} failed: {}", accepted ? "from" : "with",
+                                       accepted ? sock.peer_name() : std::string(peer_host), e.what()));
+    co_return false;
+  }
+}
+
 // Becomes the connection for `peer` once a handshake is done: registers the queue's owner and
 // runs the connection loop. Returns false if another connection to that peer won meanwhile.
-task<void> run_connection(std::shared_ptr<node_state> st, tcp_socket sock, handshake_outcome hs, std::shared_ptr<outbound> q) {
+task<void> run_connection(std::shared_ptr<node_state> st, tcp_socket sock, std::optional<tls_session> tls,
+                          handshake_outcome hs, std::shared_ptr<outbound> q) {
   {
     std::lock_guard lock(q->mu);
     if (q->ended) {  // given up while this handshake ran (another attempt's failure): start over
@@ -911,11 +1261,13 @@ task<void> run_connection(std::shared_ptr<node_state> st, tcp_socket sock, hands
     // handshake was framed pass-through; reframed here, once (a few packets at most).
     const packet_mode mode = packet_mode_for(hs.negotiated_flags);
     if (mode != q->mode.load(std::memory_order_relaxed)) {
-      for (std::vector<std::byte>& packet : q->packets) {
+      for (outbound::queued& queued : q->packets) {
+        std::vector<std::byte>& packet = queued.packet;
         message m = read_packet(std::span(packet).subspan(4), st->decode_options());
         std::vector<std::byte> reframed;
         write_packet(reframed, mode, m.control, m.payload ? &*m.payload : nullptr, st->encode_options());
-        q->bytes += reframed.size() - packet.size();
+        q->backlog.fetch_add(reframed.size(), std::memory_order_relaxed);
+        q->backlog.fetch_sub(packet.size(), std::memory_order_relaxed);
         packet = std::move(reframed);
       }
       q->mode.store(mode, std::memory_order_release);
@@ -924,7 +1276,7 @@ task<void> run_connection(std::shared_ptr<node_state> st, tcp_socket sock, hands
   }
   log(log_level::info, fmt::format("connected to {} (flags {:#x})", hs.peer.full(), hs.negotiated_flags));
   st->connection_up(atom(hs.peer.full()), *q);
-  connection c(st, std::move(sock), std::move(hs), q);
+  connection c(st, std::move(sock), std::move(tls), std::move(hs), q);
   co_await c.run();
 }
 
@@ -943,6 +1295,7 @@ void abandon(node_state& st, atom peer, const std::shared_ptr<outbound>& q) {
     if (it != st.peers.end() && it->second == q) st.peers.erase(it);
   }
   fire_noconnection(*q);
+  release_held(*q);
   st.connection_down(peer, *q, false);
   st.cv.notify_all();
 }
@@ -970,13 +1323,16 @@ class pending_challenge {
 };
 
 proc accept_connection(std::shared_ptr<node_state> st, tcp_socket sock) {
+  std::optional<tls_session> tls;
+  if (!co_await start_tls(*st, sock, tls, true, "")) co_return;
+  tls_session* t = tls ? &*tls : nullptr;
   handshake_acceptor hs(st->handshake_settings_for());
   pending_challenge challenge(*st);
   const auto deadline = clock::now() + st->cfg.setup_time;
   std::vector<std::byte> in, out;
   std::shared_ptr<outbound> q;
   for (;;) {
-    if (!co_await read_some(sock, in, deadline)) {
+    if (!co_await read_some(sock, t, in, deadline)) {
       hs.end_of_input();
       log(log_level::notice, fmt::format("handshake from {} did not finish in time", sock.peer_name()));
       if (q) abandon(*st, atom(hs.outcome().peer.full()), q);
@@ -1010,7 +1366,7 @@ proc accept_connection(std::shared_ptr<node_state> st, tcp_socket sock) {
       s = hs.answer(status, out);
     }
     challenge.note(hs.own_challenge());
-    if (!co_await write_bytes(sock, out)) {
+    if (!co_await write_bytes(sock, t, out)) {
       if (q) abandon(*st, atom(hs.outcome().peer.full()), q);
       co_return;
     }
@@ -1025,7 +1381,7 @@ proc accept_connection(std::shared_ptr<node_state> st, tcp_socket sock) {
     if (s == handshake_state::connected) break;
   }
   if (!q) co_return;
-  co_await run_connection(st, std::move(sock), hs.outcome(), q);
+  co_await run_connection(st, std::move(sock), std::move(tls), hs.outcome(), q);
 }
 
 proc dial(std::shared_ptr<node_state> st, atom peer, std::shared_ptr<outbound> q) {
@@ -1060,16 +1416,22 @@ proc dial(std::shared_ptr<node_state> st, atom peer, std::shared_ptr<outbound> q
     give_up(e.what());
     co_return;
   }
+  std::optional<tls_session> tls;
+  if (!co_await start_tls(*st, sock, tls, false, target.host())) {
+    abandon(*st, peer, q);
+    co_return;
+  }
+  tls_session* t = tls ? &*tls : nullptr;
   handshake_initiator hs(st->handshake_settings_for(), target);
   std::vector<std::byte> in, out;
   handshake_state s = hs.start(out);
   const auto deadline = clock::now() + st->cfg.setup_time;
   while (s != handshake_state::connected && s != handshake_state::failed) {
-    if (!co_await write_bytes(sock, out)) {
+    if (!co_await write_bytes(sock, t, out)) {
       give_up("the peer closed the connection during the handshake");
       co_return;
     }
-    if (!co_await read_some(sock, in, deadline)) {
+    if (!co_await read_some(sock, t, in, deadline)) {
       hs.end_of_input();
       give_up("the handshake did not finish in time");
       co_return;
@@ -1080,11 +1442,11 @@ proc dial(std::shared_ptr<node_state> st, atom peer, std::shared_ptr<outbound> q
     if (s == handshake_state::awaiting_decision) s = hs.answer_alive(true, out);
   }
   if (s == handshake_state::failed) {
-    (void)co_await write_bytes(sock, out);
+    (void)co_await write_bytes(sock, t, out);
     give_up(std::string(to_string(hs.failure())) + ": " + hs.failure_detail());
     co_return;
   }
-  co_await run_connection(st, std::move(sock), hs.outcome(), q);
+  co_await run_connection(st, std::move(sock), std::move(tls), hs.outcome(), q);
 }
 
 void node_state::connect_to(atom peer, const std::shared_ptr<outbound>& q) {
@@ -1324,6 +1686,14 @@ node start(node_config config) {
     st->cookie = load_cookie(cfg.cookie ? std::optional<std::string_view>(*cfg.cookie) : std::nullopt).cookie;
   } catch (const std::exception& e) {
     throw node_error(std::string("athanor::dist::start: ") + e.what());
+  }
+  if (cfg.tls) {
+    try {
+      st->tls_server.emplace(tls_role::server, cfg.tls->server);
+      st->tls_client.emplace(tls_role::client, cfg.tls->client);
+    } catch (const std::exception& e) {
+      throw node_error(std::string("athanor::dist::start: TLS distribution: ") + e.what());
+    }
   }
   tcp_listener listener;
   try {

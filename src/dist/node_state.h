@@ -12,6 +12,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <unordered_map>
 #include <vector>
 
@@ -19,6 +20,7 @@
 #include "athanor/dist/cookie.h"
 #include "athanor/dist/epmd.h"
 #include "athanor/dist/node.h"
+#include "athanor/dist/tls.h"
 #include "athanor/runtime/logger.h"
 #include "athanor/runtime/process.h"
 #include "athanor/runtime/remote.h"
@@ -33,12 +35,20 @@ using std::chrono::milliseconds;
 
 // The shortest time between two packets a sender writes itself (see "Sending" in node.cpp).
 inline constexpr std::chrono::microseconds kDirectWriteGap{20};
+// The largest packet a sender writes itself: a larger one goes through the queue, where the
+// connection can send it in fragments between other senders' packets.
+inline constexpr std::size_t kDirectWriteMaxBytes = kDefaultFragmentBytes;
 
 // Node numbers: 0 is this node, 1..kStaleSelf-1 are peers, kStaleSelf is this node's name with
 // another creation (signals for a previous incarnation: dropped).
 constexpr std::uint32_t kStaleSelf = pid::kNodeMask;
 
 struct wake_msg {};  // outbound packets are queued
+
+// enqueue() refused a message: the peer's queue is past node_config::send_queue_hard_limit_bytes.
+struct queue_overloaded : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 struct stop_msg {};  // the node stops: close the connection
 
 inline void log(log_level level, std::string text) { athanor::logger::log("dist", level, std::move(text)); }
@@ -46,9 +56,20 @@ inline void log(log_level level, std::string text) { athanor::logger::log("dist"
 // One peer's outbound queue: every sender appends whole packets, the connection process takes
 // them. Thread-safe (mu).
 struct outbound {
+  // A packet and the process it is from (the null pid: a plain thread). The connection keeps each
+  // sender's packets in order behind a message it sends in fragments (see "Fragments" in node.cpp).
+  struct queued {
+    std::vector<std::byte> packet;
+    pid sender;
+  };
   std::mutex mu;
-  std::deque<std::vector<std::byte>> packets;
-  std::size_t bytes = 0;
+  std::deque<queued> packets;
+  // Bytes of senders' packets queued or taken by the connection and not yet written: what the
+  // busy limit and the hard limit (node_config) compare. Added by senders, taken off by the
+  // connection as packets go out.
+  std::atomic<std::size_t> backlog{0};
+  std::vector<pid> held;                  // senders held by back-pressure until the backlog drains
+  std::atomic<std::size_t> held_count{0};  // held.size(), for a look without the lock
   pid owner;                          // the connection (or connecting) process
   bool connected = false;             // the handshake is done
   bool ended = false;                 // its connection ended (or never came): see fire_noconnection
@@ -74,6 +95,10 @@ struct outbound {
   // the peer spawned once its SPAWN_REPLY came (null before).
   std::map<ref, std::pair<pid, pid>> spawns;
 };
+
+// Lets every sender held by back-pressure on `q` run again (the backlog drained, or the
+// connection ended: held senders must never wait for a connection that is gone).
+void release_held(outbound& q);
 
 // What a spawn request of this node (erpc_call) comes to, delivered to the caller: the spawned
 // process ended with `reason` (its monitor fired), or the peer refused to spawn it (`refused`,
@@ -108,6 +133,8 @@ class node_state final : public remote_nodes, public std::enable_shared_from_thi
   pid rex;           // the registered `rex` (rpc.cpp)
   pid group_leader;  // the I/O server this node's spawn requests name (rpc.cpp)
   std::atomic<bool> stopping{false};
+  // TLS distribution (cfg.tls): the contexts of accepted and dialled connections, made at start.
+  std::optional<tls_context> tls_server, tls_client;
 
   // ---- the node table and the connections (mu) ----
   mutable std::mutex mu;
@@ -163,6 +190,8 @@ class node_state final : public remote_nodes, public std::enable_shared_from_thi
     // messages (header framing, received by packet_reader); the atom cache is not offered (a
     // closure's atoms would arrive as cache references, which a fun's kept bytes cannot hold).
     s.flags = dflag::recommended_hidden | dflag::spawn | dflag::fragments;
+    // Under TLS distribution the handshake's messages have 4-byte lengths too (inet_tls_dist).
+    if (tls_server) s.framing = framing::four_byte_length;
     std::weak_ptr<node_state> weak = weak_from_this();
     s.is_own_challenge = [weak](std::uint32_t c) {
       auto st = weak.lock();
@@ -178,10 +207,18 @@ class node_state final : public remote_nodes, public std::enable_shared_from_thi
   // its lock first (links and monitors to remember). Throws etf::etf_error (nothing queued, nothing
   // recorded) when the terms cannot be encoded.
   // Returns false (nothing queued or recorded) while the node stops.
-  bool enqueue(atom peer, const term& control, const term* payload, const std::function<void(outbound&)>& record = {});
+  //
+  // `sender` is the local process the packet is from (the null pid for a plain thread or the
+  // node itself): its packets stay in order. A message (`is_message`) is also subject to the
+  // send-queue limits: past node_config::busy_limit_bytes the sending process is held at its
+  // next suspension point until the queue drains, and past send_queue_hard_limit_bytes it is
+  // refused: throws queue_overloaded (nothing queued). Signals are never held or refused.
+  bool enqueue(pid sender, atom peer, const term& control, const term* payload,
+               const std::function<void(outbound&)>& record = {}, bool is_message = false);
   // Encodes `control` (+ payload) and queues it for the node of remote pid `to`. False if that
   // node is unknown or the packet cannot be encoded.
-  bool send_control(pid to, const term& control, const term* payload, const std::function<void(outbound&)>& record = {});
+  bool send_control(pid sender, pid to, const term& control, const term* payload,
+                    const std::function<void(outbound&)>& record = {});
   void connect_to(atom peer, const std::shared_ptr<outbound>& q);
   // The peers with a connection up, sorted by name.
   std::vector<atom> connected() const {
@@ -200,8 +237,8 @@ class node_state final : public remote_nodes, public std::enable_shared_from_thi
   std::shared_ptr<outbound> ensure_connection(atom peer);
 
   // remote_nodes
-  void send(pid from, pid to, term msg) noexcept override;
-  void send_named(pid from, atom name, atom node, term msg) noexcept override;
+  bool send(pid from, pid to, term msg) noexcept override;
+  bool send_named(pid from, atom name, atom node, term msg) noexcept override;
   void link(pid from, pid to) noexcept override;
   void unlink(pid from, pid to) noexcept override;
   void exit(pid from, pid to, term reason, bool via_link) noexcept override;

@@ -364,13 +364,18 @@ task<term> erpc_call(atom node, atom module, atom function, term args, std::chro
   const term payload = list({term(result_tag), term(module), term(function), args});
   bool queued = false, unsupported = false;
   try {
-    queued = st->enqueue(node, control, &payload, [&](detail::outbound& q) {
-      if (q.connected && !(q.peer_flags & dflag::spawn)) {
-        unsupported = true;  // recorded, then answered at once below
-        return;
-      }
-      q.spawns.emplace(request, std::make_pair(self.self(), pid()));
-    });
+    queued = st->enqueue(
+        self.self(), node, control, &payload,
+        [&](detail::outbound& q) {
+          if (q.connected && !(q.peer_flags & dflag::spawn)) {
+            unsupported = true;  // recorded, then answered at once below
+            return;
+          }
+          q.spawns.emplace(request, std::make_pair(self.self(), pid()));
+        },
+        true);
+  } catch (const detail::queue_overloaded& e) {
+    throw send_refused(std::string("athanor::dist::erpc_call: ") + e.what());
   } catch (const etf::etf_error& e) {
     throw std::invalid_argument(std::string("athanor::dist::erpc_call: the arguments cannot be sent: ") + e.what());
   }

@@ -31,6 +31,19 @@ bool is_gen_call_term(const term& t) {
   return t.is_tuple() && t.tuple_size() == 3 && t.element(0) == term(atom("$gen_call")) && t.element(1).is_tuple() &&
          t.element(1).tuple_size() == 2 && t.element(1).element(0).is_pid();
 }
+void reply_to_term_call(const term& from, term reply) {
+  const pid caller = from.element(0).as_pid();
+  const term& tag = from.element(1);
+  term message = tuple(tag, std::move(reply));
+  if (tag.is_list() && !tag.is_nil() && tag.head() == term(atom("alias")) && tag.tail().is_reference()) {
+    const ref a = tag.tail().as_ref();
+    if (caller.is_local() && alias_owner(a) == caller) {
+      send_alias(caller, a, std::move(message));
+      return;
+    }
+  }
+  send(caller, std::move(message));
+}
 }  // namespace detail
 
 task<term> call(server_ref server, term request, std::chrono::milliseconds timeout) {
@@ -43,10 +56,21 @@ task<term> call(server_ref server, term request, std::chrono::milliseconds timeo
     if (!to) throw call_error(term(atoms::noproc), server.to_term(), timeout);
     mref = monitor(to);
   }
-  term message = tuple(atom("$gen_call"), tuple(self.self(), mref), std::move(request));
-  if (server.is_remote_name()) send(name_on_node{server.name(), server.node()}, std::move(message));
-  else send(server.resolve(), std::move(message));
-  auto is_reply = [mref](const term& t) { return t.is_tuple() && t.tuple_size() == 2 && t.element(0) == term(mref); };
+  // OTP 24's form: the tag [alias|Alias] asks the server to reply through an alias (gen:reply
+  // sends Alias ! {Tag, Reply}), which is deactivated once the call is over, so that a reply
+  // coming after the timeout is dropped instead of staying in the mailbox.
+  const ref reply_alias = alias();
+  const term tag = list({term(atom("alias"))}, term(reply_alias));
+  term message = tuple(atom("$gen_call"), tuple(self.self(), tag), std::move(request));
+  try {
+    if (server.is_remote_name()) send(name_on_node{server.name(), server.node()}, std::move(message));
+    else send(server.resolve(), std::move(message));
+  } catch (...) {
+    unalias(reply_alias);
+    demonitor(mref, true);
+    throw;
+  }
+  auto is_reply = [tag](const term& t) { return t.is_tuple() && t.tuple_size() == 2 && t.element(0) == tag; };
   auto is_down = [mref](const down& d) { return d.monitor == mref; };
   struct outcome {
     std::optional<term> reply;
@@ -61,6 +85,7 @@ task<term> call(server_ref server, term request, std::chrono::milliseconds timeo
     o = co_await self.receive(std::move(on_reply), std::move(on_down),
                               after(timeout, [] { return outcome{std::nullopt, term(atoms::timeout)}; }));
   }
+  unalias(reply_alias);
   if (!o.reply && o.reason == term(atoms::timeout)) demonitor(mref, true);
   else if (o.reply) demonitor(mref, true);
   if (o.reply) co_return std::move(*o.reply);

@@ -48,6 +48,7 @@ inline constexpr std::uint8_t kDirtyPending = 8;  // a dirty job writes into the
 inline constexpr std::uint8_t kRunning = 16;      // being run by a scheduler (for process_info)
 inline constexpr std::uint8_t kEdgeWaiting = 32;  // waiting on its attached fd (netpoll::attach)
 inline constexpr std::uint8_t kEdgePending = 64;  // an edge of its attached fd came while it was not waiting
+inline constexpr std::uint8_t kHeld = 128;        // held by back-pressure: not run until released (remote.h)
 
 // ---- signals ----------------------------------------------------------------
 struct sig_exit { pid from; term reason; bool via_link; };
@@ -57,6 +58,7 @@ struct sig_monitor { pid from; ref mref; };
 struct sig_demonitor { pid from; ref mref; };
 struct sig_down { ref mref; pid from; term reason; };
 struct sig_wake { std::uint32_t token; bool edge = false; };  // edge: from an attached fd (any wait)
+struct sig_release {};  // ends a hold (remote_signals::release_hold)
 // Runs fn in the target process's context (alive: dying == false; or while it ends: dying == true).
 struct sig_apply { std::function<void(process&, bool dying)> fn; };
 // A message sent through an alias: becomes a message if the alias is active on arrival, else is dropped.

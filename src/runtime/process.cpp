@@ -48,6 +48,7 @@ using detail::wait_kind;
 using detail::kDirtyPending;
 using detail::kEventFired;
 using detail::kExiting;
+using detail::kHeld;
 using detail::kRunning;
 using detail::kTrapExit;
 using detail::inbox_word;
@@ -248,6 +249,8 @@ void handle_signal(process* p, envelope* e) {
         s.flags &= ~detail::kDirtyPending;
       }
     }
+  } else if (e->type == detail::type_of<detail::sig_release>()) {
+    s.flags &= ~detail::kHeld;
   } else if (e->type == detail::type_of<detail::sig_exit>()) {
     auto& x = detail::payload<detail::sig_exit>(e);
     if (x.via_link && !(s.extras && remove_pid(s.extras->links, x.from))) {
@@ -364,7 +367,7 @@ bool deliver_remote(pid to, envelope* e) noexcept {
         auto& m = detail::payload<detail::sig_demonitor>(e);
         nodes->demonitor(m.from, to, m.mref);
       } else if (e->type == detail::type_of<term>()) {
-        nodes->send(self(), to, std::move(detail::payload<term>(e)));
+        (void)nodes->send(self(), to, std::move(detail::payload<term>(e)));
       } else {
         carried = false;  // a C++ value or a local-only signal: no node can carry it
       }
@@ -584,7 +587,11 @@ std::int32_t run_process(runtime::impl& rt, detail::scheduler_slot& slot, proces
       break;
     }
     bool ready;
-    switch (s.wait) {
+    // Held by back-pressure (remote.h): parked whatever it waits for, until its release arrives
+    // (and its wait is not even looked at: a receive's scan takes the message it matches). Only
+    // at a suspension point: a process is never stopped in the middle of its code.
+    if ((s.flags & kHeld) && s.wait != wait_kind::none) ready = false;
+    else switch (s.wait) {
       case wait_kind::none:
       case wait_kind::yield: ready = true; break;
       case wait_kind::receive: ready = receive_satisfied(p, *s.receiving); break;
@@ -711,6 +718,7 @@ bool process::receive_ready(detail::receive_state& r) {
   drain(this);
   if (st_.flags & kExiting) return false;
   if (st_.budget <= 0) return false;  // yield first: fairness
+  if (st_.flags & kHeld) return false;  // held by back-pressure: this receive is where it stops
   return receive_satisfied(this, r);
 }
 
@@ -748,7 +756,11 @@ std::uint32_t process::begin_event_wait() {
 }
 
 bool process::sleep_ready(std::int64_t ms) {
-  if (ms <= 0) return true;
+  if (ms <= 0) {
+    if (!(st_.flags & kHeld)) return true;
+    st_.flags |= kEventFired;  // held by back-pressure: stops here, ready as soon as released
+    return false;
+  }
   std::uint32_t token = begin_event_wait();
   g_rt->timers->start(ms, st_.self_pid, detail::make_envelope<detail::sig_wake>(true, token));
   return false;
@@ -782,7 +794,11 @@ void detail::send_remote(pid to, term msg) {
     --s.budget;
     ++s.reductions;
   }
-  if (remote_nodes* nodes = g_remote_nodes.load(std::memory_order_acquire)) nodes->send(self(), to, std::move(msg));
+  if (remote_nodes* nodes = g_remote_nodes.load(std::memory_order_acquire)) {
+    if (!nodes->send(self(), to, std::move(msg))) {
+      throw send_refused("send to " + to.to_string() + ": the connection to its node is overloaded (its queue is past the hard limit)");
+    }
+  }
 }
 
 void detail::send_named_remote(const name_on_node& to, term msg) {
@@ -792,7 +808,33 @@ void detail::send_named_remote(const name_on_node& to, term msg) {
     ++s.reductions;
   }
   if (remote_nodes* nodes = g_remote_nodes.load(std::memory_order_acquire)) {
-    nodes->send_named(self(), to.name, to.node, std::move(msg));
+    if (!nodes->send_named(self(), to.name, to.node, std::move(msg))) {
+      throw send_refused("send to {" + std::string(to.name.name()) + ", " + std::string(to.node.name()) +
+                         "}: the connection to that node is overloaded (its queue is past the hard limit)");
+    }
+  }
+}
+
+pid remote_signals::hold_current_process() noexcept {
+  process* cur = detail::tls().current;
+  if (!cur) return pid{};
+  auto& s = process_access::st(cur);
+  s.flags |= detail::kHeld;
+  return s.self_pid;
+}
+
+bool remote_signals::current_process_held() noexcept {
+  process* cur = detail::tls().current;
+  return cur && (process_access::st(cur).flags & detail::kHeld);
+}
+
+void remote_signals::release_hold(pid p) noexcept {
+  if (!p) return;
+  try {
+    (void)detail::signal<detail::sig_release>(p);
+  } catch (...) {
+    // No memory for the envelope: the process stays held until the next release (the queue's
+    // next drain below its limit releases every waiter again).
   }
 }
 
@@ -908,10 +950,22 @@ bool demonitor(const ref& r, bool flush) {
 
 // ---- aliases ------------------------------------------------------------------------------------
 
+// alias() makes a reference of five words, as OTP's aliases are: a fresh reference's three, and
+// the owner's pid (index, generation), so that a message arriving for it from another node
+// (ALIAS_SEND) finds its process without a table every alias would have to enter and leave.
 ref alias() {
-  ref r = make_ref();
+  process* p = require_process("alias");
+  const ref fresh = make_ref();
+  const pid owner = st(p).self_pid;
+  const std::uint32_t words[5] = {fresh.words()[0], fresh.words()[1], fresh.words()[2], owner.index(), owner.generation()};
+  ref r = ref::from_words(0, words);
   alias(r);
   return r;
+}
+
+pid alias_owner(const ref& r) noexcept {
+  if (!r.is_local() || r.word_count() != 5) return pid();
+  return pid(0, r.words()[3], r.words()[4]);
 }
 
 void alias(const ref& r) {
@@ -1029,6 +1083,7 @@ process_info_t make_info(process* p, bool dying, bool asked_by_self) {
   info.id = s.self_pid;
   if (dying || (s.flags & kExiting)) info.status = process_info_t::status_t::exiting;
   else if (asked_by_self) info.status = process_info_t::status_t::running;
+  else if ((s.flags & kHeld) && s.wait != wait_kind::none) info.status = process_info_t::status_t::suspended;
   else if (s.wait == wait_kind::receive || s.wait == wait_kind::event) info.status = process_info_t::status_t::waiting;
   else info.status = process_info_t::status_t::runnable;
   info.message_queue_len = s.queue_len;

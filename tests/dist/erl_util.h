@@ -37,6 +37,15 @@ inline std::vector<std::string> erl_env(const std::string& home, std::uint16_t e
   return {"HOME=" + home, "ERL_EPMD_PORT=" + std::to_string(epmd_port), "ERL_CRASH_DUMP_SECONDS=0"};
 }
 
+// Reads `c`'s output lines until one equals `want` (what a test's Erlang node prints when it is
+// ready); false if the output ends first.
+inline bool wait_for_line(child& c, std::string_view want) {
+  std::optional<std::string> line;
+  while ((line = c.line()) && *line != want) {
+  }
+  return line.has_value();
+}
+
 // Runs `body` (a coroutine taking the process, returning task<T>) in a new process and returns
 // its value, or rethrows what it threw; throws std::runtime_error if it has not finished within
 // `limit` (every wait inside should be bounded: this only catches a body stuck elsewhere).

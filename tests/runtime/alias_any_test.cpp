@@ -110,6 +110,26 @@ TEST_F(RuntimeTest, SendAliasToAnEndedProcessReturnsFalse) {
   });
 }
 
+// OTP's aliases name their process (what lets another node's ALIAS_SEND find it); references
+// from make_ref() and monitor() name none.
+TEST_F(RuntimeTest, AnAliasNamesItsOwnerAndOtherReferencesNoOne) {
+  outcome<std::vector<pid>> owners;
+  outcome<pid> me;
+  run([&](process& self) -> proc {
+    me.set(self.self());
+    const ref a = alias();
+    const ref b = alias();
+    auto [child, m] = spawn_monitor([](process&) -> proc { co_return; });
+    (void)child;
+    co_await self.receive<down>();
+    owners.set({alias_owner(a), alias_owner(b), alias_owner(make_ref()), alias_owner(m), alias_owner(ref(3, 7))});
+    EXPECT_NE(a, b);
+    EXPECT_EQ(a.word_count(), 5u);
+  });
+  const pid owner = me.get();
+  EXPECT_EQ(owners.get(), (std::vector<pid>{owner, owner, pid(), pid(), pid()}));
+}
+
 TEST(AliasOutsideProcess, AliasNeedsAProcess) {
   runtime rt;
   EXPECT_THROW(alias(), std::logic_error);

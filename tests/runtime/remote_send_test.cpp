@@ -1,5 +1,6 @@
 // The runtime's hook to other nodes (remote.h): what send() does with a pid of another node.
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "athanor/runtime/remote.h"
@@ -26,14 +27,22 @@ class recording_nodes final : public remote_nodes {
     pid from, to;
     term msg;
   };
-  void send(pid from, pid to, term msg) noexcept override {
+  bool send(pid from, pid to, term msg) noexcept override {
     std::lock_guard lock(mu);
+    if (refuse) return false;
     sends.push_back({from, to, std::move(msg)});
+    if (hold_senders) held.push_back(remote_signals::hold_current_process());
+    return true;
   }
-  void send_named(pid from, atom name, atom node, term msg) noexcept override {
+  bool send_named(pid from, atom name, atom node, term msg) noexcept override {
     std::lock_guard lock(mu);
+    if (refuse) return false;
     named.push_back({from, name, node, std::move(msg)});
+    return true;
   }
+  bool refuse = false;        // as a connection past its hard limit
+  bool hold_senders = false;  // as a busy connection: every sender is held
+  std::vector<pid> held;      // what hold_current_process() returned
   void link(pid from, pid to) noexcept override { record("link", from, to, term()); }
   void unlink(pid from, pid to) noexcept override { record("unlink", from, to, term()); }
   void exit(pid from, pid to, term reason, bool via_link) noexcept override {
@@ -261,6 +270,100 @@ TEST_F(RemoteSendTest, RemoteSignalsToALocalProcessThatEndedReportNoProcess) {
   EXPECT_FALSE(remote_signals::unlink(pid(3, 42, 1), ended));
   EXPECT_FALSE(remote_signals::exit(pid(3, 42, 1), ended, term(atom("x")), false));
   EXPECT_FALSE(remote_signals::down(ended, ref(0, 1), pid(3, 42, 1), term(atom("x"))));
+}
+
+// Back-pressure (Erlang's dist_buf_busy_limit): a busy connection holds the sender, which goes on
+// to its next suspension point and stays there until released.
+TEST_F(RemoteSendTest, AHeldSenderStopsAtItsNextSuspensionPointUntilReleased) {
+  installed hook;
+  hook.nodes.hold_senders = true;
+  outcome<pid> sent;
+  outcome<bool> resumed;
+  std::atomic<bool> released{false};
+  std::atomic<bool> held_after_send{false};
+  spawn([&](process& self) -> proc {
+    send(pid(3, 42, 1), term(1));
+    held_after_send = remote_signals::current_process_held();
+    sent.set(self.self());  // the send itself never stops the process in the middle of its code
+    send(self.self(), term(2));  // ready to receive, yet held
+    (void)co_await self.receive<term>();
+    resumed.set(released.load());
+  });
+  const pid sender = sent.get();
+  // Erlang's process_info status `suspended`: parked although its receive could complete. It
+  // stays so until released (the flag below is set before the release: `resumed` sees it).
+  bool suspended = false;
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (!suspended && std::chrono::steady_clock::now() < deadline) {
+    std::optional<process_info_t> info = process_info(sender);
+    suspended = info && info->status == process_info_t::status_t::suspended;
+    if (!suspended) std::this_thread::yield();
+  }
+  ASSERT_TRUE(suspended);
+  released = true;
+  remote_signals::release_hold(sender);
+  EXPECT_TRUE(resumed.get());
+  EXPECT_TRUE(held_after_send);
+  ASSERT_TRUE(rt_->wait_for(30s));
+  std::lock_guard lock(hook.nodes.mu);
+  EXPECT_EQ(hook.nodes.held, std::vector<pid>{sender});
+}
+
+TEST_F(RemoteSendTest, AHeldProcessCanStillBeKilled) {
+  installed hook;
+  hook.nodes.hold_senders = true;
+  outcome<term> reason;
+  run([&](process& self) -> proc {
+    pid held = spawn([](process& me) -> proc {
+      send(pid(3, 42, 1), term(1));
+      (void)co_await me.receive<term>();
+    });
+    ref m = monitor(held);
+    (void)m;
+    exit(held, term(atom("kill")));
+    down d = co_await self.receive<down>();
+    reason.set(d.reason);
+  });
+  EXPECT_EQ(reason.get(), term(atom("killed")));
+}
+
+TEST_F(RemoteSendTest, AHoldOutsideAProcessHoldsNothingAndAReleaseOfNoOneIsIgnored) {
+  EXPECT_EQ(remote_signals::hold_current_process(), pid());
+  EXPECT_FALSE(remote_signals::current_process_held());
+  remote_signals::release_hold(pid());
+  outcome<pid> ended;
+  run([&](process& self) -> proc {
+    ended.set(self.self());
+    co_return;
+  });
+  remote_signals::release_hold(ended.get());  // ended: ignored
+}
+
+TEST_F(RemoteSendTest, ARefusedSendThrowsSendRefusedAndSendsNothing) {
+  installed hook;
+  hook.nodes.refuse = true;
+  outcome<std::string> errors;
+  run([&](process&) -> proc {
+    std::string seen;
+    try {
+      send(pid(3, 42, 1), term(1));
+    } catch (const send_refused& e) {
+      seen += std::string(e.what()).find("overloaded") != std::string::npos ? "pid " : "pid? ";
+    }
+    try {
+      send(name_on_node{atom("kv"), atom("app@host")}, term(1));
+    } catch (const send_refused& e) {
+      seen += std::string(e.what()).find("kv") != std::string::npos ? "name" : "name?";
+    }
+    errors.set(seen);
+    co_return;
+  });
+  EXPECT_EQ(errors.get(), "pid name");
+  // From a plain thread too.
+  EXPECT_THROW(send(pid(3, 42, 1), term(1)), send_refused);
+  std::lock_guard lock(hook.nodes.mu);
+  EXPECT_TRUE(hook.nodes.sends.empty());
+  EXPECT_TRUE(hook.nodes.named.empty());
 }
 
 TEST(RemoteNodes, InstallReturnsThePreviousHook) {

@@ -25,6 +25,7 @@
 #include "athanor/dist/epmd.h"
 #include "athanor/dist/handshake.h"
 #include "athanor/dist/node_name.h"
+#include "athanor/dist/tls.h"
 #include "athanor/runtime/proc.h"
 #include "athanor/term/atom.h"
 #include "athanor/term/pid.h"
@@ -52,6 +53,24 @@ struct node_config {
   // names an atom this node has never seen ends its connection with a log line, as a malformed
   // packet does, and atoms the node already has keep working.
   std::size_t peer_atom_limit = std::size_t(atom::kMaxAtoms) / 4 * 3;
+  // Back-pressure, per connection (Erlang's dist_buf_busy_limit, 1 MiB by default as in OTP): a
+  // process that sends a message to a peer whose queue holds more than this many bytes not yet
+  // written is suspended at its next suspension point until the queue drains below it (its
+  // process_info status is then `suspended`). Messages are never dropped for it.
+  std::size_t busy_limit_bytes = std::size_t(1) << 20;
+  // The bound for senders that cannot be held: when a peer's queue already holds more than this
+  // many bytes, a message from a plain thread, or from a process that was held and keeps sending
+  // without reaching a suspension point, is refused: athanor::send() throws
+  // athanor::send_refused. What was queued before is kept. (Any other process's message is
+  // accepted, and the process held.)
+  std::size_t send_queue_hard_limit_bytes = std::size_t(128) << 20;
+  // TLS distribution (OTP's `-proto_dist inet_tls`), off when unset: every connection, accepted
+  // and dialled, runs TLS first (this node is the TLS server of the connections it accepts) and
+  // the whole distribution protocol inside it, handshake included; EPMD stays plain. Peers must
+  // use TLS too (a plain peer's handshake fails, logged). The certificates are loaded by start(),
+  // which throws node_error naming a file that cannot be used. See tls.h for the options, and
+  // the README for the matching erl option file.
+  std::optional<tls_options> tls;
 };
 
 // A node that could not start (name, cookie, EPMD, listening socket). what() says which.

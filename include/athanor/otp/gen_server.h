@@ -358,6 +358,10 @@ struct server_runner;
 
 // True for {'$gen_call', {Pid, Tag}, Request}.
 bool is_gen_call_term(const term& t);
+// Replies {Tag, Reply} to the caller of such a request, `from` = {Pid, Tag}, as gen:reply does:
+// through the alias for a tag [alias|Alias] made by a process of this node (so a reply after the
+// caller gave up is dropped), to Pid otherwise.
+void reply_to_term_call(const term& from, term reply);
 
 }  // namespace detail
 
@@ -453,17 +457,15 @@ struct server_runner {
     if (!t.is_tuple()) return false;
     if constexpr (requires { { s.handle_call(std::declval<term>()) } -> std::same_as<term>; }) {
       if (is_gen_call_term(t)) {
-        const pid caller = t.element(1).element(0).as_pid();
-        const term tag = t.element(1).element(1);
         term reply = s.handle_call(term(t.element(2)));
-        send(caller, tuple(tag, std::move(reply)));
+        reply_to_term_call(t.element(1), std::move(reply));
         return true;
       }
     } else if constexpr (requires { { s.handle_call(std::declval<term>()) } -> std::same_as<task<term>>; }) {
       if (is_gen_call_term(t)) {
         out.emplace([](S& s, term t) -> task<void> {
           term reply = co_await s.handle_call(term(t.element(2)));
-          send(t.element(1).element(0).as_pid(), tuple(t.element(1).element(1), std::move(reply)));
+          reply_to_term_call(t.element(1), std::move(reply));
         }(s, t));
         return true;
       }

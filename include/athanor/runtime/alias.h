@@ -16,9 +16,14 @@
 
 namespace athanor {
 
-// Makes a new reference and activates it as an alias of the calling process; returns it.
+// Makes a new reference and activates it as an alias of the calling process; returns it. The
+// reference names its owner (as OTP's do), so another node can send through it (ALIAS_SEND).
 ref alias();
+// The process an alias made by alias() belongs to, whether or not it is still active; the null
+// pid for any other reference (those made by make_ref() or monitor(), or another node's).
+pid alias_owner(const ref& alias) noexcept;
 // Activates an existing reference (one this process made, such as a monitor's) as an alias.
+// Such an alias works within this node; only one made by alias() can be reached from others.
 void alias(const ref& r);
 // Deactivates an alias; returns false if it was not active. Messages sent through it from now on
 // are dropped on arrival.

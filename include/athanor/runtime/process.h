@@ -32,6 +32,7 @@
 
 #include "athanor/runtime/message.h"
 #include "athanor/runtime/proc.h"
+#include "athanor/runtime/remote.h"
 #include "athanor/term/atom.h"
 #include "athanor/term/convert.h"
 #include "athanor/term/match.h"
@@ -557,8 +558,9 @@ struct name_on_node {
 
 namespace detail {
 // Hands a message for a process of another node to the installed remote_nodes (remote.h).
+// Throws send_refused (remote.h) when the connection refuses it.
 void send_remote(pid to, term msg);
-// Hands a message for {Name, Node} to the installed remote_nodes.
+// Hands a message for {Name, Node} to the installed remote_nodes; throws as send_remote.
 void send_named_remote(const name_on_node& to, term msg);
 // Throws std::invalid_argument: a message of this type cannot go to another node.
 [[noreturn]] void throw_not_sendable_remotely(const std::type_info& type);
@@ -570,6 +572,9 @@ void send_named_remote(const name_on_node& to, term msg);
 // any other type through to_term() (types with ATHANOR_TERM_STRUCT, strings, numbers,
 // containers of those: see athanor/term/convert.h). A type that does not convert throws
 // std::invalid_argument naming the type: a message is never silently lost because of its type.
+// A connection that is overloaded past its hard limit refuses the message with
+// athanor::send_refused (remote.h); below that, a sender to a busy connection is suspended at its
+// next suspension point until the connection drains (Erlang's dist_buf_busy_limit).
 // Local sends pay one branch for this.
 template <class T>
 void send(pid to, T&& msg) {
@@ -590,7 +595,8 @@ void send(pid to, T&& msg) {
 // {Name, Node} ! Msg), through the distribution layer (remote.h), which connects to that node
 // first if needed; the message travels as a term, converted as for a remote pid. Dropped, as in
 // Erlang, when the node cannot be reached or nothing there has that name. Throws
-// std::invalid_argument for a type that does not convert to a term.
+// std::invalid_argument for a type that does not convert to a term, and send_refused as send()
+// to a remote pid does.
 template <class T>
 void send(const name_on_node& to, T&& msg) {
   using value_type = std::remove_cvref_t<T>;

@@ -11,6 +11,8 @@
 // caller (a message to a busy connection is queued; see the implementation for its bounds).
 #pragma once
 
+#include <stdexcept>
+
 #include "athanor/term/atom.h"
 #include "athanor/term/pid.h"
 #include "athanor/term/ref.h"
@@ -24,12 +26,15 @@ class remote_nodes {
 
   // Sends `msg` from `from` (the null pid when not sent from a process) to the remote process
   // `to`. Messages from one sender to one receiver arrive in the order sent. A message for a node
-  // that cannot be reached is dropped, as Erlang drops it.
-  virtual void send(pid from, pid to, term msg) noexcept = 0;
+  // that cannot be reached is dropped, as Erlang drops it (and true is returned: Erlang's send
+  // does not fail either). Returns false when the message is refused because the connection is
+  // overloaded past a hard limit (the runtime then throws send_refused at the sender). Below that
+  // limit an implementation may slow a busy sender down with hold_current_process().
+  virtual bool send(pid from, pid to, term msg) noexcept = 0;
   // Sends `msg` to the process registered as `name` on node `node` (Erlang's {Name, Node} ! Msg),
   // connecting to that node first if needed. Dropped if the node cannot be reached or no process
-  // there has that name.
-  virtual void send_named(pid from, atom name, atom node, term msg) noexcept = 0;
+  // there has that name. Returns false as send() does.
+  virtual bool send_named(pid from, atom name, atom node, term msg) noexcept = 0;
 
   // The signals between processes, when the receiving end is on another node (`to`, or the
   // monitored `target`). The runtime calls these where it would signal a local process: link(),
@@ -63,7 +68,31 @@ bool exit(pid from, pid to, term reason, bool via_link);
 // The monitor `monitor` that `watcher` (local) holds on `target` (remote) fired with `reason`:
 // `watcher` gets its `down` (unless it demonitored meanwhile).
 bool down(pid watcher, ref monitor, pid target, term reason);
+
+// Back-pressure (Erlang's dist_buf_busy_limit): a process that sends to a busy connection is
+// suspended at its next suspension point (its next co_await that would let others run: a
+// receive, a yield, a sleep, an I/O wait) and stays suspended, receiving into its mailbox as
+// usual, until release_hold(). Signals still reach it (it can be killed while held).
+// hold_current_process() marks the process running on the calling thread and returns its pid,
+// to be released later; the null pid when called outside a process (a plain thread cannot be
+// suspended: the implementation bounds it another way, see remote_nodes::send). Holding a
+// process that is already held changes nothing.
+pid hold_current_process() noexcept;
+// True if the process running on the calling thread is held and has not reached a suspension
+// point since (it keeps sending without ever waiting); false outside a process.
+bool current_process_held() noexcept;
+// Lets `p` run again if it is held (a release for a process that is not held, or has ended, is
+// ignored). Thread-safe; never blocks.
+void release_hold(pid p) noexcept;
 }  // namespace remote_signals
+
+// Thrown by send() to a process of another node when the connection to that node refuses the
+// message: its queue is past the hard limit the distribution layer sets (a sender that does not
+// suspend, or a plain thread, outrunning the network). The message was not sent.
+class send_refused : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 // Installs `nodes` as the runtime's way to other nodes (nullptr: none). The caller keeps it alive
 // until it installs another or nullptr. Returns the one installed before.

@@ -51,7 +51,8 @@ struct runtime_config {
 
 // A snapshot of one process (Erlang's process_info/1).
 struct process_info_t {
-  enum class status_t { running, runnable, waiting, exiting };
+  // suspended: held by back-pressure at a suspension point (a send to a busy connection; remote.h).
+  enum class status_t { running, runnable, waiting, exiting, suspended };
   pid id;
   status_t status = status_t::waiting;
   std::size_t message_queue_len = 0;
