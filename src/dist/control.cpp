@@ -260,6 +260,14 @@ fragment_writer::fragment fragment_writer::next() {
   return f;
 }
 
+std::vector<std::byte> fragment_writer::release_buffer() noexcept {
+  if (left_ != 0) return {};
+  std::vector<std::byte> out = std::move(packet_);
+  packet_ = {};
+  out.clear();
+  return out;
+}
+
 void fragment_writer::write_next(std::vector<std::byte>& out) {
   const fragment f = next();
   out.reserve(out.size() + f.size());
@@ -285,6 +293,9 @@ packet_reader::packet_reader(std::uint64_t negotiated_flags, reader_limits limit
 packet_reader::~packet_reader() = default;
 packet_reader::packet_reader(packet_reader&&) noexcept = default;
 packet_reader& packet_reader::operator=(packet_reader&&) noexcept = default;
+
+// The largest finished buffer a reader keeps for its next message (see spare_).
+constexpr std::size_t kMaxSpareBytes = std::size_t(16) << 20;
 
 std::optional<message> packet_reader::feed(std::span<const std::byte> packet, const etf::decode_options& options) {
   if (packet.empty()) throw protocol_error("dist: empty packet where a message was expected");
@@ -337,6 +348,11 @@ std::optional<message> packet_reader::feed(std::span<const std::byte> packet, co
     }
     it = sequences_.emplace(id, sequence{}).first;
     sequence& s = it->second;
+    if (spare_.capacity() > 0 && spare_.capacity() <= limits_.max_buffered_bytes - std::min(buffered_, limits_.max_buffered_bytes)) {
+      s.bytes = std::move(spare_);  // the last message's buffer: its pages are already mapped
+      spare_ = {};
+      buffered_ += s.bytes.capacity();
+    }
     s.next_fragment = fragment - 1;
     s.atoms = std::move(atoms);
     // The total is about (first fragment's bytes) x (fragments): room for it now saves copying
@@ -374,7 +390,12 @@ std::optional<message> packet_reader::feed(std::span<const std::byte> packet, co
   buffered_ -= whole.bytes.capacity();
   sequences_.erase(it);
   terms.atom_cache_refs = whole.atoms;
-  return decode_message(whole.bytes, terms);
+  message m = decode_message(whole.bytes, terms);
+  if (whole.bytes.capacity() <= kMaxSpareBytes) {
+    whole.bytes.clear();
+    spare_ = std::move(whole.bytes);
+  }
+  return m;
 }
 
 void packet_reader::append(sequence& s, std::uint64_t id, std::span<const std::byte> bytes, std::size_t expected) {

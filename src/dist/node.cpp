@@ -231,6 +231,36 @@ std::shared_ptr<outbound> node_state::ensure_connection(atom peer) {
   return q;
 }
 
+// About how many bytes `t` encodes to, counting its binaries (and those of the tuples and maps
+// around them, a few levels down): enough to size a large message's buffer at once.
+std::size_t rough_size(const term& t, int depth = 0) {
+  if (t.is_binary()) return t.as_binary().size() + 8;
+  std::size_t n = 16;
+  if (depth < 3 && t.is_tuple()) {
+    for (std::size_t i = 0; i < t.tuple_size(); ++i) n += rough_size(t.element(i), depth + 1);
+  }
+  return n;
+}
+
+// A buffer for a packet of about `hint` bytes: a spare one of a large packet already written,
+// or an empty one with that much room.
+std::vector<std::byte> packet_buffer(outbound& q, std::size_t hint) {
+  std::vector<std::byte> packet;
+  if (hint >= kSparePacketMinBytes && q.spare_count.load(std::memory_order_relaxed) > 0) {
+    std::lock_guard lock(q.mu);
+    for (auto it = q.spare_packets.begin(); it != q.spare_packets.end(); ++it) {
+      if (it->capacity() >= hint) {
+        packet = std::move(*it);
+        q.spare_packets.erase(it);
+        q.spare_count.store(q.spare_packets.size(), std::memory_order_relaxed);
+        break;
+      }
+    }
+  }
+  packet.reserve(hint);
+  return packet;
+}
+
 bool node_state::enqueue(pid sender, atom peer, const term& control, const term* payload,
                          const std::function<void(outbound&)>& record, bool is_message) {
   if (stopping.load(std::memory_order_acquire)) return false;
@@ -248,7 +278,7 @@ bool node_state::enqueue(pid sender, atom peer, const term& control, const term*
     }
     // Encoded on the sender's thread, outside the queue's lock (see "Sending").
     packet_mode mode = q->mode.load(std::memory_order_acquire);
-    std::vector<std::byte> packet;
+    std::vector<std::byte> packet = packet_buffer(*q, 64 + rough_size(control) + (payload ? rough_size(*payload) : 0));
     write_packet(packet, mode, control, payload, encode_options());
     {
       std::lock_guard lock(q->mu);
@@ -500,6 +530,10 @@ class connection {
   // Adds the next fragment of every message going out in fragments to out_ (see "Fragments").
   void add_fragments();
   void written(std::size_t accounted);
+  struct chunk;
+  // Keeps the buffer of a large packet just written (or of a fragmented message's last
+  // fragment) for senders to reuse (outbound::spare_packets).
+  void recycle(chunk& c);
   // The stream's order: senders may write to the socket themselves while this connection has
   // nothing to write (offer_stream); it takes that back before it writes anything of its own.
   void take_stream();
@@ -556,6 +590,10 @@ void connection::take_queued() {
   std::deque<outbound::queued> taken;
   {
     std::lock_guard lock(q_->mu);
+    // What it takes is not written yet: until it is (offer_stream), no sender may write to the
+    // socket itself, or its packet would overtake these (a packet queued because of
+    // kDirectWriteGap or its size leaves the stream offered; SendQueue's order test caught it).
+    if (!q_->packets.empty()) q_->direct_fd = -1;
     if (q_->first_offset > 0) {
       // A sender wrote the start of the first queued packet. It could only while the stream was
       // offered, that is with nothing in out_ or in fragments, and every later addition took the
@@ -611,6 +649,21 @@ void connection::add_fragments() {
     it = large_.erase(it);
     for (auto& [q, counted] : after) route(std::move(q), counted);
   }
+}
+
+void connection::recycle(chunk& c) {
+  std::vector<std::byte> buffer;
+  if (c.message) {
+    if (c.message.use_count() == 1) buffer = c.message->release_buffer();  // its last fragment, written
+  } else {
+    buffer = std::move(c.packet);
+  }
+  if (buffer.capacity() < kSparePacketMinBytes) return;
+  buffer.clear();
+  std::lock_guard lock(q_->mu);
+  if (q_->spare_packets.size() >= kMaxSparePackets) return;
+  q_->spare_packets.push_back(std::move(buffer));
+  q_->spare_count.store(q_->spare_packets.size(), std::memory_order_relaxed);
 }
 
 void connection::written(std::size_t accounted) {
@@ -958,6 +1011,7 @@ bool connection::write_some(bool& progress) {
       } else {
         left -= rest;
         written(out_.front().accounted);
+        recycle(out_.front());
         out_.pop_front();
         out_offset_ = 0;
       }
@@ -1058,6 +1112,7 @@ bool connection::write_some_tls(bool& progress) {
         fed += c.size();
         out_bytes_ -= c.size();
         written(c.accounted);
+        recycle(c);
         out_.pop_front();
       }
       flush_stage();
@@ -1143,7 +1198,16 @@ task<void> connection::run() {
       end("not responding (nothing read for net_ticktime)", log_level::warning);
       co_return;
     }
-    if (now - last_read >= tick) in_.release_if_empty();  // quiet for a while: give the buffer back
+    if (now - last_read >= tick && now - last_write >= tick) {  // quiet for a while: give the buffers back
+      in_.release_if_empty();
+      reader_.release_spare();
+      std::vector<std::vector<std::byte>> spares;
+      {
+        std::lock_guard lock(q_->mu);
+        spares.swap(q_->spare_packets);
+        q_->spare_count.store(0, std::memory_order_relaxed);
+      }
+    }
     if (out_.empty() && large_.empty() && now - last_write >= tick) {
       take_stream();
       if (out_.empty() && large_.empty()) {

@@ -38,6 +38,10 @@ inline constexpr std::chrono::microseconds kDirectWriteGap{20};
 // The largest packet a sender writes itself: a larger one goes through the queue, where the
 // connection can send it in fragments between other senders' packets.
 inline constexpr std::size_t kDirectWriteMaxBytes = kDefaultFragmentBytes;
+// Packet buffers from this capacity up are kept for reuse (outbound::spare_packets), at most
+// kMaxSparePackets per peer.
+inline constexpr std::size_t kSparePacketMinBytes = std::size_t(256) << 10;
+inline constexpr std::size_t kMaxSparePackets = 4;
 
 // Node numbers: 0 is this node, 1..kStaleSelf-1 are peers, kStaleSelf is this node's name with
 // another creation (signals for a previous incarnation: dropped).
@@ -68,6 +72,10 @@ struct outbound {
   // busy limit and the hard limit (node_config) compare. Added by senders, taken off by the
   // connection as packets go out.
   std::atomic<std::size_t> backlog{0};
+  // Buffers of large packets already written, for senders to encode their next large message
+  // into (a fresh one costs a page fault per 4 KiB); freed when the connection goes idle.
+  std::vector<std::vector<std::byte>> spare_packets;
+  std::atomic<std::size_t> spare_count{0};  // spare_packets.size(), for a look without the lock
   std::vector<pid> held;                  // senders held by back-pressure until the backlog drains
   std::atomic<std::size_t> held_count{0};  // held.size(), for a look without the lock
   pid owner;                          // the connection (or connecting) process

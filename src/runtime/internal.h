@@ -48,7 +48,7 @@ inline constexpr std::uint8_t kDirtyPending = 8;  // a dirty job writes into the
 inline constexpr std::uint8_t kRunning = 16;      // being run by a scheduler (for process_info)
 inline constexpr std::uint8_t kEdgeWaiting = 32;  // waiting on its attached fd (netpoll::attach)
 inline constexpr std::uint8_t kEdgePending = 64;  // an edge of its attached fd came while it was not waiting
-inline constexpr std::uint8_t kHeld = 128;        // held by back-pressure: not run until released (remote.h)
+inline constexpr std::uint8_t kHeld = kHeldFlag;  // held by back-pressure: not run until released (remote.h)
 
 // ---- signals ----------------------------------------------------------------
 struct sig_exit { pid from; term reason; bool via_link; };

@@ -140,6 +140,7 @@
 #include <fstream>
 #include <random>
 
+#include "athanor/term/memory.h"
 #include "runtime/internal.h"
 #include "runtime/services.h"
 #include "runtime/uring.h"
@@ -568,10 +569,17 @@ void runtime::impl::sysmon_main() {
   using namespace std::chrono;
   const std::int64_t threshold_ns = nanoseconds(cfg.hog_threshold).count();
   std::uint64_t last_poll = detail::now_ms();
+  std::uint64_t last_trim = last_poll;
   std::unique_lock lock(sysmon_mu);
   while (!stopping.load(std::memory_order_acquire)) {
     sysmon_cv.wait_for(lock, 2ms);
     if (stopping.load(std::memory_order_acquire)) break;
+    // Large blocks of decoded terms unused for 2 s go back to the system (athanor/term/memory.h):
+    // otherwise an idle node would keep its last large messages' memory.
+    if (const std::uint64_t ms = detail::now_ms(); ms - last_trim >= 1000) {
+      last_trim = ms;
+      release_term_memory(2s);
+    }
     const std::int64_t now = steady_clock::now().time_since_epoch().count();
     unsigned n = slot_count.load(std::memory_order_acquire);
     // Hog detection (internal.h): a slot is hogged when one dispatch has used hog_threshold of

@@ -16,6 +16,8 @@
 #include "athanor/term/ref.h"
 #include "athanor/term/term.h"
 
+#include "term/block_pool.h"
+
 namespace athanor::detail {
 
 // A bignum's value: sign and magnitude as 64-bit limbs, least significant first (the last
@@ -74,6 +76,13 @@ struct ref_box : term_box {
 // root term the caller keeps) and return where its contents go, also uninitialised: fill
 // every one before the block is committed. The caller sizes the block first (the *_bytes
 // functions); building more than it holds is a logic_error, never an overflow.
+// Frees the memory of a block whose last reference is gone: operator new's, or a large shared
+// block's back to the cache it came from (its header is marked kPooledBlockMark).
+inline void free_block_memory(term_box* block) noexcept {
+  if (block->size == kPooledBlockMark) pooled_free(block);
+  else ::operator delete(block);
+}
+
 // Rounds a box's size up to the 8-byte alignment the next box needs.
 constexpr std::size_t round_to_words(std::size_t n) noexcept { return (n + 7) & ~std::size_t(7); }
 
@@ -355,7 +364,7 @@ struct term_internals {
   static void release_leaf(term_kind k, term_box* box) noexcept {
     if (k != term_kind::binary && k != term_kind::bitstring) return;
     term_box* owner = static_cast<binary_box*>(box)->owner;
-    if (owner != nullptr && drop_reference(owner)) ::operator delete(owner);
+    if (owner != nullptr && drop_reference(owner)) free_block_memory(owner);
   }
 
   // Frees `box`, whose last reference is gone, and every block only it kept alive.
@@ -381,7 +390,7 @@ struct term_internals {
         if (!slot.holds_box()) continue;
         if (slot.boxed_ == 2) {  // a part of a shared block, which holds nothing outside itself
           term_box* shared = detail::shared_block_of(slot.box_);
-          if (drop_reference(shared)) ::operator delete(shared);
+          if (drop_reference(shared)) free_block_memory(shared);
           continue;
         }
         if (!drop_reference(slot.box_)) continue;

@@ -698,7 +698,7 @@ term map(std::initializer_list<std::pair<term, term>> entries) {
 
 void term::free_block(term_kind k, std::uint8_t boxed, detail::term_box* counted) noexcept {
   if (boxed == 2) {
-    ::operator delete(counted);  // a shared block: its boxes hold nothing outside it
+    detail::free_block_memory(counted);  // a shared block: its boxes hold nothing outside it
   } else {
     internals::free_box(k, counted);
   }
@@ -710,19 +710,26 @@ detail::shared_block::shared_block(std::size_t capacity) {
   if (capacity == 0) return;
   constexpr std::size_t kMax = (std::size_t(1) << 32) * 8;  // a box's distance, in words, fits 32 bits
   if (capacity > kMax - sizeof(term_box)) throw std::length_error("athanor::term: decoded term larger than 32 GiB");
-  base_ = static_cast<char*>(::operator new(sizeof(term_box) + capacity));
-  ::new (base_) term_box;
+  const std::size_t total = sizeof(term_box) + capacity;
+  if (total >= kPooledBlockMinBytes) {  // a large message: from the block cache (memory.h)
+    base_ = static_cast<char*>(pooled_allocate(total));
+    ::new (base_) term_box;
+    reinterpret_cast<term_box*>(base_)->size = kPooledBlockMark;
+  } else {
+    base_ = static_cast<char*>(::operator new(total));
+    ::new (base_) term_box;
+  }
   next_ = base_ + sizeof(term_box);
   end_ = next_ + capacity;
 }
 
 detail::shared_block::~shared_block() {
-  if (base_ != nullptr) ::operator delete(base_);
+  if (base_ != nullptr) free_block_memory(reinterpret_cast<term_box*>(base_));
 }
 
 void detail::shared_block::commit() noexcept {
   // Nothing built (the root needs no block): nobody will free it, so do it now.
-  if (base_ != nullptr && next_ == base_ + sizeof(term_box)) ::operator delete(base_);
+  if (base_ != nullptr && next_ == base_ + sizeof(term_box)) free_block_memory(reinterpret_cast<term_box*>(base_));
   base_ = nullptr;
 }
 

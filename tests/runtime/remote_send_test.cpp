@@ -85,6 +85,18 @@ struct installed {
 
 using RemoteSendTest = RuntimeTest;
 
+// Waits (at most 30 s) until `p`'s process_info status is `suspended`: parked at a suspension
+// point by a hold. Once it is, it stays so until released.
+bool becomes_suspended(pid p) {
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::optional<process_info_t> info = process_info(p);
+    if (info && info->status == process_info_t::status_t::suspended) return true;
+    std::this_thread::yield();
+  }
+  return false;
+}
+
 TEST_F(RemoteSendTest, MessagesToAnotherNodesPidGoToTheInstalledHookAsTerms) {
   installed hook;
   const pid remote(3, 42, 1);
@@ -290,16 +302,9 @@ TEST_F(RemoteSendTest, AHeldSenderStopsAtItsNextSuspensionPointUntilReleased) {
     resumed.set(released.load());
   });
   const pid sender = sent.get();
-  // Erlang's process_info status `suspended`: parked although its receive could complete. It
-  // stays so until released (the flag below is set before the release: `resumed` sees it).
-  bool suspended = false;
-  const auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (!suspended && std::chrono::steady_clock::now() < deadline) {
-    std::optional<process_info_t> info = process_info(sender);
-    suspended = info && info->status == process_info_t::status_t::suspended;
-    if (!suspended) std::this_thread::yield();
-  }
-  ASSERT_TRUE(suspended);
+  // Erlang's process_info status `suspended`: parked although its receive could complete, until
+  // released (the flag below is set before the release: `resumed` sees it).
+  ASSERT_TRUE(becomes_suspended(sender));
   released = true;
   remote_signals::release_hold(sender);
   EXPECT_TRUE(resumed.get());
@@ -307,6 +312,28 @@ TEST_F(RemoteSendTest, AHeldSenderStopsAtItsNextSuspensionPointUntilReleased) {
   ASSERT_TRUE(rt_->wait_for(30s));
   std::lock_guard lock(hook.nodes.mu);
   EXPECT_EQ(hook.nodes.held, std::vector<pid>{sender});
+}
+
+// consume() is a suspension point too: a loop that sends and only checkpoints with consume()
+// stops there (its time slice not used up).
+TEST_F(RemoteSendTest, AHeldSenderStopsAtConsume) {
+  installed hook;
+  hook.nodes.hold_senders = true;
+  outcome<pid> sent;
+  outcome<bool> resumed;
+  std::atomic<bool> released{false};
+  spawn([&](process& self) -> proc {
+    send(pid(3, 42, 1), term(1));
+    sent.set(self.self());
+    co_await self.consume(1);
+    resumed.set(released.load());
+  });
+  const pid sender = sent.get();
+  ASSERT_TRUE(becomes_suspended(sender));
+  released = true;
+  remote_signals::release_hold(sender);
+  EXPECT_TRUE(resumed.get());
+  ASSERT_TRUE(rt_->wait_for(30s));
 }
 
 TEST_F(RemoteSendTest, AHeldProcessCanStillBeKilled) {

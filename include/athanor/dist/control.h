@@ -201,6 +201,10 @@ class fragment_writer {
   // Appends the next packet, whole, to `out` (copying at most max_fragment_bytes of the
   // message). Requires !done() (else std::logic_error).
   void write_next(std::vector<std::byte>& out);
+  // Once done(): gives the message's buffer back, emptied but with its capacity, to encode a
+  // later message into (its pages are mapped already); the views next() returned end with it.
+  // Before done(), or a second time: an empty vector.
+  std::vector<std::byte> release_buffer() noexcept;
 
  private:
   std::vector<std::byte> packet_;
@@ -258,6 +262,10 @@ class packet_reader {
   // Messages being reassembled, and the buffer bytes they hold.
   std::size_t pending_sequences() const noexcept { return sequences_.size(); }
   std::size_t buffered_bytes() const noexcept { return buffered_; }
+  // The buffer of the last reassembled message is kept for the next (a fresh one would cost a
+  // page fault per 4 KiB of a large message); this frees it. Call it when the connection is idle.
+  void release_spare() noexcept { spare_ = {}; }
+  std::size_t spare_bytes() const noexcept { return spare_.capacity(); }
 
  private:
   struct sequence {
@@ -281,6 +289,7 @@ class packet_reader {
   std::unique_ptr<atom_cache> cache_;  // made by the first header that uses it
   std::unordered_map<std::uint64_t, sequence> sequences_;
   std::size_t buffered_ = 0;     // capacity of all sequences' bytes
+  std::vector<std::byte> spare_;  // a finished message's buffer (at most 16 MiB), for the next
   std::vector<atom> atoms_;      // the current whole packet's header atoms (kept: no allocation per packet)
   std::vector<std::byte> scratch_;  // one cache entry's atom as a term, to decode it
 };

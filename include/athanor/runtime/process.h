@@ -138,6 +138,10 @@ pid whereis_name(atom name) noexcept;
 
 enum class wait_kind : std::uint8_t { none, yield, receive, event, exiting };
 
+// The process_state flag of a process held by back-pressure (remote.h): its suspension points,
+// consume() included, stop it until it is released.
+inline constexpr std::uint8_t kHeldFlag = 128;
+
 }  // namespace detail
 
 // ---------------------------------------------------------------------------
@@ -502,7 +506,7 @@ struct [[nodiscard]] process::consume_awaiter {
   std::int32_t n;
   bool await_ready() const noexcept {
     self->st_.reductions += std::uint64_t(n);
-    return (self->st_.budget -= n) > 0;
+    return (self->st_.budget -= n) > 0 && !(self->st_.flags & detail::kHeldFlag);
   }
   void await_suspend(std::coroutine_handle<> h) noexcept { self->suspend_for(detail::wait_kind::yield, h); }
   void await_resume() const noexcept {}

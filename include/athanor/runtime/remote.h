@@ -70,8 +70,8 @@ bool exit(pid from, pid to, term reason, bool via_link);
 bool down(pid watcher, ref monitor, pid target, term reason);
 
 // Back-pressure (Erlang's dist_buf_busy_limit): a process that sends to a busy connection is
-// suspended at its next suspension point (its next co_await that would let others run: a
-// receive, a yield, a sleep, an I/O wait) and stays suspended, receiving into its mailbox as
+// suspended at its next suspension point (its next co_await that could let others run: a
+// receive, a yield, a sleep, an I/O wait, consume()) and stays suspended, receiving into its mailbox as
 // usual, until release_hold(). Signals still reach it (it can be killed while held).
 // hold_current_process() marks the process running on the calling thread and returns its pid,
 // to be released later; the null pid when called outside a process (a plain thread cannot be
