@@ -307,7 +307,7 @@ bool node_state::enqueue(pid sender, atom peer, const term& control, const term*
       // Busy (Erlang's dist_buf_busy_limit): the sending process stops at its next suspension
       // point until the connection has written the backlog down (release_held). Decided under
       // the lock the connection takes to release, so that no release is missed.
-      if (is_message && backlog > cfg.busy_limit_bytes) {
+      if (is_message && backlog > cfg.busy_limit_bytes && !remote_signals::current_process_held()) {
         if (pid held = remote_signals::hold_current_process()) {
           q->held.push_back(held);
           q->held_count.store(q->held.size(), std::memory_order_relaxed);
@@ -658,7 +658,7 @@ void connection::recycle(chunk& c) {
   } else {
     buffer = std::move(c.packet);
   }
-  if (buffer.capacity() < kSparePacketMinBytes) return;
+  if (buffer.capacity() < kSparePacketMinBytes || buffer.capacity() > kSparePacketMaxBytes) return;
   buffer.clear();
   std::lock_guard lock(q_->mu);
   if (q_->spare_packets.size() >= kMaxSparePackets) return;
@@ -1129,6 +1129,7 @@ task<void> connection::run() {
   (void)sock_.attach(self.self(), false);
   const milliseconds tick = st_->cfg.net_ticktime / 4;
   auto last_read = clock::now(), last_write = clock::now();
+  auto last_traffic = clock::now();  // the last packet other than a tick, either way
   constexpr std::size_t kReadSize = 64 * 1024;
   for (;;) {
     // ---- read what has arrived (until a short read: the socket is drained) ----
@@ -1167,6 +1168,7 @@ task<void> connection::run() {
       }
       if (in_.size() - 4 < len) break;
       if (len > 0) {  // 0: a tick
+        last_traffic = clock::now();
         try {
           handle(std::span(in_.data() + 4, len));
         } catch (const protocol_error& e) {
@@ -1194,11 +1196,12 @@ task<void> connection::run() {
 
     // ---- liveness ----
     const auto now = clock::now();
+    if (!out_.empty() || !large_.empty()) last_traffic = now;
     if (now - last_read >= st_->cfg.net_ticktime) {
       end("not responding (nothing read for net_ticktime)", log_level::warning);
       co_return;
     }
-    if (now - last_read >= tick && now - last_write >= tick) {  // quiet for a while: give the buffers back
+    if (now - last_traffic >= tick) {  // only ticks for a while: give the buffers back
       in_.release_if_empty();
       reader_.release_spare();
       std::vector<std::vector<std::byte>> spares;
@@ -1311,8 +1314,11 @@ task<bool> start_tls(node_state& st, tcp_socket& sock, std::optional<tls_session
 
 // Becomes the connection for `peer` once a handshake is done: registers the queue's owner and
 // runs the connection loop. Returns false if another connection to that peer won meanwhile.
+void abandon(node_state& st, atom peer, const std::shared_ptr<outbound>& q);
+
 task<void> run_connection(std::shared_ptr<node_state> st, tcp_socket sock, std::optional<tls_session> tls,
                           handshake_outcome hs, std::shared_ptr<outbound> q) {
+  std::string failed;
   {
     std::lock_guard lock(q->mu);
     if (q->ended) {  // given up while this handshake ran (another attempt's failure): start over
@@ -1324,19 +1330,28 @@ task<void> run_connection(std::shared_ptr<node_state> st, tcp_socket sock, std::
     // The framing is settled: from now on senders encode for it. What they queued before the
     // handshake was framed pass-through; reframed here, once (a few packets at most).
     const packet_mode mode = packet_mode_for(hs.negotiated_flags);
-    if (mode != q->mode.load(std::memory_order_relaxed)) {
-      for (outbound::queued& queued : q->packets) {
-        std::vector<std::byte>& packet = queued.packet;
-        message m = read_packet(std::span(packet).subspan(4), st->decode_options());
-        std::vector<std::byte> reframed;
-        write_packet(reframed, mode, m.control, m.payload ? &*m.payload : nullptr, st->encode_options());
-        q->backlog.fetch_add(reframed.size(), std::memory_order_relaxed);
-        q->backlog.fetch_sub(packet.size(), std::memory_order_relaxed);
-        packet = std::move(reframed);
+    try {
+      if (mode != q->mode.load(std::memory_order_relaxed)) {
+        for (outbound::queued& queued : q->packets) {
+          std::vector<std::byte>& packet = queued.packet;
+          message m = read_packet(std::span(packet).subspan(4), st->decode_options());
+          std::vector<std::byte> reframed;
+          write_packet(reframed, mode, m.control, m.payload ? &*m.payload : nullptr, st->encode_options());
+          q->backlog.fetch_add(reframed.size(), std::memory_order_relaxed);
+          q->backlog.fetch_sub(packet.size(), std::memory_order_relaxed);
+          packet = std::move(reframed);
+        }
+        q->mode.store(mode, std::memory_order_release);
       }
-      q->mode.store(mode, std::memory_order_release);
+      q->connected = true;
+    } catch (const std::exception& e) {
+      failed = e.what();  // out of memory: the queue is given up below (never left ownerless)
     }
-    q->connected = true;
+  }
+  if (!failed.empty()) {
+    log(log_level::error, fmt::format("connection to {} given up: {}", hs.peer.full(), failed));
+    abandon(*st, atom(hs.peer.full()), q);
+    co_return;
   }
   log(log_level::info, fmt::format("connected to {} (flags {:#x})", hs.peer.full(), hs.negotiated_flags));
   st->connection_up(atom(hs.peer.full()), *q);
@@ -1521,6 +1536,7 @@ void node_state::connect_to(atom peer, const std::shared_ptr<outbound>& q) {
     if (!q->owner) q->owner = p;  // an acceptor may have taken the queue over already (abandon())
   } catch (const std::exception& e) {
     log(log_level::error, fmt::format("cannot start connecting to {}: {}", peer.name(), e.what()));
+    abandon(*this, peer, q);  // nobody will: its senders must not wait for it
   }
 }
 

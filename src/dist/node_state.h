@@ -41,6 +41,7 @@ inline constexpr std::size_t kDirectWriteMaxBytes = kDefaultFragmentBytes;
 // Packet buffers from this capacity up are kept for reuse (outbound::spare_packets), at most
 // kMaxSparePackets per peer.
 inline constexpr std::size_t kSparePacketMinBytes = std::size_t(256) << 10;
+inline constexpr std::size_t kSparePacketMaxBytes = std::size_t(16) << 20;
 inline constexpr std::size_t kMaxSparePackets = 4;
 
 // Node numbers: 0 is this node, 1..kStaleSelf-1 are peers, kStaleSelf is this node's name with

@@ -106,7 +106,9 @@ tls_context::tls_context(tls_role role, const tls_role_options& options) : role_
   // Distribution connections live long and are never resumed (OTP does not resume them either):
   // no session cache, and no TLS 1.3 tickets to send after every handshake.
   SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
-  SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
+  // No renegotiation (OTP's distribution never asks for one): a peer that starts one and never
+  // finishes it would otherwise hold every write in the session's plaintext backlog.
+  SSL_CTX_set_options(c, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
   if (server) SSL_CTX_set_num_tickets(c, 0);
   if (!options.ciphers.empty() && SSL_CTX_set_cipher_list(c, options.ciphers.c_str()) != 1)
     throw tls_error("athanor::dist TLS: ciphers '" + options.ciphers + "': " + drain_openssl_errors());

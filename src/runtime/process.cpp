@@ -388,7 +388,10 @@ bool detail::deliver(pid to, envelope* e) noexcept {
     ++s.reductions;
   }
   if (!to.is_local()) [[unlikely]] return deliver_remote(to, e);
-  if (!rt || to.index() == 0 || to.index() > rt->cfg.max_processes) {
+  // A slot never constructed yet holds no process (a pid from another node, or forged, can name
+  // one): its inbox word is not an inbox yet.
+  if (!rt || to.index() == 0 || to.index() > rt->cfg.max_processes ||
+      to.index() >= rt->constructed.load(std::memory_order_acquire)) {
     destroy_envelope(e);
     return false;
   }

@@ -130,6 +130,14 @@ TEST_F(RuntimeTest, AnAliasNamesItsOwnerAndOtherReferencesNoOne) {
   EXPECT_EQ(owners.get(), (std::vector<pid>{owner, owner, pid(), pid(), pid()}));
 }
 
+// A pid naming a slot the runtime never constructed (one from another node's message, or
+// forged) is like an ended process's: nothing is pushed into the slot's future inbox.
+TEST_F(RuntimeTest, SendsToASlotNeverConstructedAreRefused) {
+  const pid beyond(0, std::uint32_t(system_info().process_limit) - 1, 0);
+  EXPECT_FALSE(is_alive(beyond));
+  EXPECT_FALSE(send_alias(beyond, make_ref(), note{1}));
+}
+
 TEST(AliasOutsideProcess, AliasNeedsAProcess) {
   runtime rt;
   EXPECT_THROW(alias(), std::logic_error);
