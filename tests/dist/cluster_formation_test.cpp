@@ -11,6 +11,7 @@
 #include <deque>
 #include <future>
 #include <mutex>
+#include <thread>
 #include <variant>
 
 #include "../runtime/log_capture.h"
@@ -126,10 +127,22 @@ std::vector<atom> atoms_of(std::vector<std::string> names) {
   return out;
 }
 
-bool logged(const athanor::testing::log_capture& logs, const std::string& text) {
+bool logged_now(const athanor::testing::log_capture& logs, const std::string& text) {
   for (const log_event& e : logs.events())
     if (e.part == "cluster" && e.level == log_level::info && e.text == text) return true;
   return false;
+}
+
+// True once the keeper has logged `text` (waiting up to 10 s: the keeper logs a nodeup when it
+// takes the message, which may be after the test's own subscriber took its copy). Call it
+// before stopping the keeper, which may otherwise end with the message still queued.
+bool logged(const athanor::testing::log_capture& logs, const std::string& text) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!logged_now(logs, text)) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
 }
 
 TEST(ClusterFormation, StaticListConnectsNodesStartedBeforeAndAfterTheKeeper) {
@@ -156,6 +169,8 @@ TEST(ClusterFormation, StaticListConnectsNodesStartedBeforeAndAfterTheKeeper) {
   EXPECT_EQ(s.connected, atoms_of({early_node, late_node}));
   EXPECT_TRUE(s.connecting.empty());
 
+  EXPECT_TRUE(logged(logs, "nodeup " + early_node));
+  EXPECT_TRUE(logged(logs, "nodeup " + late_node));
   const pid k = keeper.keeper();
   keeper.stop();
   EXPECT_FALSE(is_alive(k));
@@ -163,8 +178,6 @@ TEST(ClusterFormation, StaticListConnectsNodesStartedBeforeAndAfterTheKeeper) {
   EXPECT_THROW((void)keeper.status(), std::runtime_error);
   keeper.stop();  // idempotent
   EXPECT_EQ(nodes(), atoms_of({early_node, late_node})) << "stopping the keeper leaves the connections up";
-  EXPECT_TRUE(logged(logs, "nodeup " + early_node));
-  EXPECT_TRUE(logged(logs, "nodeup " + late_node));
 }
 
 TEST(ClusterFormation, ReconnectsToAPeerKilledAndStartedAgainUnderItsName) {
@@ -188,8 +201,8 @@ TEST(ClusterFormation, ReconnectsToAPeerKilledAndStartedAgainUnderItsName) {
   ASSERT_TRUE(events.wait_for(false, peer_node));
   ASSERT_TRUE(peer.start(local.epmd_port, "cluster-restart")) << peer.process->output();
   ASSERT_TRUE(events.wait_for(true, peer_node));
-  keeper.stop();
   EXPECT_TRUE(logged(logs, "nodedown " + peer_node));
+  keeper.stop();
 }
 
 // One peer registered with EPMD but frozen (SIGSTOP: the kernel accepts its connections, nobody
@@ -242,9 +255,9 @@ TEST(ClusterFormation, DnsStrategyConnectsToTheNodesANameResolvesTo) {
   const cluster_status s = keeper.status();
   EXPECT_EQ(s.wanted, atoms_of({peer_node}));
   EXPECT_EQ(s.connected, atoms_of({peer_node}));
-  keeper.stop();
   EXPECT_TRUE(logged(logs, "DNS query localhost names " + peer_node));
   EXPECT_TRUE(logged(logs, "nodeup " + peer_node));
+  keeper.stop();
 }
 
 // Under a supervisor, as libcluster's Cluster.Supervisor: started as a child, stopped by the
