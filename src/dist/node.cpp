@@ -346,6 +346,23 @@ bool node_state::send(pid from, pid to, term msg) noexcept {
   return true;
 }
 
+bool node_state::send_alias(pid from, ref alias, term msg) noexcept {
+  std::optional<etf::node_identity> peer = identity_of(alias.node());
+  if (!peer) return true;  // a stale incarnation of this node, or a number never given: unreachable
+  try {
+    // ALIAS_SEND {33, FromPid, Alias}. Not checked against the peer's DFLAG_ALIAS: a node whose
+    // processes make aliases (OTP 24 and later, Athanor) is one that handles ALIAS_SEND.
+    const term control = tuple(term(33), from ? term(from) : term(pid(0, 0, 0)), term(alias));
+    enqueue(from, peer->name, control, &msg, {}, true);
+  } catch (const queue_overloaded& e) {
+    log(log_level::error, fmt::format("refused a message to alias {}: {}", alias.to_string(), e.what()));
+    return false;
+  } catch (const std::exception& e) {
+    log(log_level::error, fmt::format("cannot send to alias {} on {}: {}", alias.to_string(), peer->name.name(), e.what()));
+  }
+  return true;
+}
+
 bool node_state::send_control(pid sender, pid to, const term& control, const term* payload,
                               const std::function<void(outbound&)>& record) {
   std::optional<etf::node_identity> peer = identity_of(to.node());

@@ -248,6 +248,7 @@ class node_state final : public remote_nodes, public std::enable_shared_from_thi
   // remote_nodes
   bool send(pid from, pid to, term msg) noexcept override;
   bool send_named(pid from, atom name, atom node, term msg) noexcept override;
+  bool send_alias(pid from, ref alias, term msg) noexcept override;
   void link(pid from, pid to) noexcept override;
   void unlink(pid from, pid to) noexcept override;
   void exit(pid from, pid to, term reason, bool via_link) noexcept override;

@@ -36,9 +36,11 @@ void reply_to_term_call(const term& from, term reply) {
   const term& tag = from.element(1);
   term message = tuple(tag, std::move(reply));
   if (tag.is_list() && !tag.is_nil() && tag.head() == term(atom("alias")) && tag.tail().is_reference()) {
+    // gen:reply's rule for the alias form: Alias ! {Tag, Reply}. A caller on another node
+    // (an Erlang one) gets it through ALIAS_SEND, so that a reply after its timeout is dropped.
     const ref a = tag.tail().as_ref();
-    if (caller.is_local() && alias_owner(a) == caller) {
-      send_alias(caller, a, std::move(message));
+    if (caller.is_local() ? alias_owner(a) == caller : !a.is_local() && a.node() == caller.node()) {
+      send_alias(a, std::move(message));
       return;
     }
   }

@@ -65,6 +65,7 @@ int netpoll::poll(int timeout_ms) {
   epoll_event events[256];
   int n = ::epoll_wait(epfd_, events, 256, timeout_ms);
   if (n <= 0) return 0;
+  wake_batch batch;  // on a worker: what becomes runnable here, it runs next
   for (int i = 0; i < n; ++i) {
     std::uint64_t d = events[i].data.u64;
     if (d == kEventFdTag) {

@@ -818,6 +818,24 @@ void detail::send_named_remote(const name_on_node& to, term msg) {
   }
 }
 
+bool send_alias(const ref& alias, term msg) {
+  if (alias.is_local()) {
+    const pid owner = alias_owner(alias);
+    return owner && send_alias(owner, alias, std::move(msg));
+  }
+  if (process* cur = detail::tls().current) {
+    auto& s = process_access::st(cur);  // a send costs a reduction wherever it goes
+    --s.budget;
+    ++s.reductions;
+  }
+  remote_nodes* nodes = g_remote_nodes.load(std::memory_order_acquire);
+  if (!nodes) return false;
+  if (!nodes->send_alias(self(), alias, std::move(msg))) {
+    throw send_refused("send to alias " + alias.to_string() + ": the connection to its node is overloaded (its queue is past the hard limit)");
+  }
+  return true;
+}
+
 pid remote_signals::hold_current_process() noexcept {
   process* cur = detail::tls().current;
   if (!cur) return pid{};

@@ -480,6 +480,7 @@ void io_ring::wait(int timeout_ms) {
 }
 
 void io_ring::handle_batch() {
+  wake_batch batch;  // what the completions make runnable, this worker runs next
   io_uring_cqe* cqes[64];
   for (;;) {
     unsigned n = io_uring_peek_batch_cqe(&st_->ring, cqes, 64);

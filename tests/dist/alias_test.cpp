@@ -79,5 +79,52 @@ TEST(DistAlias, CallsToAnErlangServerGetRepliesThroughAnAliasAndLateRepliesAreDr
   EXPECT_EQ(outcome, tuple(atom("quick_reply"), atom("timeout"), atom("marker"), atom("none"))) << outcome.to_string();
 }
 
+// A gen_server here that an Erlang process calls: `quick` is answered at once, `slow` only when
+// a `go` message comes (its handler waits for it).
+struct late_server : gen_server<late_server> {
+  task<term> handle_call(term request) {
+    if (request == term(atom("slow"))) {
+      (void)co_await this_process().receive<term>();  // `go`
+      co_return term(atom("late_reply"));
+    }
+    co_return term(atom("quick_reply"));
+  }
+};
+
+// OTP's gen:reply rule for a caller that used the alias form ([alias|Alias], every OTP 24+
+// gen_server:call): Alias ! {Tag, Reply}, which reaches the caller only while the call waits. An
+// Erlang caller that timed out must not find the late reply in its mailbox.
+TEST(DistAlias, OtpRule_RepliesToAnErlangCallerGoThroughItsAliasSoALateReplyIsDropped) {
+  ATHANOR_REQUIRE_ERL();
+  temp_dir home;
+  const std::uint16_t epmd_port = free_port();
+  runtime rt(runtime_config{.schedulers = 2});
+  node n = start({.name = unique_name("cppl"), .cookie = "late-cookie", .epmd = {.epmd = {.port = epmd_port}}});
+  std::promise<void> started;
+  spawn([&](process&) -> proc {
+    (void)co_await start<late_server>(server_options{.name = atom("late_srv")});
+    started.set_value();
+    co_await this_process().receive<int>();  // keeps the server's parent alive
+  });
+  started.get_future().wait();
+  // The caller times out on `slow`, lets the server answer it, then calls `quick`: both replies
+  // come from the same process over the same connection, so the late one arrived first.
+  child caller({"erl", "-sname", unique_name("caller"), "-setcookie", "late-cookie", "-noshell", "-eval",
+                "[A] = init:get_plain_arguments(), Cpp = list_to_atom(A), "
+                "Slow = case catch gen_server:call({late_srv, Cpp}, slow, 300) of "
+                "{'EXIT', {timeout, _}} -> timeout; Other -> Other end, "
+                "{late_srv, Cpp} ! go, "
+                "Quick = gen_server:call({late_srv, Cpp}, quick, 30000), "
+                "{messages, M} = process_info(self(), messages), "
+                "io:format(\"result ~p ~p ~p~n\", [Slow, Quick, M]), halt().",
+                "-extra", n.full_name().full()},
+               erl_env(home.path(), epmd_port));
+  std::optional<std::string> line;
+  while ((line = caller.line(60s)) && line->rfind("result ", 0) != 0) {
+  }
+  ASSERT_TRUE(line.has_value()) << caller.output();
+  EXPECT_EQ(*line, "result timeout quick_reply []") << caller.output();
+}
+
 }  // namespace
 }  // namespace athanor::dist::testing

@@ -40,6 +40,18 @@ class recording_nodes final : public remote_nodes {
     named.push_back({from, name, node, std::move(msg)});
     return true;
   }
+  bool send_alias(pid from, ref alias, term msg) noexcept override {
+    std::lock_guard lock(mu);
+    if (refuse) return false;
+    aliased.push_back({from, alias, std::move(msg)});
+    return true;
+  }
+  struct sent_aliased {
+    pid from;
+    ref alias;
+    term msg;
+  };
+  std::vector<sent_aliased> aliased;
   bool refuse = false;        // as a connection past its hard limit
   bool hold_senders = false;  // as a busy connection: every sender is held
   std::vector<pid> held;      // what hold_current_process() returned
@@ -176,6 +188,38 @@ TEST_F(RemoteSendTest, SendsToANameOnANodeGoToTheHookWithTheName) {
   EXPECT_EQ(hook.nodes.named[0].node, atom("app@host"));
   EXPECT_EQ(hook.nodes.named[0].msg, tuple(atom("get"), atom("k")));
   EXPECT_EQ(hook.nodes.named[1].msg, to_term(order_line{"cake", 1}));
+}
+
+// Erlang's Alias ! Msg: another node's alias goes to the hook with the alias; a local one is
+// delivered here, only while active.
+TEST_F(RemoteSendTest, SendsThroughAnotherNodesAliasGoToTheHookAndLocalAliasesStayHere) {
+  installed hook;
+  const std::uint32_t words[3] = {7, 8, 9};
+  const ref remote_alias = ref::from_words(3, words);
+  outcome<pid> sender;
+  run([&](process& self) -> proc {
+    sender.set(self.self());
+    EXPECT_TRUE(send_alias(remote_alias, tuple(atom("reply"), 1)));
+    const ref mine = alias();
+    EXPECT_TRUE(send_alias(mine, term(atom("here"))));
+    EXPECT_EQ(co_await self.receive<term>(), term(atom("here")));
+    unalias(mine);
+    (void)send_alias(mine, term(atom("dropped")));
+    send(self.self(), term(atom("after")));
+    EXPECT_EQ(co_await self.receive<term>(), term(atom("after")));  // the aliased one was dropped
+    EXPECT_FALSE(send_alias(make_ref(), term(atom("no_owner"))));  // a plain ref names no process
+    {
+      std::lock_guard lock(hook.nodes.mu);
+      hook.nodes.refuse = true;
+    }
+    EXPECT_THROW((void)send_alias(remote_alias, term(2)), send_refused);
+  });
+  std::lock_guard lock(hook.nodes.mu);
+  ASSERT_EQ(hook.nodes.aliased.size(), 1u);
+  EXPECT_EQ(hook.nodes.aliased[0].from, sender.get());
+  EXPECT_EQ(hook.nodes.aliased[0].alias, remote_alias);
+  EXPECT_EQ(hook.nodes.aliased[0].msg, tuple(atom("reply"), 1));
+  EXPECT_TRUE(hook.nodes.sends.empty());
 }
 
 // Links, exits and monitors with a remote end go to the hook; the answers come back through

@@ -13,6 +13,7 @@
 #include "athanor/runtime/message.h"
 #include "athanor/term/pid.h"
 #include "athanor/term/ref.h"
+#include "athanor/term/term.h"
 
 namespace athanor {
 
@@ -39,5 +40,13 @@ template <class T>
 bool send_alias(pid owner, const ref& alias, T&& msg) {
   return detail::deliver_aliased(owner, alias, detail::make_envelope<std::remove_cvref_t<T>>(false, std::forward<T>(msg)));
 }
+
+// Erlang's `Alias ! Msg`: sends `msg` through `alias` to whichever process made it, on this node
+// (an alias() reference: the same as send_alias(alias_owner(alias), alias, msg)) or on another
+// (carried there by the distribution layer, ALIAS_SEND; gen_server replies to an Erlang caller
+// this way). Received only while the alias is active; dropped otherwise, and for a reference that
+// names no owner. Returns false if the message was certainly dropped here (a local owner that has
+// ended, or no owner); throws send_refused (remote.h) when the connection refuses it, as send() does.
+bool send_alias(const ref& alias, term msg);
 
 }  // namespace athanor

@@ -35,6 +35,14 @@ class remote_nodes {
   // connecting to that node first if needed. Dropped if the node cannot be reached or no process
   // there has that name. Returns false as send() does.
   virtual bool send_named(pid from, atom name, atom node, term msg) noexcept = 0;
+  // Sends `msg` from `from` through `alias`, a reference another node's process made an alias
+  // (Erlang's Alias ! Msg; ALIAS_SEND on the wire). Received only if that process keeps the alias
+  // active when it arrives; dropped otherwise, and when the node cannot be reached. Returns false
+  // as send() does. This default drops it (for an implementation that carries no aliases).
+  virtual bool send_alias(pid from, ref alias, term msg) noexcept {
+    (void)from, (void)alias, (void)msg;
+    return true;
+  }
 
   // The signals between processes, when the receiving end is on another node (`to`, or the
   // monitored `target`). The runtime calls these where it would signal a local process: link(),
