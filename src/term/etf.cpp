@@ -99,13 +99,29 @@ class encoder {
     }
   }
 
-  // Makes room for `n` more bytes at the cursor.
+  // Makes room for `n` more bytes at the cursor. The room is zero-filled by resize(), so it
+  // grows by what is asked plus a little (the vector's capacity grows geometrically anyway),
+  // never by doubling what is there: after a large binary that would zero-fill as much again.
   void ensure(std::size_t n) {
     if (std::size_t(limit_ - cursor_) >= n) return;
     const std::size_t used = std::size_t(cursor_ - out_.data());
-    out_.resize(std::max({used + n, out_.size() * 2, out_.capacity(), std::size_t(64)}));
+    out_.resize(std::max({used + n, std::min(out_.capacity(), used + n + 4096), std::size_t(64)}));
     cursor_ = out_.data() + used;
     limit_ = out_.data() + out_.size();
+  }
+  // Writes `size` bytes at the cursor; large ones are appended without zero-filling room for
+  // them first (a 1 MiB binary sent to another node cost a memset as long as its copy).
+  void bulk(const void* data, std::size_t size) {
+    if (size < 4096) {
+      ensure(size);
+      raw(data, size);
+      return;
+    }
+    const std::size_t used = std::size_t(cursor_ - out_.data());
+    out_.resize(used);
+    const auto* p = static_cast<const std::byte*>(data);
+    out_.insert(out_.end(), p, p + size);
+    cursor_ = limit_ = out_.data() + out_.size();
   }
   // The writers below need room made by ensure() first.
   void u8(std::uint8_t v) { *cursor_++ = std::byte(v); }
@@ -356,9 +372,9 @@ class encoder {
         return;
       case term_kind::binary: {
         const std::string_view bytes = detail::term_internals::binary_view(t);
-        ensure(5 + bytes.size());
+        ensure(5);
         u8(kBinary), u32(length32(bytes.size(), "binary"));
-        raw(bytes.data(), bytes.size());
+        bulk(bytes.data(), bytes.size());
         return;
       }
     }

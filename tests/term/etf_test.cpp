@@ -224,6 +224,24 @@ TEST(Etf, RoundTripsEveryKind) {
   expect_round_trip(map(entries));
 }
 
+// Large binaries are appended without zero-filled room made for them first (etf.cpp, bulk()):
+// terms written after one, and output appended to bytes already there, must not notice.
+TEST(Etf, LargeBinariesAmongOtherTermsAndAfterExistingBytesEncodeExactly) {
+  const std::string big(5000, 'b'), bigger(70000, 'c');
+  const term t = tuple(term(big), "after"_a, term("small"), list({term(bigger), term(12345)}), term(big));
+  const std::vector<std::byte> alone = encode(t);
+  // 131, SMALL_TUPLE 5; each binary 109 + 4-byte length + bytes; the atom as ATOM_EXT (100, a
+  // 2-byte length: minor_version 1); the list as LIST_EXT with its NIL tail, 12345 as INTEGER_EXT.
+  const std::size_t expected_size = 1 + 2 + (5 + 5000) + (3 + 5) + (5 + 5) + (5 + 5 + 70000 + 5 + 1) + (5 + 5000);
+  EXPECT_EQ(alone.size(), expected_size);
+  EXPECT_EQ(decode(alone), t);
+  std::vector<std::byte> out(3, std::byte{0xEE});
+  etf::encode_to(out, t);
+  ASSERT_EQ(out.size(), 3 + alone.size());
+  EXPECT_EQ(std::vector<std::byte>(out.begin(), out.begin() + 3), std::vector<std::byte>(3, std::byte{0xEE}));
+  EXPECT_EQ(std::vector<std::byte>(out.begin() + 3, out.end()), alone);
+}
+
 TEST(Etf, EncodesAndDecodesDeepNestingWithoutRecursion) {
   term deep = term::nil();
   for (int i = 0; i < 100'000; ++i) deep = tuple(deep);
