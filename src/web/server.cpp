@@ -64,6 +64,7 @@
 
 #include <fmt/core.h>
 
+#include <any>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -305,10 +306,57 @@ proc start_ws(process& self, ws& w, const router::ws_handler* h) {
   return (*h)(w);
 }
 
+// Runs the route's accept hook (ws_options::accept) and checks its answer. Returns true to go on
+// with the upgrade (filling `chosen` and `state`); otherwise appends the refusal to `out`: the
+// hook's status, or 500 when it threw or answered something no client can accept (logged).
+bool run_accept_hook(server_state* st, const ws_options& o, const request_head& head, const param_list& params,
+                     const std::string& remote, std::string& chosen, std::any& state, std::string& out) {
+  ws_request req(head, params, remote);
+  ws_accept a;
+  try {
+    a = o.accept(req);
+  } catch (const std::exception& e) {
+    st->log(fmt::format("WebSocket accept hook for {} from {} threw: {}", head.path, remote, e.what()));
+    append_error(out, 500, "WebSocket accept failed");
+    return false;
+  } catch (...) {
+    st->log(fmt::format("WebSocket accept hook for {} from {} threw", head.path, remote));
+    append_error(out, 500, "WebSocket accept failed");
+    return false;
+  }
+  if (a.refuse_status != 0) {
+    if (a.refuse_status < 400 || a.refuse_status > 599) {  // a 1xx/2xx/3xx would look like success
+      st->log(fmt::format("WebSocket accept hook for {} from {} refused with status {}, not 4xx/5xx", head.path, remote,
+                          a.refuse_status));
+      append_error(out, 500, "WebSocket accept failed");
+    } else if (a.refuse_body.empty()) {
+      append_error(out, a.refuse_status, "WebSocket connection refused");
+    } else {
+      append_response(out, a.refuse_status, {{"content-type", "text/plain; charset=utf-8"}}, a.refuse_body, false,
+                      false, false);
+    }
+    return false;
+  }
+  if (!a.subprotocol.empty()) {
+    bool offered = false;
+    for (std::string_view p : req.subprotocols) offered |= p == a.subprotocol;
+    if (!offered) {
+      st->log(fmt::format("WebSocket accept hook for {} from {} chose subprotocol \"{}\", which the client did "
+                          "not offer", head.path, remote, a.subprotocol));
+      append_error(out, 500, "WebSocket accept failed");
+      return false;
+    }
+  }
+  chosen = std::move(a.subprotocol);
+  state = std::move(a.state);
+  return true;
+}
+
 // Tries the upgrade. Returns true if the connection now belongs to a WebSocket process.
-// Otherwise appends the refusal (426/400/403) to `out`.
+// Otherwise appends the refusal (426/400/403, or what ws_options::accept answered) to `out`.
 task<bool> upgrade(server_state* st, detail::transport* io, detail::conn_guard* guard, request_head* head,
-                   const router::route_entry* route, param_list params, std::string* in, std::string* out) {
+                   const router::route_entry* route, param_list params, const std::string* remote, std::string* in,
+                   std::string* out) {
   const ws_options& o = *route->ws_opts;
   std::string_view key = head->header("sec-websocket-key");
   if (head->header("sec-websocket-version") != "13") {
@@ -330,6 +378,9 @@ task<bool> upgrade(server_state* st, detail::transport* io, detail::conn_guard* 
       co_return false;
     }
   }
+  std::string subprotocol;
+  std::any accepted;
+  if (o.accept && !run_accept_hook(st, o, *head, params, *remote, subprotocol, accepted, *out)) co_return false;
   std::unique_ptr<ws_deflate> deflate;
   std::string ext;
   if (o.permessage_deflate) {
@@ -345,6 +396,7 @@ task<bool> upgrade(server_state* st, detail::transport* io, detail::conn_guard* 
   resp += ws_accept_key(key);
   resp += "\r\n";
   if (deflate) resp += "sec-websocket-extensions: " + ext + "\r\n";
+  if (!subprotocol.empty()) resp += "sec-websocket-protocol: " + subprotocol + "\r\n";
   resp += "\r\n";
   bool ok = co_await io->write_all(std::move(resp), st->cfg.write_timeout);
   if (!ok) co_return true;  // the peer is gone: nothing left to answer
@@ -352,6 +404,8 @@ task<bool> upgrade(server_state* st, detail::transport* io, detail::conn_guard* 
   state->path = head->path;
   state->query = head->query;
   state->params = std::move(params);
+  state->subprotocol = std::move(subprotocol);
+  state->accepted = std::move(accepted);
   // Frames the client sent right after its request (in the same read, even): decoded now, so
   // that receive() answers them without waiting for more input; a partial frame is kept, copied
   // to its size (moving the request buffer would hand its whole capacity to every idle WebSocket
@@ -514,7 +568,8 @@ proc connection_loop(std::shared_ptr<server_state> st, tcp_socket sock) {
       router::match_result m = st->routes.match("GET", head.path);
       if (m.kind == router::match_kind::found && m.route->ws) {
         in.erase(0, consumed);
-        bool upgraded = co_await upgrade(st.get(), &io, &guard, &head, m.route, std::move(m.params), &in, &out);
+        bool upgraded =
+            co_await upgrade(st.get(), &io, &guard, &head, m.route, std::move(m.params), &remote, &in, &out);
         if (upgraded) co_return;
         co_await close_gracefully(&io, std::move(out), cfg.write_timeout);
         co_return;

@@ -2,6 +2,7 @@
 // the WebSocket connection state. Internal to the web part.
 #pragma once
 
+#include <any>
 #include <atomic>
 #include <condition_variable>
 #include <memory>
@@ -87,6 +88,8 @@ struct ws_state {
   std::size_t next_event = 0;
   std::string path, query;
   param_list params;
+  std::string subprotocol;  // chosen by ws_options::accept and named in the 101 ("" if none)
+  std::any accepted;        // ws_accept::state, for ws::accepted()
   std::uint16_t close_code = ws_close::abnormal;
   bool close_sent = false;
   bool closed = false;

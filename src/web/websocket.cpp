@@ -506,6 +506,35 @@ std::string ws::param(std::string_view name) const {
   return {};
 }
 bool ws::compressed() const noexcept { return s_ && s_->deflate != nullptr; }
+std::any& ws::accepted() noexcept { return s_->accepted; }
+std::string_view ws::subprotocol() const noexcept {
+  return s_ ? std::string_view(s_->subprotocol) : std::string_view();
+}
+
+ws_request::ws_request(const request_head& head, const param_list& params, std::string remote)
+    : path(head.path), query(head.query), route_params(params), peer(std::move(remote)), head_(&head) {
+  // RFC 6455 §4.1: a comma-separated list, which may also be split over several header lines.
+  for (const auto& h : head.headers) {
+    if (h.name != "sec-websocket-protocol") continue;
+    std::string_view rest = h.value;
+    while (!rest.empty()) {
+      std::size_t comma = rest.find(',');
+      std::string_view item = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+      if (!item.empty()) subprotocols.push_back(item);
+    }
+  }
+}
+
+std::string_view ws_request::header(std::string_view name) const {
+  // The parser stores names in lower case; request_head::header expects a lower-case name.
+  std::string lower(name);
+  for (char& c : lower)
+    if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
+  return head_->header(lower);
+}
 
 ws_outbox ws::outbox() {
   detail::ws_state* s = s_.get();

@@ -329,5 +329,145 @@ TEST_F(WsRawTest, StopClosesWebSocketsWith1001) {
   EXPECT_EQ((std::uint8_t(f.second[0]) << 8) | std::uint8_t(f.second[1]), 1001);
 }
 
+// ---- ws_options::accept: refuse before the 101, choose a subprotocol, hand state over ----------
+
+// The handler of every accepting route below: counts its runs, then reports what it was handed.
+router::ws_handler reporting_handler(std::atomic<int>* runs) {
+  return [runs](ws& w) -> proc {
+    runs->fetch_add(1);
+    std::string* state = std::any_cast<std::string>(&w.accepted());
+    co_await w.send_text("proto=" + std::string(w.subprotocol()) + " state=" + (state ? *state : "<none>"));
+    std::optional<ws_message> m = co_await w.receive();
+    (void)m;
+  };
+}
+
+router accept_router(std::atomic<int>* runs) {
+  router r;
+  ws_options deny;
+  deny.accept = [](const ws_request&) { return ws_accept{.refuse_status = 403, .refuse_body = "no token\n"}; };
+  r.websocket("/deny", reporting_handler(runs), deny);
+  // Phoenix's choice: accept "phoenix" when offered and take the token offered next to it.
+  ws_options phx;
+  phx.accept = [](const ws_request& req) {
+    ws_accept a;
+    constexpr std::string_view prefix = "base64url.bearer.phx.";
+    for (std::string_view p : req.subprotocols) {
+      if (p == "phoenix") a.subprotocol = "phoenix";
+      if (p.starts_with(prefix)) a.state = std::string(p.substr(prefix.size()));
+    }
+    return a;
+  };
+  r.websocket("/phx", reporting_handler(runs), phx);
+  ws_options bogus;
+  bogus.accept = [](const ws_request&) { return ws_accept{.subprotocol = "not-offered"}; };
+  r.websocket("/bogus", reporting_handler(runs), bogus);
+  ws_options throws;
+  throws.accept = [](const ws_request&) -> ws_accept { throw std::runtime_error("hook failed"); };
+  r.websocket("/throws", reporting_handler(runs), throws);
+  ws_options echo;
+  echo.accept = [](const ws_request& req) {
+    std::string room;
+    for (const auto& [k, v] : req.route_params)
+      if (k == "id") room = v;
+    std::string seen = std::string(req.path) + "|" + std::string(req.query) + "|" + room + "|" +
+                       std::string(req.header("X-Token")) + "|" + std::string(req.header("x-absent")) + "|" +
+                       (req.peer.rfind("127.0.0.1:", 0) == 0 ? "peer" : "no-peer:" + req.peer);
+    return ws_accept{.state = std::move(seen)};
+  };
+  r.websocket("/seen/:id", reporting_handler(runs), echo);
+  r.websocket("/plain", reporting_handler(runs));  // no hook
+  return r;
+}
+
+class WsAcceptTest : public WsRawTest {
+ protected:
+  void SetUp() override {
+    WebTest::SetUp();
+    start(accept_router(&runs_));
+  }
+  // Sends an upgrade for `path` with `extra` headers; returns the response head, and the first
+  // frame's payload in `frame` when it is a 101.
+  std::string upgrade_with(std::string_view path, std::string_view extra, std::string* frame = nullptr) {
+    raw_client c(port());
+    c.send(upgrade_request(path, extra));
+    std::string got;
+    EXPECT_TRUE(c.read_until(got, "\r\n\r\n")) << got;
+    std::string head = got.substr(0, got.find("\r\n\r\n") + 4);
+    if (frame && head.rfind("HTTP/1.1 101", 0) == 0) {
+      std::string buf = got.substr(head.size());
+      *frame = read_frame(c, buf).second;
+      c.send(masked(ws_opcode::close, std::string("\x03\xe8", 2)));
+      EXPECT_TRUE(c.closed_within(2000ms));
+    }
+    return head;
+  }
+  std::atomic<int> runs_{0};
+};
+
+TEST_F(WsAcceptTest, RefusalAnswersTheHooksStatusAndNoHandlerRuns) {
+  raw_client c(port());
+  c.send(upgrade_request("/deny"));
+  std::string got = c.read_all();  // the server closes after the refusal
+  EXPECT_EQ(got.rfind("HTTP/1.1 403", 0), 0u) << got;
+  EXPECT_NE(got.find("\r\n\r\nno token\n"), std::string::npos) << got;
+  EXPECT_EQ(got.find("sec-websocket-accept"), std::string::npos) << got;
+  // A refusal spawns nothing: the handler cannot run later either.
+  EXPECT_EQ(runs_.load(), 0);
+}
+
+TEST_F(WsAcceptTest, ChosenSubprotocolIsNamedInThe101AndStateReachesTheHandler) {
+  std::string frame;
+  std::string head = upgrade_with("/phx", "Sec-WebSocket-Protocol: phoenix, base64url.bearer.phx.czNjcmV0\r\n", &frame);
+  EXPECT_EQ(head.rfind("HTTP/1.1 101", 0), 0u) << head;
+  EXPECT_NE(head.find("\r\nsec-websocket-protocol: phoenix\r\n"), std::string::npos) << head;
+  EXPECT_EQ(frame, "proto=phoenix state=czNjcmV0");
+  EXPECT_EQ(runs_.load(), 1);
+}
+
+TEST_F(WsAcceptTest, NoSubprotocolChosenMeansNoHeader) {
+  std::string frame;
+  // The hook finds no "phoenix" offered: it selects nothing (and still hands state over).
+  std::string head = upgrade_with("/phx", "Sec-WebSocket-Protocol: base64url.bearer.phx.abc\r\n", &frame);
+  EXPECT_EQ(head.rfind("HTTP/1.1 101", 0), 0u) << head;
+  EXPECT_EQ(head.find("sec-websocket-protocol"), std::string::npos) << head;
+  EXPECT_EQ(frame, "proto= state=abc");
+  // No hook: as before the hook existed, nothing selected and nothing handed over.
+  head = upgrade_with("/plain", "Sec-WebSocket-Protocol: phoenix\r\n", &frame);
+  EXPECT_EQ(head.rfind("HTTP/1.1 101", 0), 0u) << head;
+  EXPECT_EQ(head.find("sec-websocket-protocol"), std::string::npos) << head;
+  EXPECT_EQ(frame, "proto= state=<none>");
+}
+
+TEST_F(WsAcceptTest, SubprotocolNotOfferedOrThrowingHookAnswers500) {
+  for (const char* path : {"/bogus", "/throws"}) {
+    raw_client c(port());
+    c.send(upgrade_request(path, "Sec-WebSocket-Protocol: phoenix\r\n"));
+    std::string got = c.read_all();
+    EXPECT_EQ(got.rfind("HTTP/1.1 500", 0), 0u) << path << ": " << got;
+  }
+  EXPECT_EQ(runs_.load(), 0);
+}
+
+TEST_F(WsAcceptTest, PathQueryParamsHeadersAndPeerReachTheHook) {
+  std::string frame;
+  std::string head = upgrade_with("/seen/42?vsn=2.0.0&token=t", "x-token: abc\r\n", &frame);
+  EXPECT_EQ(head.rfind("HTTP/1.1 101", 0), 0u) << head;
+  EXPECT_EQ(frame, "proto= state=/seen/42|vsn=2.0.0&token=t|42|abc||peer");
+}
+
+TEST(WsRequest, SubprotocolsAreSplitTrimmedAndKeptInOrderAcrossHeaderLines) {
+  request_head h;
+  h.path = "/p";
+  h.headers = {{"sec-websocket-protocol", " a ,b,\t,c\t"}, {"origin", "o"}, {"sec-websocket-protocol", "d"}};
+  param_list params;
+  ws_request r(h, params);
+  EXPECT_EQ(r.subprotocols, (std::vector<std::string_view>{"a", "b", "c", "d"}));
+  EXPECT_EQ(r.header("Origin"), "o");
+  EXPECT_EQ(r.header("cookie"), "");
+  EXPECT_EQ(r.path, "/p");
+  EXPECT_EQ(r.peer, "");
+}
+
 }  // namespace
 }  // namespace athanor::web::testing

@@ -8,9 +8,11 @@
 //   });
 #pragma once
 
+#include <any>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -146,6 +148,46 @@ class ws_decoder {
   ws_deflate* deflate_;
 };
 
+// What a WebSocket upgrade request carries, for ws_options::accept: enough to authenticate the
+// socket (query parameters, cookies, Origin, a token offered as a subprotocol) before it exists.
+// A view: valid during the accept call only (it points into the request the connection is still
+// parsing), so copy what the handler needs into ws_accept::state. Not thread-safe; the hook gets it
+// on the connection's process and should not hand it elsewhere.
+struct ws_request {
+  // For the server (and tests): views `head` and `route_params`, which must outlive this object,
+  // and reads the offered subprotocols from every Sec-WebSocket-Protocol header of `head`.
+  ws_request(const request_head& head, const param_list& route_params, std::string peer = {});
+
+  std::string_view path;                        // still percent-encoded, as matched by the router
+  std::string_view query;                       // raw query string, without '?' ("" if none)
+  const param_list& route_params;               // the route's ":name" parameters, decoded
+  // The Sec-WebSocket-Protocol values offered, split on ',' and trimmed, in the client's order
+  // (empty items dropped). ws_accept::subprotocol must be one of these, byte for byte.
+  std::vector<std::string_view> subprotocols;
+  // The value of the first header named `name` (any case), or "" if absent.
+  std::string_view header(std::string_view name) const;
+  std::string peer;                             // remote address "ip:port" ("" if unknown)
+
+ private:
+  const request_head* head_;
+};
+
+// The accept hook's answer. A plain value type; the default accepts with no subprotocol and no state.
+struct ws_accept {
+  // 0: accept. Else refuse the upgrade with this HTTP status (400-599, e.g. 403; another value is a
+  // bug in the hook: refused with 500 and logged) and `refuse_body` as a text/plain body (a short
+  // default when empty). The connection then closes: no WebSocket, no handler process.
+  std::uint16_t refuse_status = 0;
+  std::string refuse_body;
+  // "" (answer without Sec-WebSocket-Protocol) or one of ws_request::subprotocols, which the 101
+  // then names. Anything else is refused with 500 and logged: a client aborts on a protocol it did
+  // not offer, so failing here points at the hook rather than at the client.
+  std::string subprotocol;
+  // Handed to the handler as ws::accepted() (e.g. the user a token authenticated): computed once
+  // here instead of re-parsing the request in the handler. Moved, never copied, after the hook.
+  std::any state;
+};
+
 // Options of one WebSocket route. A plain value type.
 struct ws_options {
   ws_limits limits{};
@@ -159,6 +201,14 @@ struct ws_options {
   // taken (each message counts its payload plus ws_outbox::per_message_overhead). A push beyond
   // it closes the connection with 1008 (see ws_outbox::push). Never unlimited: 0 refuses every push.
   std::size_t max_outbox = 1 << 20;
+  // Decides, once the upgrade request is valid (version, key, allowed_origins) and before the 101
+  // is written, whether to accept the socket, which offered subprotocol to select and what state
+  // to hand the handler (see ws_accept). Unset: every valid upgrade is accepted, no subprotocol.
+  // Runs on the connection's process, so it must not block (it holds that scheduler thread and
+  // has no way to wait on other processes); it may be called from any scheduler thread and
+  // concurrently for different connections, so what it captures must be thread-safe. If it throws,
+  // the upgrade is refused with 500 and the exception logged.
+  std::function<ws_accept(const ws_request&)> accept;
 };
 
 namespace detail {
@@ -258,6 +308,12 @@ class ws {
   const std::string& path() const noexcept;
   const std::string& query() const noexcept;
   std::string param(std::string_view name) const;
+  // What ws_options::accept returned in ws_accept::state: an empty std::any when the route has no
+  // hook or the hook left it empty. Mutable so the handler may move it out; lives as long as the
+  // connection object.
+  std::any& accepted() noexcept;
+  // The subprotocol selected in the 101 (ws_accept::subprotocol); "" if none.
+  std::string_view subprotocol() const noexcept;
   // True if permessage-deflate is in use on this connection.
   bool compressed() const noexcept;
   // A handle through which other processes push messages to this connection (see ws_outbox);
