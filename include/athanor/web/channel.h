@@ -1,0 +1,241 @@
+// athanor::web channels: Phoenix Channels on Athanor's WebSocket server, wire-compatible with the
+// official `phoenix` JavaScript client (V2 JSON serializer, vsn 2.0.0). A browser written against
+// Phoenix cannot tell the server is not Phoenix.
+//
+//   struct room : web::channel<room> {
+//     web::join_reply join(std::string_view topic, const term& params, web::socket& s) {
+//       const term* user = params.find(term("user"));
+//       if (!user) return web::join_reply::error(map({{term("reason"), term("user required")}}));
+//       s.assign(atom("user"), *user);
+//       return web::join_reply::ok();
+//     }
+//     web::in_reply handle_in(std::string_view event, const term& payload, web::socket& s) {
+//       if (event == "new_msg") s.broadcast("new_msg", payload);
+//       return web::in_reply::noreply();
+//     }
+//   };
+//   web::endpoint ep;
+//   ep.socket("/socket").channel<room>("room:*");
+//   router r;
+//   ep.mount(r);                       // GET /socket/websocket
+//
+// Model (what Phoenix does, and what a Phoenix user expects):
+//   * one process per socket (the WebSocket connection's), and one process per joined channel,
+//     linked to its socket's process: a channel that crashes gives its client `phx_error` (the
+//     client rejoins by itself), and a socket that closes ends its channels;
+//   * a channel type C is constructed per join in the channel's process; its member functions run
+//     there, one message at a time (join, handle_in, handle_info, terminate), so C needs no locks;
+//   * every frame of one channel (its join reply, replies, pushes, phx_close) is written by its own
+//     process, in the order made; broadcasts go out by the fastlane: serialized to JSON once, and
+//     the same frame queued to every subscriber's connection, with no hop through the channel
+//     processes (Phoenix's fastlane);
+//   * topics match a channel by exact name, or by a pattern ending in `*` ("room:*").
+//
+// Thread-safety: endpoint is built, then mounted, on one thread; after mount() it is read only
+// and shared by all sockets. A socket is used by its channel's process only. broadcast() and
+// pubsub functions may be called from any process or thread.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "athanor/runtime/process.h"
+#include "athanor/term/term.h"
+#include "athanor/web/router.h"
+#include "athanor/web/websocket.h"
+
+namespace athanor::web {
+
+// A join's answer: ok with a response (an object, `{}` by default), or an error with one
+// (by convention `{"reason": "..."}`); the client's join().receive("ok"|"error", cb) gets it.
+class join_reply {
+ public:
+  static join_reply ok(term response = map({})) { return join_reply(true, std::move(response)); }
+  static join_reply error(term response) { return join_reply(false, std::move(response)); }
+  bool is_ok() const noexcept { return ok_; }
+  const term& response() const noexcept { return response_; }
+
+ private:
+  join_reply(bool ok, term response) : ok_(ok), response_(std::move(response)) {}
+  bool ok_;
+  term response_;
+};
+
+// handle_in's answer, Phoenix's {:reply, {status, response}, socket} / {:noreply, socket} /
+// {:stop, reason, socket}: a reply to the push (any status string; the client's
+// push.receive(status, cb) gets it), none, or the end of the channel (the client gets
+// phx_close, after the reply if there is one).
+class in_reply {
+ public:
+  static in_reply reply(std::string status, term response = map({})) {
+    return in_reply(kind::reply, std::move(status), std::move(response), term());
+  }
+  static in_reply ok(term response = map({})) { return reply("ok", std::move(response)); }
+  static in_reply noreply() { return in_reply(kind::none, {}, term(), term()); }
+  // Ends the channel with `reason` (normal, or {shutdown, _}: no error is logged), after
+  // replying `status`/`response` if `status` is not empty.
+  static in_reply stop(term reason, std::string status = {}, term response = map({})) {
+    return in_reply(kind::stop, std::move(status), std::move(response), std::move(reason));
+  }
+
+  bool has_reply() const noexcept { return !status_.empty(); }
+  bool stops() const noexcept { return kind_ == kind::stop; }
+  const std::string& status() const noexcept { return status_; }
+  const term& response() const noexcept { return response_; }
+  const term& reason() const noexcept { return reason_; }
+
+ private:
+  enum class kind { reply, none, stop };
+  in_reply(kind k, std::string status, term response, term reason)
+      : kind_(k), status_(std::move(status)), response_(std::move(response)), reason_(std::move(reason)) {}
+  kind kind_;
+  std::string status_;
+  term response_;
+  term reason_;
+};
+
+namespace detail {
+struct socket_core;
+}
+
+// A joined channel's view of its client (Phoenix.Socket inside a channel). Owned by the channel's
+// process; its functions may be called only from there.
+class socket {
+ public:
+  // The topic this channel joined ("room:lobby").
+  const std::string& topic() const noexcept;
+  // What the socket's connect callback assigned, plus what this channel assigned since
+  // (Phoenix's socket.assigns), as a map; an empty map at first.
+  const term& assigns() const noexcept;
+  void assign(term key, term value);
+
+  // Sends `event` with `payload` (a map) to this client only (Phoenix.Channel.push/3). Returns
+  // false if the connection is gone or refused it (it is then closed: see ws_outbox).
+  bool push(std::string_view event, const term& payload);
+  // Sends `event` with `payload` to every client joined to this topic, this one included
+  // (broadcast/3), or every one but this one (broadcast_from/3). Returns how many got it.
+  std::size_t broadcast(std::string_view event, const term& payload);
+  std::size_t broadcast_from(std::string_view event, const term& payload);
+
+  // Internal.
+  explicit socket(detail::socket_core* core) noexcept : core_(core) {}
+
+ private:
+  detail::socket_core* core_;
+};
+
+// Sends `event` with `payload` to every client joined to `topic` on this node, from anywhere
+// (Phoenix's Endpoint.broadcast/3). The frame is serialized once. Returns how many got it.
+// Throws json::json_error if payload has no JSON form.
+std::size_t broadcast(std::string_view topic, std::string_view event, const term& payload);
+
+// Optional base for channel types (`struct room : channel<room>`): documents the interface. A
+// channel type C must be default-constructible and have
+//   join_reply join(std::string_view topic, const term& params, socket& s);
+// and may have
+//   in_reply handle_in(std::string_view event, const term& payload, socket& s);
+//     (without one, every push is answered with an error reply {"reason": "unhandled event"})
+//   void handle_info(message& m, socket& s);        messages sent to the channel's process
+//   void terminate(const term& reason, socket& s);  when the channel ends for any reason but a crash
+template <class C>
+struct channel {};
+
+namespace detail {
+
+// The type-erased channel a route makes for each join.
+class channel_base {
+ public:
+  virtual ~channel_base() = default;
+  virtual join_reply join(std::string_view topic, const term& params, socket& s) = 0;
+  virtual std::optional<in_reply> handle_in(std::string_view event, const term& payload, socket& s) = 0;
+  virtual void handle_info(message& m, socket& s) = 0;
+  virtual void terminate(const term& reason, socket& s) = 0;
+};
+
+template <class C>
+class channel_model final : public channel_base {
+ public:
+  join_reply join(std::string_view topic, const term& params, socket& s) override { return c_.join(topic, params, s); }
+  std::optional<in_reply> handle_in(std::string_view event, const term& payload, socket& s) override {
+    if constexpr (requires { c_.handle_in(event, payload, s); }) {
+      return c_.handle_in(event, payload, s);
+    } else {
+      return std::nullopt;
+    }
+  }
+  void handle_info(message& m, socket& s) override {
+    if constexpr (requires { c_.handle_info(m, s); }) c_.handle_info(m, s);
+  }
+  void terminate(const term& reason, socket& s) override {
+    if constexpr (requires { c_.terminate(reason, s); }) c_.terminate(reason, s);
+  }
+
+ private:
+  C c_;
+};
+
+struct channel_route {
+  std::string pattern;  // "room:*" (a prefix) or an exact topic
+  std::function<std::unique_ptr<channel_base>()> make;
+  bool matches(std::string_view topic) const noexcept;
+};
+
+struct socket_routes;
+}  // namespace detail
+
+// What a socket's connect callback sees: the connect params (the query string's keys, the last
+// of a repeated key winning, as Plug reads them; `vsn` included) and the upgrade request.
+struct connect_info {
+  const term& params;       // a map of binary keys to binary values
+  const ws_request& request;
+};
+
+// A socket's connect callback (Phoenix's UserSocket.connect/3): the socket's assigns (a map), or
+// nullopt to refuse the connection (HTTP 403).
+using connect_fn = std::function<std::optional<term>(const connect_info&)>;
+
+// A socket endpoint's channels and connect callback (Phoenix's UserSocket). Built before mount().
+class socket_handler {
+ public:
+  // Routes topics matching `pattern` ("room:*", or an exact topic) to channel type C. Patterns are
+  // tried in the order given.
+  template <class C>
+  socket_handler& channel(std::string pattern) {
+    static_assert(std::is_default_constructible_v<C>, "a channel type is constructed for every join");
+    add_route(std::move(pattern), [] { return std::unique_ptr<detail::channel_base>(new detail::channel_model<C>()); });
+    return *this;
+  }
+  // Sets the connect callback; without one every connection is accepted with empty assigns.
+  socket_handler& connect(connect_fn f);
+  // Origins (scheme://host[:port]) allowed to connect; empty: any (check_origin: false).
+  socket_handler& check_origin(std::vector<std::string> origins);
+
+  // Internal.
+  explicit socket_handler(std::string path);
+  const std::shared_ptr<detail::socket_routes>& routes() const noexcept { return routes_; }
+
+ private:
+  void add_route(std::string pattern, std::function<std::unique_ptr<detail::channel_base>()> make);
+  std::shared_ptr<detail::socket_routes> routes_;
+};
+
+// Phoenix's Endpoint, for its sockets: declares them, then mounts them on a router.
+class endpoint {
+ public:
+  // Declares a socket at `path` ("/socket"): its WebSocket transport is `path` + "/websocket".
+  socket_handler& socket(std::string path);
+  // Adds every declared socket's routes to `r`. Call once, after declaring.
+  void mount(router& r) const;
+
+ private:
+  std::vector<std::unique_ptr<socket_handler>> sockets_;
+};
+
+}  // namespace athanor::web

@@ -1,0 +1,472 @@
+// Phoenix Channels over Athanor's WebSocket server (channel.h).
+//
+// Design
+// ======
+// Processes. A socket is the WebSocket connection's own process (the route's handler): it reads
+// frames, answers heartbeats, and starts one process per joined topic, linked to it, both sides
+// trapping exits. A channel's crash reaches the socket as an exit message, and the socket pushes
+// `phx_error` (the client rejoins by itself); the socket's end reaches every channel the same way,
+// and each runs its terminate and ends. This is Phoenix's shape (Phoenix.Socket and
+// Phoenix.Channel.Server), and what makes a crash in one channel cost its client one rejoin and
+// nothing else.
+//
+// Frames and their order. Everything a client receives goes through the connection's outbox
+// (ws_outbox), the socket's own replies included: the outbox is one FIFO per connection, so a
+// channel's pushes and its crash report (pushed by the socket after the exit signal, which comes
+// after every push the channel made) arrive in the order they happened. A channel's frames are
+// all made by its own process, so its join reply comes before anything it pushes.
+//
+// Broadcasts: the fastlane. A broadcast is serialized to JSON once ([null, null, topic, event,
+// payload]: the same bytes for every subscriber, since a broadcast carries no join_ref) and queued
+// to each subscriber's connection directly, without a hop through the channel processes; a
+// subscription is the channel's pid with its connection's outbox. The registry is sharded by topic
+// (16 shards, each a mutex over a hash map), so subscribing to one topic never waits for a
+// fan-out to another. A slow client does not slow a broadcast: its outbox refuses past its bound
+// and cuts the connection (counted and logged by the server), as for any push.
+//
+// Rejected:
+//   * Broadcasts through the channel processes (Phoenix without fastlane): a message per
+//     subscriber per broadcast, and a JSON encoding each.
+//   * Replies written by the socket process with ws::send(): the outbox and send() are not
+//     ordered with each other, so a crash report could overtake the channel's last push.
+//   * One registry lock: every join and leave would wait for the largest fan-out.
+//
+// Invariants:
+//   1. A topic maps to at most one live channel per socket; a second join replaces the first
+//      (its process gets channel_close and answers phx_close with the old join_ref).
+//   2. A channel is subscribed only while its process lives (the subscription is an object in
+//      its frame, so a crash unsubscribes it too), and only after its join reply was queued.
+//   3. Client frames naming a join_ref other than the topic's current one are dropped.
+#include "athanor/web/channel.h"
+
+#include <fmt/core.h>
+
+#include <any>
+#include <array>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+
+#include "athanor/runtime/logger.h"
+#include "athanor/term/json.h"
+#include "athanor/web/http.h"
+
+namespace athanor::web {
+
+namespace detail {
+
+struct socket_routes {
+  std::string path;
+  std::vector<channel_route> routes;
+  connect_fn connect;
+  std::vector<std::string> origins;
+};
+
+struct socket_core {
+  std::string topic;
+  std::string join_ref;
+  term assigns = map({});
+  ws_outbox out;
+  pid self;
+};
+
+bool channel_route::matches(std::string_view topic) const noexcept {
+  if (!pattern.empty() && pattern.back() == '*') {
+    const std::string_view prefix = std::string_view(pattern).substr(0, pattern.size() - 1);
+    return topic.substr(0, prefix.size()) == prefix;
+  }
+  return topic == pattern;
+}
+
+namespace {
+
+// ---- frames ---------------------------------------------------------------------------------
+
+
+std::string frame(const term& join_ref, const term& ref, std::string_view topic, std::string_view event,
+                  const term& payload) {
+  return json::encode(list({join_ref, ref, term(std::string(topic)), term(std::string(event)), payload}));
+}
+
+std::string reply_frame(const term& join_ref, const term& ref, std::string_view topic, std::string_view status,
+                        const term& response) {
+  return frame(join_ref, ref, topic, "phx_reply",
+               map({{term("status"), term(std::string(status))}, {term("response"), response}}));
+}
+
+// ---- the local registry (PubSub's fastlane) ---------------------------------------------------
+
+struct subscriber {
+  pid who;
+  ws_outbox out;
+};
+
+struct shard {
+  std::mutex mu;
+  std::unordered_map<std::string, std::vector<subscriber>> topics;
+};
+
+constexpr std::size_t kShards = 16;
+std::array<shard, kShards>& shards() {
+  static std::array<shard, kShards> s;
+  return s;
+}
+shard& shard_of(std::string_view topic) { return shards()[std::hash<std::string_view>{}(topic) % kShards]; }
+
+void subscribe(const std::string& topic, pid who, ws_outbox out) {
+  shard& s = shard_of(topic);
+  std::lock_guard lock(s.mu);
+  s.topics[topic].push_back(subscriber{who, std::move(out)});
+}
+
+void unsubscribe(const std::string& topic, pid who) {
+  shard& s = shard_of(topic);
+  std::lock_guard lock(s.mu);
+  auto it = s.topics.find(topic);
+  if (it == s.topics.end()) return;
+  std::erase_if(it->second, [&](const subscriber& x) { return x.who == who; });
+  if (it->second.empty()) s.topics.erase(it);
+}
+
+std::size_t fan_out(std::string_view topic, std::string_view event, const term& payload, pid except) {
+  const std::string text = frame(term(atom("nil")), term(atom("nil")), topic, event, payload);  // once
+  shard& s = shard_of(topic);
+  std::lock_guard lock(s.mu);
+  auto it = s.topics.find(std::string(topic));
+  if (it == s.topics.end()) return 0;
+  std::size_t n = 0;
+  for (const subscriber& x : it->second) {
+    if (x.who == except) continue;
+    n += x.out.push_text(text) ? 1 : 0;
+  }
+  return n;
+}
+
+// Unsubscribes when the channel's process ends, however it ends (its frame is destroyed).
+class subscription {
+ public:
+  subscription(std::string topic, pid who, ws_outbox out) : topic_(std::move(topic)), who_(who) {
+    subscribe(topic_, who_, std::move(out));
+  }
+  ~subscription() { unsubscribe(topic_, who_); }
+  subscription(const subscription&) = delete;
+  subscription& operator=(const subscription&) = delete;
+
+ private:
+  std::string topic_;
+  pid who_;
+};
+
+// ---- messages between a socket and its channels -----------------------------------------------
+
+struct channel_in {
+  std::string event;
+  term payload;
+  term ref;
+};
+struct channel_leave {
+  term ref;
+};
+struct channel_close {};  // replaced by a second join of its topic
+
+bool is_normal_end(const term& reason) {
+  if (reason == term(atom("normal"))) return true;
+  return reason.is_tuple() && reason.tuple_size() == 2 && reason.element(0) == term(atom("shutdown"));
+}
+
+// ---- a channel's process ------------------------------------------------------------------------
+
+struct join_request {
+  const channel_route* route;
+  std::string topic;
+  term params;
+  std::string join_ref;
+  term assigns;
+  ws_outbox out;
+  pid socket_pid;
+};
+
+proc run_channel(process& self, std::shared_ptr<socket_routes> keep, join_request rq) {
+  (void)keep;  // keeps rq.route alive
+  socket_core core{rq.topic, rq.join_ref, rq.assigns, rq.out, self.self()};
+  socket s(&core);
+  const term join_ref(rq.join_ref);
+  std::unique_ptr<channel_base> ch = rq.route->make();
+  std::optional<join_reply> answer;
+  try {
+    answer.emplace(ch->join(rq.topic, rq.params, s));
+  } catch (const std::exception& e) {
+    logger::log("web", log_level::error, fmt::format("channel join of {} crashed: {}", rq.topic, e.what()));
+    answer.emplace(join_reply::error(map({{term("reason"), term("join crashed")}})));
+  }
+  rq.out.push_text(reply_frame(join_ref, join_ref, rq.topic, answer->is_ok() ? "ok" : "error", answer->response()));
+  if (!answer->is_ok()) co_return;
+  subscription sub(rq.topic, self.self(), rq.out);
+  for (;;) {
+    message m = co_await self.receive_any();
+    if (auto* in = m.get_if<channel_in>()) {
+      std::optional<in_reply> r = ch->handle_in(in->event, in->payload, s);
+      if (!r) r = in_reply::reply("error", map({{term("reason"), term("unhandled event")}}));
+      if (r->has_reply()) rq.out.push_text(reply_frame(join_ref, in->ref, rq.topic, r->status(), r->response()));
+      if (r->stops()) {
+        rq.out.push_text(frame(join_ref, join_ref, rq.topic, "phx_close", map({})));
+        ch->terminate(r->reason(), s);
+        co_return;
+      }
+    } else if (auto* leave = m.get_if<channel_leave>()) {
+      rq.out.push_text(reply_frame(join_ref, leave->ref, rq.topic, "ok", map({})));
+      rq.out.push_text(frame(join_ref, join_ref, rq.topic, "phx_close", map({})));
+      ch->terminate(tuple(atom("shutdown"), atom("left")), s);
+      co_return;
+    } else if (m.get_if<channel_close>()) {
+      rq.out.push_text(frame(join_ref, join_ref, rq.topic, "phx_close", map({})));
+      ch->terminate(tuple(atom("shutdown"), atom("replaced")), s);
+      co_return;
+    } else if (auto* x = m.get_if<exit_signal>(); x && x->from == rq.socket_pid) {
+      ch->terminate(tuple(atom("shutdown"), atom("closed")), s);
+      co_return;
+    } else {
+      ch->handle_info(m, s);
+    }
+  }
+}
+
+// ---- a socket's process ---------------------------------------------------------------------------
+
+struct joined {
+  std::string join_ref;
+  pid channel;
+};
+
+class socket_session {
+ public:
+  socket_session(std::shared_ptr<socket_routes> routes, ws_outbox out, term assigns, pid self)
+      : routes_(std::move(routes)), out_(std::move(out)), assigns_(std::move(assigns)), self_(self) {}
+
+  // A text frame from the client.
+  void on_text(std::string_view text) {
+    term f;
+    try {
+      f = json::decode(text);
+    } catch (const json::json_error& e) {
+      logger::log("web", log_level::warning, fmt::format("channel socket: a frame that is not JSON ({})", e.what()));
+      return;
+    }
+    std::vector<term> parts;
+    for (term t = f; t.is_list() && !t.is_nil(); t = t.tail()) parts.push_back(t.head());
+    if (!f.is_list() || parts.size() != 5 || !parts[2].is_binary() || !parts[3].is_binary()) {
+      logger::log("web", log_level::warning, "channel socket: a frame that is not [join_ref, ref, topic, event, payload]");
+      return;
+    }
+    const term& join_ref = parts[0];
+    const term& ref = parts[1];
+    const std::string topic(parts[2].as_binary());
+    const std::string event(parts[3].as_binary());
+    const term& payload = parts[4];
+    const bool null_join_ref = !join_ref.is_binary();
+
+    if (topic == "phoenix" && event == "heartbeat") {
+      out_.push_text(reply_frame(term(atom("nil")), ref, topic, "ok", map({})));
+      return;
+    }
+    auto it = topics_.find(topic);
+    if (event == "phx_join") {
+      if (it != topics_.end()) {  // a second join replaces the first (Phoenix's rule)
+        send(it->second.channel, channel_close{});
+        topics_.erase(it);
+      }
+      join(topic, null_join_ref ? std::string() : std::string(join_ref.as_binary()), ref, payload);
+      return;
+    }
+    if (it == topics_.end()) {
+      // Phoenix answers a leave of a topic not joined with ok, and anything else with an error.
+      if (event == "phx_leave") {
+        out_.push_text(reply_frame(join_ref, ref, topic, "ok", map({})));
+      } else {
+        out_.push_text(reply_frame(term(atom("nil")), ref, topic, "error", map({{term("reason"), term("unmatched topic")}})));
+      }
+      return;
+    }
+    if (!null_join_ref && join_ref.as_binary() != it->second.join_ref) return;  // stale: dropped
+    if (event == "phx_leave") {
+      send(it->second.channel, channel_leave{ref});
+      topics_.erase(it);
+      return;
+    }
+    send(it->second.channel, channel_in{event, payload, ref});
+  }
+
+  // A channel process ended (its exit signal).
+  void on_exit(const exit_signal& x) {
+    auto p = by_pid_.find(x.from);
+    if (p == by_pid_.end()) return;
+    const std::string topic = std::move(p->second.first);
+    const std::string join_ref = std::move(p->second.second);
+    by_pid_.erase(p);
+    auto it = topics_.find(topic);
+    if (it != topics_.end() && it->second.channel == x.from) topics_.erase(it);
+    if (!is_normal_end(x.reason)) {
+      const term jr(join_ref);
+      out_.push_text(frame(jr, jr, topic, "phx_error", map({{term("reason"), term("channel_crash")}})));
+    }
+  }
+
+ private:
+  void join(const std::string& topic, std::string join_ref, const term& ref, const term& params) {
+    const channel_route* route = nullptr;
+    for (const channel_route& r : routes_->routes) {
+      if (r.matches(topic)) {
+        route = &r;
+        break;
+      }
+    }
+    if (!route) {
+      out_.push_text(reply_frame(term(atom("nil")), ref, topic, "error", map({{term("reason"), term("unmatched topic")}})));
+      return;
+    }
+    // The client sends the join's ref as its join_ref; a join without one answers with its ref.
+    if (join_ref.empty() && ref.is_binary()) join_ref = std::string(ref.as_binary());
+    join_request rq{route, topic, params.is_map() ? params : map({}), join_ref, assigns_, out_, self_};
+    const pid ch = spawn(spawn_options{.link = true, .trap_exit = true},
+                         [keep = routes_, rq = std::move(rq)](process& p) mutable -> proc {
+                           return run_channel(p, std::move(keep), std::move(rq));
+                         });
+    topics_[topic] = joined{join_ref, ch};
+    by_pid_[ch] = {topic, join_ref};
+  }
+
+  std::shared_ptr<socket_routes> routes_;
+  ws_outbox out_;
+  term assigns_;
+  pid self_;
+  std::unordered_map<std::string, joined> topics_;
+  std::unordered_map<pid, std::pair<std::string, std::string>> by_pid_;  // channel -> topic, join_ref
+};
+
+proc run_socket(ws& w, std::shared_ptr<socket_routes> routes) {
+  process& self = this_process();
+  self.trap_exit(true);
+  term assigns = map({});
+  if (auto* a = std::any_cast<term>(&w.accepted())) assigns = *a;
+  socket_session session(std::move(routes), w.outbox(), std::move(assigns), self.self());
+  for (;;) {
+    std::optional<ws_message> m = co_await w.receive_or_mail();
+    if (!m) break;
+    if (m->mailbox) {
+      // Only the channels' exit signals: the connection's own doorbells are mail too, and taking
+      // one here would leave the outbox unflushed (ws_outbox). Only channels know this process.
+      while (std::optional<exit_signal> x = co_await self.receive_for<exit_signal>(std::chrono::milliseconds(0))) {
+        session.on_exit(*x);
+      }
+      continue;
+    }
+    if (m->type == ws_opcode::text) session.on_text(m->data);
+    // Binary frames (V2's binary serializer) are not handled yet: ignored.
+  }
+  co_await w.close(ws_close::going_away);
+}
+
+// The connect params: the query string's pairs, a repeated key's last value winning (Plug's rule).
+term query_params(std::string_view query) {
+  std::map<std::string, std::string> last;
+  for (auto& [k, v] : parse_query(query)) last[k] = v;
+  std::vector<std::pair<term, term>> entries;
+  entries.reserve(last.size());
+  for (auto& [k, v] : last) entries.emplace_back(term(k), term(v));
+  return map(entries);
+}
+
+}  // namespace
+}  // namespace detail
+
+// ---- public functions ------------------------------------------------------------------------------
+
+const std::string& socket::topic() const noexcept { return core_->topic; }
+const term& socket::assigns() const noexcept { return core_->assigns; }
+void socket::assign(term key, term value) {
+  const auto old = core_->assigns.map_entries();
+  std::vector<std::pair<term, term>> entries(old.begin(), old.end());
+  entries.emplace_back(std::move(key), std::move(value));  // a key given twice keeps its last value
+  core_->assigns = map(entries);
+}
+
+bool socket::push(std::string_view event, const term& payload) {
+  const term jr(core_->join_ref);
+  return core_->out.push_text(detail::frame(jr, term(atom("nil")), core_->topic, event, payload));
+}
+
+std::size_t socket::broadcast(std::string_view event, const term& payload) {
+  return detail::fan_out(core_->topic, event, payload, pid());
+}
+
+std::size_t socket::broadcast_from(std::string_view event, const term& payload) {
+  return detail::fan_out(core_->topic, event, payload, core_->self);
+}
+
+std::size_t broadcast(std::string_view topic, std::string_view event, const term& payload) {
+  return detail::fan_out(topic, event, payload, pid());
+}
+
+socket_handler::socket_handler(std::string path) : routes_(std::make_shared<detail::socket_routes>()) {
+  routes_->path = std::move(path);
+}
+
+void socket_handler::add_route(std::string pattern, std::function<std::unique_ptr<detail::channel_base>()> make) {
+  routes_->routes.push_back(detail::channel_route{std::move(pattern), std::move(make)});
+}
+
+socket_handler& socket_handler::connect(connect_fn f) {
+  routes_->connect = std::move(f);
+  return *this;
+}
+
+socket_handler& socket_handler::check_origin(std::vector<std::string> origins) {
+  routes_->origins = std::move(origins);
+  return *this;
+}
+
+socket_handler& endpoint::socket(std::string path) {
+  sockets_.push_back(std::make_unique<socket_handler>(std::move(path)));
+  return *sockets_.back();
+}
+
+void endpoint::mount(router& r) const {
+  for (const auto& s : sockets_) {
+    std::shared_ptr<detail::socket_routes> routes = s->routes();
+    ws_options opts;
+    opts.permessage_deflate = false;            // Phoenix's default (compress: false): no zlib state per socket
+    opts.allowed_origins = routes->origins;
+    opts.idle_timeout = std::chrono::seconds(60);  // Phoenix's: two of the client's 30 s heartbeats
+    opts.accept = [routes](const ws_request& req) -> ws_accept {
+      ws_accept a;
+      const term params = detail::query_params(req.query);
+      const term* vsn = params.find(term("vsn"));
+      if (!vsn || !vsn->is_binary() || vsn->as_binary().substr(0, 2) != "2.") {
+        a.refuse_status = 403;  // only the V2 serializer (what phoenix.js 1.6+ speaks)
+        a.refuse_body = "unsupported vsn";
+        return a;
+      }
+      for (std::string_view p : req.subprotocols) {
+        if (p == "phoenix") a.subprotocol = "phoenix";  // offered with an auth token: must be chosen
+      }
+      term assigns = map({});
+      if (routes->connect) {
+        std::optional<term> got = routes->connect(connect_info{params, req});
+        if (!got) {
+          a.refuse_status = 403;
+          a.refuse_body = "connection refused";
+          a.subprotocol.clear();
+          return a;
+        }
+        if (got->is_map()) assigns = std::move(*got);
+      }
+      a.state = std::move(assigns);
+      return a;
+    };
+    r.websocket(routes->path + "/websocket", [routes](ws& w) -> proc { return detail::run_socket(w, routes); },
+                std::move(opts));
+  }
+}
+
+}  // namespace athanor::web

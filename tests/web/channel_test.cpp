@@ -1,0 +1,199 @@
+// Phoenix Channels (channel.h) driven by the official npm `phoenix` client in Node
+// (tests/web/js/phoenix_client.js, `ws` as its WebSocket transport): what a Phoenix app's
+// browser code sees must be what Phoenix would show it. Each rule is named after Phoenix's.
+#include <nlohmann/json.hpp>
+
+#include <stdexcept>
+
+#include "athanor/web/channel.h"
+#include "web_test_util.h"
+
+namespace athanor::web::testing {
+namespace {
+
+// room:* — a join needs a "user" param; "ping" {n} is answered {pong: n}; "shout" is broadcast to
+// the room; "crash" throws; "bye" stops the channel after replying.
+struct room : channel<room> {
+  join_reply join(std::string_view, const term& params, socket& s) {
+    const term* user = params.find(term("user"));
+    if (!user) return join_reply::error(map({{term("reason"), term("user required")}}));
+    s.assign(term("user"), *user);
+    return join_reply::ok(map({{term("welcome"), *user}}));
+  }
+  in_reply handle_in(std::string_view event, const term& payload, socket& s) {
+    if (event == "ping") return in_reply::ok(map({{term("pong"), *payload.find(term("n"))}}));
+    if (event == "whoami") return in_reply::ok(map({{term("user"), *s.assigns().find(term("user"))}}));
+    if (event == "shout") {
+      s.broadcast("shout", map({{term("from"), *s.assigns().find(term("user"))}, {term("body"), *payload.find(term("body"))}}));
+      return in_reply::noreply();
+    }
+    if (event == "echo_push") {
+      s.push("echoed", payload);
+      return in_reply::noreply();
+    }
+    if (event == "crash") throw std::runtime_error("crash requested");
+    if (event == "bye") return in_reply::stop(term(atom("normal")), "ok", map({{term("bye"), true}}));
+    return in_reply::reply("error", map({{term("reason"), term("unknown event")}}));
+  }
+};
+
+// A channel without handle_in, on exact topic "quiet".
+struct quiet : channel<quiet> {
+  join_reply join(std::string_view, const term&, socket&) { return join_reply::ok(); }
+};
+
+class ChannelTest : public WebTest {
+ protected:
+  void SetUp() override {
+    WebTest::SetUp();
+    if (!have_tool("node") || !have_tool("npm")) GTEST_SKIP() << "node/npm are not installed (scripts/install-deps.sh --test installs them)";
+    if (!ensure_node_modules()) GTEST_SKIP() << "npm ci failed in tests/web/js (offline without node_modules?)";
+    endpoint ep;
+    ep.socket("/socket")
+        .connect([](const connect_info& c) -> std::optional<term> {
+          const term* token = c.params.find(term("token"));
+          if (token && *token == term("bad")) return std::nullopt;  // refused: 403
+          return map({{term("token"), token ? *token : term(atom("nil"))}});
+        })
+        .channel<room>("room:*")
+        .channel<quiet>("quiet");
+    router r;
+    ep.mount(r);
+    start(std::move(r));
+  }
+  std::string url() const { return "ws://127.0.0.1:" + std::to_string(port()) + "/socket"; }
+
+  // Runs the official client with `args`; returns its JSON lines (and checks it exited 0 unless
+  // `may_fail`).
+  std::vector<nlohmann::json> client(const std::string& args, bool may_fail = false) {
+    command_result r = sh("node '" + js_dir() + "/phoenix_client.js' " + args + " 2>&1");
+    std::vector<nlohmann::json> lines;
+    std::size_t pos = 0;
+    while (pos < r.out.size()) {
+      std::size_t nl = r.out.find('\n', pos);
+      if (nl == std::string::npos) nl = r.out.size();
+      const std::string line = r.out.substr(pos, nl - pos);
+      pos = nl + 1;
+      if (!line.empty() && line[0] == '{') lines.push_back(nlohmann::json::parse(line, nullptr, false));
+    }
+    if (!may_fail) EXPECT_EQ(r.status, 0) << r.out;
+    output_ = r.out;
+    return lines;
+  }
+  // The first line whose "event" is `event`, or null.
+  static nlohmann::json first(const std::vector<nlohmann::json>& lines, const std::string& event) {
+    for (const auto& l : lines) {
+      if (l.is_object() && l.value("event", "") == event) return l;
+    }
+    return nullptr;
+  }
+  static std::size_t count(const std::vector<nlohmann::json>& lines, const std::string& event) {
+    std::size_t n = 0;
+    for (const auto& l : lines) n += l.is_object() && l.value("event", "") == event;
+    return n;
+  }
+  std::string output_;
+};
+
+TEST_F(ChannelTest, JoinRepliesOkWithTheResponseOverWebSocket) {
+  auto lines = client("join " + url() + " room:lobby '{\"user\":\"ann\"}'");
+  EXPECT_EQ(first(lines, "transport")["name"], "WebSocket") << output_;
+  auto ok = first(lines, "join_ok");
+  ASSERT_FALSE(ok.is_null()) << output_;
+  EXPECT_EQ(ok["reply"], nlohmann::json({{"welcome", "ann"}})) << output_;
+}
+
+TEST_F(ChannelTest, JoinRefusedByTheChannelGivesItsReason) {
+  auto lines = client("join " + url() + " room:lobby '{}'");
+  auto err = first(lines, "join_error");
+  ASSERT_FALSE(err.is_null()) << output_;
+  EXPECT_EQ(err["reply"], nlohmann::json({{"reason", "user required"}})) << output_;
+}
+
+TEST_F(ChannelTest, PhoenixRule_ATopicNoChannelMatchesIsAnUnmatchedTopic) {
+  auto lines = client("join " + url() + " lounge:x '{\"user\":\"ann\"}'");
+  auto err = first(lines, "join_error");
+  ASSERT_FALSE(err.is_null()) << output_;
+  EXPECT_EQ(err["reply"], nlohmann::json({{"reason", "unmatched topic"}})) << output_;
+}
+
+TEST_F(ChannelTest, PushGetsTheChannelsReplyAndConnectAssignsReachTheChannel) {
+  auto lines = client("push " + url() + " room:a '{\"user\":\"bob\"}' ping '{\"n\":42}'");
+  auto reply = first(lines, "reply");
+  ASSERT_FALSE(reply.is_null()) << output_;
+  EXPECT_EQ(reply["status"], "ok") << output_;
+  EXPECT_EQ(reply["response"], nlohmann::json({{"pong", 42}})) << output_;
+  lines = client("push " + url() + " room:a '{\"user\":\"bob\"}' whoami '{}'");
+  EXPECT_EQ(first(lines, "reply")["response"], nlohmann::json({{"user", "bob"}})) << output_;
+}
+
+TEST_F(ChannelTest, AnErrorStatusReachesTheClientsReceiveError) {
+  auto lines = client("push " + url() + " room:a '{\"user\":\"bob\"}' nonsense '{}'");
+  auto reply = first(lines, "reply");
+  ASSERT_FALSE(reply.is_null()) << output_;
+  EXPECT_EQ(reply["status"], "error") << output_;
+  EXPECT_EQ(reply["response"], nlohmann::json({{"reason", "unknown event"}})) << output_;
+  lines = client("push " + url() + " quiet '{}' anything '{}'");  // no handle_in at all
+  EXPECT_EQ(first(lines, "reply")["response"], nlohmann::json({{"reason", "unhandled event"}})) << output_;
+}
+
+TEST_F(ChannelTest, PushToOneClientCarriesItsJoinRef) {
+  auto lines = client("push " + url() + " room:a '{\"user\":\"bob\"}' echo_push '{\"x\":1}' --no-reply --expect 1:echoed");
+  auto push = first(lines, "push");
+  ASSERT_FALSE(push.is_null()) << output_;
+  EXPECT_EQ(push["payload"], nlohmann::json({{"x", 1}})) << output_;
+}
+
+TEST_F(ChannelTest, BroadcastReachesTheSenderToo) {
+  auto lines = client("push " + url() + " room:b '{\"user\":\"cy\"}' shout '{\"body\":\"hi\"}' --no-reply --expect 1:shout");
+  auto push = first(lines, "push");
+  ASSERT_FALSE(push.is_null()) << output_;
+  EXPECT_EQ(push["payload"], nlohmann::json({{"from", "cy"}, {"body", "hi"}})) << output_;
+}
+
+TEST_F(ChannelTest, HeartbeatIsAnswered) {
+  auto lines = client("heartbeat " + url());
+  EXPECT_FALSE(first(lines, "heartbeat").is_null()) << output_;
+}
+
+TEST_F(ChannelTest, PhoenixRule_ACrashedChannelGivesPhxErrorAndTheClientsRejoinWorks) {
+  auto lines = client("push " + url() + " room:c '{\"user\":\"dee\"}' crash '{}' --no-reply --expect-joins 2");
+  EXPECT_EQ(count(lines, "join_ok"), 2u) << output_;
+  EXPECT_FALSE(first(lines, "channel_error").is_null()) << output_;
+}
+
+TEST_F(ChannelTest, StopRepliesThenClosesTheChannel) {
+  auto lines = client("push " + url() + " room:d '{\"user\":\"eve\"}' bye '{}'");
+  auto reply = first(lines, "reply");
+  ASSERT_FALSE(reply.is_null()) << output_;
+  EXPECT_EQ(reply["response"], nlohmann::json({{"bye", true}})) << output_;
+}
+
+TEST_F(ChannelTest, AConnectCallbackRefusalIsA403AndTheClientCannotJoin) {
+  // The client retries a refused socket for ever: it reports the socket error, then times out.
+  auto lines = client("join " + url() + " room:a '{\"user\":\"ann\"}' --params '{\"token\":\"bad\"}' --timeout 1500", true);
+  EXPECT_TRUE(first(lines, "join_ok").is_null()) << output_;
+  EXPECT_FALSE(first(lines, "socket_error").is_null()) << output_;
+  const auto r = sh("curl -s -o /dev/null -w '%{http_code}' -H 'Connection: Upgrade' -H 'Upgrade: websocket' "
+                    "-H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' "
+                    "'http://127.0.0.1:" + std::to_string(port()) + "/socket/websocket?token=bad&vsn=2.0.0'");
+  EXPECT_EQ(r.out, "403");
+}
+
+TEST_F(ChannelTest, AnAuthTokenClientGetsThePhoenixSubprotocol) {
+  auto lines = client("join " + url() + " room:a '{\"user\":\"ann\"}' --auth-token s3cret");
+  EXPECT_FALSE(first(lines, "join_ok").is_null()) << output_;
+}
+
+TEST(ChannelRoute, PatternsMatchByPrefixOrExactly) {
+  detail::channel_route star{"room:*", nullptr};
+  EXPECT_TRUE(star.matches("room:lobby"));
+  EXPECT_TRUE(star.matches("room:"));
+  EXPECT_FALSE(star.matches("rooms:x"));
+  detail::channel_route exact{"quiet", nullptr};
+  EXPECT_TRUE(exact.matches("quiet"));
+  EXPECT_FALSE(exact.matches("quiet:1"));
+}
+
+}  // namespace
+}  // namespace athanor::web::testing
