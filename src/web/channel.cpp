@@ -50,6 +50,7 @@
 
 #include "athanor/runtime/logger.h"
 #include "athanor/term/json.h"
+#include "athanor/web/channel_message.h"
 #include "athanor/web/http.h"
 
 namespace athanor::web {
@@ -246,25 +247,19 @@ class socket_session {
 
   // A text frame from the client.
   void on_text(std::string_view text) {
-    term f;
+    channel_message msg;
     try {
-      f = json::decode(text);
-    } catch (const json::json_error& e) {
-      logger::log("web", log_level::warning, fmt::format("channel socket: a frame that is not JSON ({})", e.what()));
+      msg = decode_channel_message(text);
+    } catch (const channel_message_error& e) {
+      logger::log("web", log_level::warning, fmt::format("channel socket: {}", e.what()));  // dropped, as Phoenix drops it
       return;
     }
-    std::vector<term> parts;
-    for (term t = f; t.is_list() && !t.is_nil(); t = t.tail()) parts.push_back(t.head());
-    if (!f.is_list() || parts.size() != 5 || !parts[2].is_binary() || !parts[3].is_binary()) {
-      logger::log("web", log_level::warning, "channel socket: a frame that is not [join_ref, ref, topic, event, payload]");
-      return;
-    }
-    const term& join_ref = parts[0];
-    const term& ref = parts[1];
-    const std::string topic(parts[2].as_binary());
-    const std::string event(parts[3].as_binary());
-    const term& payload = parts[4];
-    const bool null_join_ref = !join_ref.is_binary();
+    const term join_ref = msg.join_ref ? term(*msg.join_ref) : term(atom("nil"));
+    const term ref = msg.ref ? term(*msg.ref) : term(atom("nil"));
+    const std::string& topic = msg.topic;
+    const std::string& event = msg.event;
+    const term& payload = msg.payload;
+    const bool null_join_ref = !msg.join_ref;
 
     if (topic == "phoenix" && event == "heartbeat") {
       out_.push_text(reply_frame(term(atom("nil")), ref, topic, "ok", map({})));

@@ -7,3 +7,5 @@
 #include "athanor/web/router.h"
 #include "athanor/web/server.h"
 #include "athanor/web/websocket.h"
+#include "athanor/web/channel.h"
+#include "athanor/web/channel_message.h"

@@ -1,0 +1,43 @@
+// athanor::web::channel_message: one message of the Phoenix Channels wire protocol, and its V2
+// JSON text form (Phoenix.Socket.V2.JSONSerializer; what npm `phoenix` sends with vsn=2.0.0):
+//
+//   [join_ref, ref, topic, event, payload]      e.g. ["4","4","room:lobby","phx_join",{"user":"ann"}]
+//
+// join_ref and ref are strings or null (the client numbers them; a server echoes them byte for
+// byte), topic and event strings, payload any JSON value (an object in every frame the official
+// client sends). Thread-safe: plain functions and values.
+#pragma once
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "athanor/term/term.h"
+
+namespace athanor::web {
+
+struct channel_message {
+  std::optional<std::string> join_ref;  // null: a frame outside any join (heartbeats, broadcasts)
+  std::optional<std::string> ref;       // null: a push the client will not match to a reply
+  std::string topic;
+  std::string event;
+  term payload;  // as athanor::json decodes it: objects are maps with binary keys
+
+  friend bool operator==(const channel_message&, const channel_message&) = default;
+};
+
+// Thrown by decode_channel_message for text that is not a V2 frame; what() says why.
+class channel_message_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Reads one text frame. Throws channel_message_error when it is not JSON, not an array of exactly
+// five elements, or join_ref/ref are neither strings nor null, or topic/event are not strings.
+channel_message decode_channel_message(std::string_view text);
+
+// The frame's text. Throws json::json_error if the payload has no JSON form (json.h).
+std::string encode_channel_message(const channel_message& m);
+
+}  // namespace athanor::web

@@ -1,0 +1,51 @@
+// Phoenix's V2 JSON serializer (channel_message.h): the frames the official client sends and
+// expects, byte for byte as phoenix-protocol.md §A.2 quotes them.
+#include <gtest/gtest.h>
+
+#include "athanor/term/json.h"
+#include "athanor/web/channel_message.h"
+
+namespace athanor::web::testing {
+namespace {
+
+TEST(ChannelMessage, DecodesTheClientsJoinAndHeartbeat) {
+  channel_message join = decode_channel_message(R"(["4","4","room:lobby","phx_join",{"pass":"secret"}])");
+  EXPECT_EQ(join.join_ref, "4");
+  EXPECT_EQ(join.ref, "4");
+  EXPECT_EQ(join.topic, "room:lobby");
+  EXPECT_EQ(join.event, "phx_join");
+  EXPECT_EQ(join.payload, map({{term("pass"), term("secret")}}));
+  channel_message beat = decode_channel_message(R"([null,"9","phoenix","heartbeat",{}])");
+  EXPECT_FALSE(beat.join_ref.has_value());
+  EXPECT_EQ(beat.ref, "9");
+  EXPECT_EQ(beat.payload, map({}));
+}
+
+TEST(ChannelMessage, EncodesRepliesAndBroadcastsAsPhoenixDoes) {
+  channel_message reply{"4", "4", "room:lobby", "phx_reply",
+                        map({{term("status"), term("ok")}, {term("response"), map({{term("welcome"), term(true)}})}})};
+  // Keys in map key order (binaries sort by bytes): response before status.
+  EXPECT_EQ(encode_channel_message(reply), R"(["4","4","room:lobby","phx_reply",{"response":{"welcome":true},"status":"ok"}])");
+  channel_message broadcast{std::nullopt, std::nullopt, "room:lobby", "new_msg", map({{term("body"), term("hi")}})};
+  EXPECT_EQ(encode_channel_message(broadcast), R"([null,null,"room:lobby","new_msg",{"body":"hi"}])");
+}
+
+TEST(ChannelMessage, RefusesWhatIsNotAFrame) {
+  for (const char* bad : {"", "{}", "not json", R"(["1","1","t","e"])", R"(["1","1","t","e",{},5])",
+                          R"([1,"1","t","e",{}])", R"(["1",2,"t","e",{}])", R"(["1","1",null,"e",{}])",
+                          R"(["1","1","t",7,{}])"}) {
+    EXPECT_THROW(decode_channel_message(bad), channel_message_error) << bad;
+  }
+}
+
+TEST(ChannelMessage, RoundTripsAnyPayload) {
+  const channel_message m{"10", std::nullopt, "room:x", "data",
+                          list({term(1), term(2.5), term("s"), term(atom("nil")), map({{term("k"), list({})}})})};
+  EXPECT_EQ(decode_channel_message(encode_channel_message(m)), m);
+  channel_message bad = m;
+  bad.payload = tuple(1, 2);  // no JSON form
+  EXPECT_THROW(encode_channel_message(bad), json::json_error);
+}
+
+}  // namespace
+}  // namespace athanor::web::testing
