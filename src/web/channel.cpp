@@ -41,6 +41,7 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <any>
 #include <array>
 #include <functional>
@@ -62,6 +63,7 @@ struct socket_routes {
   std::vector<channel_route> routes;
   connect_fn connect;
   std::vector<std::string> origins;
+  std::function<std::optional<std::string>(const term&)> id;
 };
 
 struct socket_core {
@@ -101,6 +103,13 @@ std::string reply_frame(const term& join_ref, const term& ref, std::string_view 
 struct subscriber {
   pid who;
   ws_outbox out;
+  const std::vector<std::string>* intercepts;  // its route's (alive while its channel is)
+};
+
+// An intercepted broadcast, to the channel's process (handle_out).
+struct channel_out {
+  std::string event;
+  term payload;
 };
 
 struct shard {
@@ -115,10 +124,10 @@ std::array<shard, kShards>& shards() {
 }
 shard& shard_of(std::string_view topic) { return shards()[std::hash<std::string_view>{}(topic) % kShards]; }
 
-void subscribe(const std::string& topic, pid who, ws_outbox out) {
+void subscribe(const std::string& topic, pid who, ws_outbox out, const std::vector<std::string>* intercepts) {
   shard& s = shard_of(topic);
   std::lock_guard lock(s.mu);
-  s.topics[topic].push_back(subscriber{who, std::move(out)});
+  s.topics[topic].push_back(subscriber{who, std::move(out), intercepts});
 }
 
 void unsubscribe(const std::string& topic, pid who) {
@@ -139,6 +148,11 @@ std::size_t fan_out(std::string_view topic, std::string_view event, const term& 
   std::size_t n = 0;
   for (const subscriber& x : it->second) {
     if (x.who == except) continue;
+    if (!x.intercepts->empty() && std::find(x.intercepts->begin(), x.intercepts->end(), event) != x.intercepts->end()) {
+      send(x.who, channel_out{std::string(event), payload});  // handle_out decides
+      ++n;
+      continue;
+    }
     n += x.out.push_text(text) ? 1 : 0;
   }
   return n;
@@ -147,8 +161,9 @@ std::size_t fan_out(std::string_view topic, std::string_view event, const term& 
 // Unsubscribes when the channel's process ends, however it ends (its frame is destroyed).
 class subscription {
  public:
-  subscription(std::string topic, pid who, ws_outbox out) : topic_(std::move(topic)), who_(who) {
-    subscribe(topic_, who_, std::move(out));
+  subscription(std::string topic, pid who, ws_outbox out, const std::vector<std::string>* intercepts)
+      : topic_(std::move(topic)), who_(who) {
+    subscribe(topic_, who_, std::move(out), intercepts);
   }
   ~subscription() { unsubscribe(topic_, who_); }
   subscription(const subscription&) = delete;
@@ -203,7 +218,7 @@ proc run_channel(process& self, std::shared_ptr<socket_routes> keep, join_reques
   }
   rq.out.push_text(reply_frame(join_ref, join_ref, rq.topic, answer->is_ok() ? "ok" : "error", answer->response()));
   if (!answer->is_ok()) co_return;
-  subscription sub(rq.topic, self.self(), rq.out);
+  subscription sub(rq.topic, self.self(), rq.out, &rq.route->intercepts);
   for (;;) {
     message m = co_await self.receive_any();
     if (auto* in = m.get_if<channel_in>()) {
@@ -215,6 +230,8 @@ proc run_channel(process& self, std::shared_ptr<socket_routes> keep, join_reques
         ch->terminate(r->reason(), s);
         co_return;
       }
+    } else if (auto* o = m.get_if<channel_out>()) {
+      ch->handle_out(o->event, o->payload, s);
     } else if (auto* leave = m.get_if<channel_leave>()) {
       rq.out.push_text(reply_frame(join_ref, leave->ref, rq.topic, "ok", map({})));
       rq.out.push_text(frame(join_ref, join_ref, rq.topic, "phx_close", map({})));
@@ -339,21 +356,36 @@ class socket_session {
   std::unordered_map<pid, std::pair<std::string, std::string>> by_pid_;  // channel -> topic, join_ref
 };
 
+const std::vector<std::string>& disconnect_only() {
+  static const std::vector<std::string> events{"disconnect"};
+  return events;
+}
+
 proc run_socket(ws& w, std::shared_ptr<socket_routes> routes) {
   process& self = this_process();
   self.trap_exit(true);
   term assigns = map({});
   if (auto* a = std::any_cast<term>(&w.accepted())) assigns = *a;
+  // A socket with an id hears broadcasts to it; "disconnect" comes to this process.
+  std::optional<subscription> named;
+  if (routes->id) {
+    if (std::optional<std::string> id = routes->id(assigns)) named.emplace(*id, self.self(), w.outbox(), &disconnect_only());
+  }
   socket_session session(std::move(routes), w.outbox(), std::move(assigns), self.self());
   for (;;) {
     std::optional<ws_message> m = co_await w.receive_or_mail();
     if (!m) break;
     if (m->mailbox) {
-      // Only the channels' exit signals: the connection's own doorbells are mail too, and taking
-      // one here would leave the outbox unflushed (ws_outbox). Only channels know this process.
+      // Only what channels and the id's broadcasts send: the connection's own doorbells are mail
+      // too, and taking one here would leave the outbox unflushed (ws_outbox).
       while (std::optional<exit_signal> x = co_await self.receive_for<exit_signal>(std::chrono::milliseconds(0))) {
         session.on_exit(*x);
       }
+      bool disconnect = false;
+      while (std::optional<channel_out> o = co_await self.receive_for<channel_out>(std::chrono::milliseconds(0))) {
+        disconnect |= o->event == "disconnect";
+      }
+      if (disconnect) break;
       continue;
     }
     if (m->type == ws_opcode::text) session.on_text(m->data);
@@ -407,12 +439,18 @@ socket_handler::socket_handler(std::string path) : routes_(std::make_shared<deta
   routes_->path = std::move(path);
 }
 
-void socket_handler::add_route(std::string pattern, std::function<std::unique_ptr<detail::channel_base>()> make) {
-  routes_->routes.push_back(detail::channel_route{std::move(pattern), std::move(make)});
+void socket_handler::add_route(std::string pattern, std::function<std::unique_ptr<detail::channel_base>()> make,
+                               std::vector<std::string> intercepts) {
+  routes_->routes.push_back(detail::channel_route{std::move(pattern), std::move(make), std::move(intercepts)});
 }
 
 socket_handler& socket_handler::connect(connect_fn f) {
   routes_->connect = std::move(f);
+  return *this;
+}
+
+socket_handler& socket_handler::id(std::function<std::optional<std::string>(const term&)> f) {
+  routes_->id = std::move(f);
   return *this;
 }
 

@@ -32,8 +32,32 @@ struct room : channel<room> {
       return in_reply::noreply();
     }
     if (event == "crash") throw std::runtime_error("crash requested");
+    if (event == "log_me_out") {  // every socket of this user's id closes
+      web::broadcast("user_socket:" + std::string(s.assigns().find(term("token"))->as_binary()), "disconnect", map({}));
+      return in_reply::noreply();
+    }
     if (event == "bye") return in_reply::stop(term(atom("normal")), "ok", map({{term("bye"), true}}));
     return in_reply::reply("error", map({{term("reason"), term("unknown event")}}));
+  }
+};
+
+// feed:* — Phoenix's intercept/handle_out: "shout" broadcasts reach each channel's process, which
+// pushes them with the name of the user it serves; "drop" broadcasts are intercepted and dropped.
+struct feed : channel<feed> {
+  static inline const std::vector<std::string> intercepts{"shout", "drop"};
+  join_reply join(std::string_view, const term& params, socket& s) {
+    s.assign(term("user"), *params.find(term("user")));
+    return join_reply::ok();
+  }
+  in_reply handle_in(std::string_view, const term& payload, socket& s) {
+    s.broadcast("drop", payload);
+    s.broadcast("shout", payload);
+    s.broadcast("plain", payload);  // not intercepted: the fastlane
+    return in_reply::noreply();
+  }
+  void handle_out(std::string_view event, const term& payload, socket& s) {
+    if (event == "drop") return;
+    s.push(event, map({{term("for"), *s.assigns().find(term("user"))}, {term("body"), *payload.find(term("body"))}}));
   }
 };
 
@@ -55,7 +79,13 @@ class ChannelTest : public WebTest {
           if (token && *token == term("bad")) return std::nullopt;  // refused: 403
           return map({{term("token"), token ? *token : term(atom("nil"))}});
         })
+        .id([](const term& assigns) -> std::optional<std::string> {
+          const term* token = assigns.find(term("token"));
+          if (!token || !token->is_binary()) return std::nullopt;
+          return "user_socket:" + std::string(token->as_binary());
+        })
         .channel<room>("room:*")
+        .channel<feed>("feed:*")
         .channel<quiet>("quiet");
     router r;
     ep.mount(r);
@@ -151,6 +181,31 @@ TEST_F(ChannelTest, BroadcastReachesTheSenderToo) {
   EXPECT_EQ(push["payload"], nlohmann::json({{"from", "cy"}, {"body", "hi"}})) << output_;
 }
 
+TEST_F(ChannelTest, PhoenixRule_InterceptedBroadcastsGoThroughHandleOut) {
+  auto lines = client("push " + url() + " feed:a '{\"user\":\"fay\"}' go '{\"body\":\"yo\"}' --no-reply --expect 1:shout");
+  std::vector<nlohmann::json> pushes;
+  for (const auto& l : lines) {
+    if (l.value("event", "") == "push") pushes.push_back(l);
+  }
+  // The fastlane's "plain" is queued while handle_in runs, handle_out's "shout" after it; "drop"
+  // (made first) never reaches the client.
+  ASSERT_EQ(pushes.size(), 2u) << output_;
+  EXPECT_EQ(pushes[0]["name"], "plain") << output_;
+  EXPECT_EQ(pushes[0]["payload"], nlohmann::json({{"body", "yo"}})) << output_;
+  EXPECT_EQ(pushes[1]["name"], "shout") << output_;
+  EXPECT_EQ(pushes[1]["payload"], nlohmann::json({{"for", "fay"}, {"body", "yo"}})) << output_;
+}
+
+TEST_F(ChannelTest, PhoenixRule_ADisconnectBroadcastToASocketIdClosesItsSockets) {
+  // The client sees its socket closed (1001), reconnects and rejoins by itself.
+  auto lines = client("push " + url() + " room:k '{\"user\":\"gus\"}' log_me_out '{}' --params '{\"token\":\"gus1\"}' "
+                      "--no-reply --expect-joins 2");
+  auto closed = first(lines, "socket_close");
+  ASSERT_FALSE(closed.is_null()) << output_;
+  EXPECT_EQ(closed["code"], 1001) << output_;
+  EXPECT_EQ(count(lines, "join_ok"), 2u) << output_;
+}
+
 TEST_F(ChannelTest, HeartbeatIsAnswered) {
   auto lines = client("heartbeat " + url());
   EXPECT_FALSE(first(lines, "heartbeat").is_null()) << output_;
@@ -186,11 +241,11 @@ TEST_F(ChannelTest, AnAuthTokenClientGetsThePhoenixSubprotocol) {
 }
 
 TEST(ChannelRoute, PatternsMatchByPrefixOrExactly) {
-  detail::channel_route star{"room:*", nullptr};
+  detail::channel_route star{"room:*", nullptr, {}};
   EXPECT_TRUE(star.matches("room:lobby"));
   EXPECT_TRUE(star.matches("room:"));
   EXPECT_FALSE(star.matches("rooms:x"));
-  detail::channel_route exact{"quiet", nullptr};
+  detail::channel_route exact{"quiet", nullptr, {}};
   EXPECT_TRUE(exact.matches("quiet"));
   EXPECT_FALSE(exact.matches("quiet:1"));
 }

@@ -144,6 +144,12 @@ std::size_t broadcast(std::string_view topic, std::string_view event, const term
 //     (without one, every push is answered with an error reply {"reason": "unhandled event"})
 //   void handle_info(message& m, socket& s);        messages sent to the channel's process
 //   void terminate(const term& reason, socket& s);  when the channel ends for any reason but a crash
+//   static inline const std::vector<std::string> intercepts{"event", ...};
+//   void handle_out(std::string_view event, const term& payload, socket& s);
+//     (Phoenix's intercept/handle_out: broadcasts of the intercepted events reach this channel's
+//     process instead of going straight to its client, and handle_out decides what, if anything,
+//     to push. Each intercepted broadcast costs a message per subscriber and an encoding per push,
+//     which the fastlane avoids: intercept only what must differ per client.)
 template <class C>
 struct channel {};
 
@@ -157,6 +163,7 @@ class channel_base {
   virtual std::optional<in_reply> handle_in(std::string_view event, const term& payload, socket& s) = 0;
   virtual void handle_info(message& m, socket& s) = 0;
   virtual void terminate(const term& reason, socket& s) = 0;
+  virtual void handle_out(std::string_view event, const term& payload, socket& s) = 0;
 };
 
 template <class C>
@@ -176,6 +183,13 @@ class channel_model final : public channel_base {
   void terminate(const term& reason, socket& s) override {
     if constexpr (requires { c_.terminate(reason, s); }) c_.terminate(reason, s);
   }
+  void handle_out(std::string_view event, const term& payload, socket& s) override {
+    if constexpr (requires { c_.handle_out(event, payload, s); }) {
+      c_.handle_out(event, payload, s);
+    } else {
+      s.push(event, payload);  // intercepted without a handle_out: pushed unchanged
+    }
+  }
 
  private:
   C c_;
@@ -184,6 +198,7 @@ class channel_model final : public channel_base {
 struct channel_route {
   std::string pattern;  // "room:*" (a prefix) or an exact topic
   std::function<std::unique_ptr<channel_base>()> make;
+  std::vector<std::string> intercepts;  // C::intercepts
   bool matches(std::string_view topic) const noexcept;
 };
 
@@ -209,20 +224,31 @@ class socket_handler {
   template <class C>
   socket_handler& channel(std::string pattern) {
     static_assert(std::is_default_constructible_v<C>, "a channel type is constructed for every join");
-    add_route(std::move(pattern), [] { return std::unique_ptr<detail::channel_base>(new detail::channel_model<C>()); });
+    std::vector<std::string> intercepts;
+    if constexpr (requires { C::intercepts; }) {
+      for (const auto& e : C::intercepts) intercepts.emplace_back(e);
+    }
+    add_route(std::move(pattern), [] { return std::unique_ptr<detail::channel_base>(new detail::channel_model<C>()); },
+              std::move(intercepts));
     return *this;
   }
   // Sets the connect callback; without one every connection is accepted with empty assigns.
   socket_handler& connect(connect_fn f);
   // Origins (scheme://host[:port]) allowed to connect; empty: any (check_origin: false).
   socket_handler& check_origin(std::vector<std::string> origins);
+  // Names each socket from its assigns (Phoenix's UserSocket.id/1; nullopt: anonymous). A
+  // broadcast of "disconnect" to that name (web::broadcast(id, "disconnect", map({}))) closes
+  // every socket of that id (1001; their channels end, and the client reconnects, through the
+  // connect callback again): how a user is logged out everywhere.
+  socket_handler& id(std::function<std::optional<std::string>(const term& assigns)> f);
 
   // Internal.
   explicit socket_handler(std::string path);
   const std::shared_ptr<detail::socket_routes>& routes() const noexcept { return routes_; }
 
  private:
-  void add_route(std::string pattern, std::function<std::unique_ptr<detail::channel_base>()> make);
+  void add_route(std::string pattern, std::function<std::unique_ptr<detail::channel_base>()> make,
+                 std::vector<std::string> intercepts);
   std::shared_ptr<detail::socket_routes> routes_;
 };
 
