@@ -98,6 +98,17 @@ std::string reply_frame(const term& join_ref, const term& ref, std::string_view 
                map({{term("status"), term(std::string(status))}, {term("response"), response}}));
 }
 
+// A reply, in a binary frame when its response is {binary, Bytes} (§A.3).
+bool push_reply(const ws_outbox& out, const term& join_ref, const term& ref, std::string_view topic,
+                std::string_view status, const term& response) {
+  if (is_binary_payload(response)) {
+    return out.push_binary(encode_binary_reply(join_ref.is_binary() ? join_ref.as_binary() : std::string_view(),
+                                               ref.is_binary() ? ref.as_binary() : std::string_view(), topic, status,
+                                               response.element(1).as_binary()));
+  }
+  return out.push_text(reply_frame(join_ref, ref, topic, status, response));
+}
+
 // ---- the local registry (PubSub's fastlane) ---------------------------------------------------
 
 struct subscriber {
@@ -140,7 +151,9 @@ void unsubscribe(const std::string& topic, pid who) {
 }
 
 std::size_t fan_out(std::string_view topic, std::string_view event, const term& payload, pid except) {
-  const std::string text = frame(term(atom("nil")), term(atom("nil")), topic, event, payload);  // once
+  const bool binary = is_binary_payload(payload);
+  const std::string text = binary ? encode_binary_broadcast(topic, event, payload.element(1).as_binary())
+                                  : frame(term(atom("nil")), term(atom("nil")), topic, event, payload);  // once
   shard& s = shard_of(topic);
   std::lock_guard lock(s.mu);
   auto it = s.topics.find(std::string(topic));
@@ -153,7 +166,7 @@ std::size_t fan_out(std::string_view topic, std::string_view event, const term& 
       ++n;
       continue;
     }
-    n += x.out.push_text(text) ? 1 : 0;
+    n += (binary ? x.out.push_binary(text) : x.out.push_text(text)) ? 1 : 0;
   }
   return n;
 }
@@ -216,7 +229,7 @@ proc run_channel(process& self, std::shared_ptr<socket_routes> keep, join_reques
     logger::log("web", log_level::error, fmt::format("channel join of {} crashed: {}", rq.topic, e.what()));
     answer.emplace(join_reply::error(map({{term("reason"), term("join crashed")}})));
   }
-  rq.out.push_text(reply_frame(join_ref, join_ref, rq.topic, answer->is_ok() ? "ok" : "error", answer->response()));
+  push_reply(rq.out, join_ref, join_ref, rq.topic, answer->is_ok() ? "ok" : "error", answer->response());
   if (!answer->is_ok()) co_return;
   subscription sub(rq.topic, self.self(), rq.out, &rq.route->intercepts);
   for (;;) {
@@ -224,7 +237,7 @@ proc run_channel(process& self, std::shared_ptr<socket_routes> keep, join_reques
     if (auto* in = m.get_if<channel_in>()) {
       std::optional<in_reply> r = ch->handle_in(in->event, in->payload, s);
       if (!r) r = in_reply::reply("error", map({{term("reason"), term("unhandled event")}}));
-      if (r->has_reply()) rq.out.push_text(reply_frame(join_ref, in->ref, rq.topic, r->status(), r->response()));
+      if (r->has_reply()) push_reply(rq.out, join_ref, in->ref, rq.topic, r->status(), r->response());
       if (r->stops()) {
         rq.out.push_text(frame(join_ref, join_ref, rq.topic, "phx_close", map({})));
         ch->terminate(r->reason(), s);
@@ -263,10 +276,11 @@ class socket_session {
       : routes_(std::move(routes)), out_(std::move(out)), assigns_(std::move(assigns)), self_(self) {}
 
   // A text frame from the client.
-  void on_text(std::string_view text) {
+  // A frame from the client: text (JSON) or binary (§A.3).
+  void on_frame(const ws_message& frame) {
     channel_message msg;
     try {
-      msg = decode_channel_message(text);
+      msg = frame.type == ws_opcode::text ? decode_channel_message(frame.data) : decode_channel_binary(frame.data);
     } catch (const channel_message_error& e) {
       logger::log("web", log_level::warning, fmt::format("channel socket: {}", e.what()));  // dropped, as Phoenix drops it
       return;
@@ -388,8 +402,7 @@ proc run_socket(ws& w, std::shared_ptr<socket_routes> routes) {
       if (disconnect) break;
       continue;
     }
-    if (m->type == ws_opcode::text) session.on_text(m->data);
-    // Binary frames (V2's binary serializer) are not handled yet: ignored.
+    session.on_frame(*m);
   }
   co_await w.close(ws_close::going_away);
 }
@@ -419,6 +432,9 @@ void socket::assign(term key, term value) {
 }
 
 bool socket::push(std::string_view event, const term& payload) {
+  if (is_binary_payload(payload)) {
+    return core_->out.push_binary(encode_binary_push(core_->join_ref, core_->topic, event, payload.element(1).as_binary()));
+  }
   const term jr(core_->join_ref);
   return core_->out.push_text(detail::frame(jr, term(atom("nil")), core_->topic, event, payload));
 }

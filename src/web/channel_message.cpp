@@ -46,4 +46,57 @@ std::string encode_channel_message(const channel_message& m) {
   return json::encode(list({null_or_text(m.join_ref), null_or_text(m.ref), term(m.topic), term(m.event), m.payload}));
 }
 
+bool is_binary_payload(const term& payload) noexcept {
+  return payload.is_tuple() && payload.tuple_size() == 2 && payload.element(0) == term(atom("binary")) &&
+         payload.element(1).is_binary();
+}
+
+term binary_payload(std::string_view bytes) { return tuple(atom("binary"), term(bytes)); }
+
+channel_message decode_channel_binary(std::string_view f) {
+  if (f.size() < 5 || f[0] != '\0') throw channel_message_error("channel message: a binary frame must be a push (kind 0) with its 4 lengths");
+  const std::size_t lens[4] = {std::uint8_t(f[1]), std::uint8_t(f[2]), std::uint8_t(f[3]), std::uint8_t(f[4])};
+  std::size_t at = 5;
+  std::string_view parts[4];
+  for (int i = 0; i < 4; ++i) {
+    if (f.size() - at < lens[i]) throw channel_message_error("channel message: a binary frame cut short of its header");
+    parts[i] = f.substr(at, lens[i]);
+    at += lens[i];
+  }
+  channel_message m;
+  m.join_ref = parts[0].empty() ? std::nullopt : std::optional<std::string>(parts[0]);
+  m.ref = parts[1].empty() ? std::nullopt : std::optional<std::string>(parts[1]);
+  m.topic = std::string(parts[2]);
+  m.event = std::string(parts[3]);
+  m.payload = binary_payload(f.substr(at));
+  return m;
+}
+
+namespace {
+char length_byte(std::string_view s) {
+  if (s.size() > 255) throw channel_message_error("channel message: a binary frame's header string is over 255 bytes");
+  return char(s.size());
+}
+}  // namespace
+
+std::string encode_binary_push(std::string_view join_ref, std::string_view topic, std::string_view event,
+                               std::string_view bytes) {
+  std::string f{char(0), length_byte(join_ref), length_byte(topic), length_byte(event)};
+  f.append(join_ref).append(topic).append(event).append(bytes);
+  return f;
+}
+
+std::string encode_binary_reply(std::string_view join_ref, std::string_view ref, std::string_view topic,
+                                std::string_view status, std::string_view bytes) {
+  std::string f{char(1), length_byte(join_ref), length_byte(ref), length_byte(topic), length_byte(status)};
+  f.append(join_ref).append(ref).append(topic).append(status).append(bytes);
+  return f;
+}
+
+std::string encode_binary_broadcast(std::string_view topic, std::string_view event, std::string_view bytes) {
+  std::string f{char(2), length_byte(topic), length_byte(event)};
+  f.append(topic).append(event).append(bytes);
+  return f;
+}
+
 }  // namespace athanor::web

@@ -47,5 +47,34 @@ TEST(ChannelMessage, RoundTripsAnyPayload) {
   EXPECT_THROW(encode_channel_message(bad), json::json_error);
 }
 
+// The bytes phoenix-protocol.md §A.3 quotes from the official client's runs.
+TEST(ChannelMessage, BinaryFramesAreTheClientsBytes) {
+  using namespace std::string_literals;
+  const std::string up = "\x00\x02\x02\x0A\x05"s + "10" + "13" + "room:lobby" + "binup" + "\x01\x02\x03"s;
+  channel_message m = decode_channel_binary(up);
+  EXPECT_EQ(m.join_ref, "10");
+  EXPECT_EQ(m.ref, "13");
+  EXPECT_EQ(m.topic, "room:lobby");
+  EXPECT_EQ(m.event, "binup");
+  EXPECT_TRUE(is_binary_payload(m.payload));
+  EXPECT_EQ(m.payload, binary_payload("\x01\x02\x03"s));
+  EXPECT_EQ(encode_binary_reply("10", "13", "room:lobby", "ok", "\x03\x02\x01"s),
+            "\x01\x02\x02\x0A\x02"s + "10" + "13" + "room:lobby" + "ok" + "\x03\x02\x01"s);
+  EXPECT_EQ(encode_binary_push("10", "room:lobby", "bin_push", "\x09\x08\x07"s),
+            "\x00\x02\x0A\x08"s + "10" + "room:lobby" + "bin_push" + "\x09\x08\x07"s);
+  EXPECT_EQ(encode_binary_broadcast("room:lobby", "bin_bcast", "\x01\x02"s),
+            "\x02\x0A\x09"s + "room:lobby" + "bin_bcast" + "\x01\x02"s);
+}
+
+TEST(ChannelMessage, BinaryFramesCutShortOrOfAnotherKindAreRefused) {
+  using namespace std::string_literals;
+  for (const std::string& bad : {""s, "\x00\x01"s, "\x01\x00\x00\x00\x00"s, "\x00\x05\x00\x00\x00"s + "abc"}) {
+    EXPECT_THROW(decode_channel_binary(bad), channel_message_error);
+  }
+  EXPECT_THROW(encode_binary_broadcast(std::string(256, 't'), "e", ""), channel_message_error);
+  EXPECT_FALSE(is_binary_payload(map({})));
+  EXPECT_FALSE(is_binary_payload(tuple(atom("binary"), 1)));
+}
+
 }  // namespace
 }  // namespace athanor::web::testing

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "athanor/web/channel.h"
+#include "athanor/web/channel_message.h"
 #include "web_test_util.h"
 
 namespace athanor::web::testing {
@@ -30,6 +31,12 @@ struct room : channel<room> {
     if (event == "echo_push") {
       s.push("echoed", payload);
       return in_reply::noreply();
+    }
+    if (event == "binup" && is_binary_payload(payload)) {  // bytes back reversed, pushed, broadcast
+      std::string bytes(payload.element(1).as_binary());
+      s.push("bin_push", binary_payload(bytes));
+      s.broadcast("bin_bcast", binary_payload(bytes + "!"));
+      return in_reply::ok(binary_payload(std::string(bytes.rbegin(), bytes.rend())));
     }
     if (event == "crash") throw std::runtime_error("crash requested");
     if (event == "log_me_out") {  // every socket of this user's id closes
@@ -204,6 +211,23 @@ TEST_F(ChannelTest, PhoenixRule_ADisconnectBroadcastToASocketIdClosesItsSockets)
   ASSERT_FALSE(closed.is_null()) << output_;
   EXPECT_EQ(closed["code"], 1001) << output_;
   EXPECT_EQ(count(lines, "join_ok"), 2u) << output_;
+}
+
+TEST_F(ChannelTest, BinaryPayloadsGoBothWaysInBinaryFrames) {
+  auto lines = client("push " + url() + " room:bin '{\"user\":\"hal\"}' binup '\"abc\"' --binary --expect 2");
+  auto reply = first(lines, "reply");
+  ASSERT_FALSE(reply.is_null()) << output_;
+  EXPECT_EQ(reply["status"], "ok") << output_;
+  EXPECT_EQ(reply["response"], nlohmann::json({{"binary_base64", "Y2Jh"}})) << output_;  // "cba"
+  std::vector<nlohmann::json> pushes;
+  for (const auto& l : lines) {
+    if (l.value("event", "") == "push") pushes.push_back(l);
+  }
+  ASSERT_EQ(pushes.size(), 2u) << output_;
+  EXPECT_EQ(pushes[0]["name"], "bin_push") << output_;
+  EXPECT_EQ(pushes[0]["payload"], nlohmann::json({{"binary_base64", "YWJj"}})) << output_;  // "abc"
+  EXPECT_EQ(pushes[1]["name"], "bin_bcast") << output_;
+  EXPECT_EQ(pushes[1]["payload"], nlohmann::json({{"binary_base64", "YWJjIQ=="}})) << output_;  // "abc!"
 }
 
 TEST_F(ChannelTest, HeartbeatIsAnswered) {

@@ -116,7 +116,9 @@ class socket {
   const term& assigns() const noexcept;
   void assign(term key, term value);
 
-  // Sends `event` with `payload` (a map) to this client only (Phoenix.Channel.push/3). Returns
+  // Payloads are maps (JSON objects), or {binary, <<Bytes>>} (binary_payload(), channel_message.h)
+  // for a binary frame, as Phoenix's {:binary, data}; replies likewise.
+  // Sends `event` with `payload` to this client only (Phoenix.Channel.push/3). Returns
   // false if the connection is gone or refused it (it is then closed: see ws_outbox).
   bool push(std::string_view event, const term& payload);
   // Sends `event` with `payload` to every client joined to this topic, this one included

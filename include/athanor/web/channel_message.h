@@ -40,4 +40,22 @@ channel_message decode_channel_message(std::string_view text);
 // The frame's text. Throws json::json_error if the payload has no JSON form (json.h).
 std::string encode_channel_message(const channel_message& m);
 
+// Binary frames (phoenix-protocol.md §A.3), for binary payloads: Phoenix's {:binary, Data},
+// here the term {binary, <<Data>>} (binary_payload). Every header string is at most 255 bytes.
+//
+// True if `payload` is {binary, <<...>>}.
+bool is_binary_payload(const term& payload) noexcept;
+term binary_payload(std::string_view bytes);
+// Reads a client's binary push (kind 0: join_ref, ref, topic, event, then the bytes); its payload
+// is {binary, Bytes}. Throws channel_message_error for any other kind or a frame cut short.
+channel_message decode_channel_binary(std::string_view frame);
+// A server's binary frames: a push to one client (kind 0, no ref), a reply (kind 1: the client
+// sees {status, response: ArrayBuffer}), a broadcast (kind 2). Throw channel_message_error if a
+// header string is longer than 255 bytes.
+std::string encode_binary_push(std::string_view join_ref, std::string_view topic, std::string_view event,
+                               std::string_view bytes);
+std::string encode_binary_reply(std::string_view join_ref, std::string_view ref, std::string_view topic,
+                                std::string_view status, std::string_view bytes);
+std::string encode_binary_broadcast(std::string_view topic, std::string_view event, std::string_view bytes);
+
 }  // namespace athanor::web
