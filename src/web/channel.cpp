@@ -53,6 +53,7 @@
 #include "athanor/term/json.h"
 #include "athanor/web/channel_message.h"
 #include "athanor/web/http.h"
+#include "athanor/web/presence.h"
 
 namespace athanor::web {
 
@@ -220,6 +221,11 @@ proc run_channel(process& self, std::shared_ptr<socket_routes> keep, join_reques
   (void)keep;  // keeps rq.route alive
   socket_core core{rq.topic, rq.join_ref, rq.assigns, rq.out, self.self()};
   socket s(&core);
+  // Whatever this channel tracks in Presence leaves with it, however it ends.
+  struct untrack_at_end {
+    pid p;
+    ~untrack_at_end() { presence::detail::untrack_process(p); }
+  } presence_guard{self.self()};
   const term join_ref(rq.join_ref);
   std::unique_ptr<channel_base> ch = rq.route->make();
   std::optional<join_reply> answer;
@@ -423,6 +429,7 @@ term query_params(std::string_view query) {
 // ---- public functions ------------------------------------------------------------------------------
 
 const std::string& socket::topic() const noexcept { return core_->topic; }
+pid socket::channel_pid() const noexcept { return core_->self; }
 const term& socket::assigns() const noexcept { return core_->assigns; }
 void socket::assign(term key, term value) {
   const auto old = core_->assigns.map_entries();

@@ -7,6 +7,7 @@
 
 #include "athanor/web/channel.h"
 #include "athanor/web/channel_message.h"
+#include "athanor/web/presence.h"
 #include "web_test_util.h"
 
 namespace athanor::web::testing {
@@ -68,6 +69,35 @@ struct feed : channel<feed> {
   }
 };
 
+// lobby:* — the chat's shape: Presence keyed by user with online_at, presence_state after the
+// join, new_msg broadcast to everyone with the sender's name; "away" updates the meta.
+struct after_join {};
+struct lobby : channel<lobby> {
+  join_reply join(std::string_view, const term& params, socket& s) {
+    s.assign(term("user"), *params.find(term("user")));
+    send(s.channel_pid(), after_join{});
+    return join_reply::ok();
+  }
+  void handle_info(message& m, socket& s) {
+    if (!m.is<after_join>()) return;
+    s.push("presence_state", presence::list(s.topic()));
+    const std::string user(s.assigns().find(term("user"))->as_binary());
+    const auto ref = presence::track(s, user, map({{term("online_at"), term("1700000000")}}));
+    EXPECT_TRUE(ref.has_value());
+    EXPECT_FALSE(presence::track(s, user, map({})).has_value());  // Phoenix's already_tracked
+  }
+  in_reply handle_in(std::string_view event, const term& payload, socket& s) {
+    const term user = *s.assigns().find(term("user"));
+    if (event == "new_msg") s.broadcast("new_msg", map({{term("user"), user}, {term("body"), *payload.find(term("body"))}}));
+    if (event == "away") {
+      const auto ref = presence::update(s, std::string(user.as_binary()), map({{term("status"), term("away")}}));
+      return in_reply::ok(map({{term("updated"), term(ref.has_value())}}));
+    }
+    if (event == "hide") return in_reply::ok(map({{term("untracked"), term(presence::untrack(s, std::string(user.as_binary())))}}));
+    return in_reply::noreply();
+  }
+};
+
 // A channel without handle_in, on exact topic "quiet".
 struct quiet : channel<quiet> {
   join_reply join(std::string_view, const term&, socket&) { return join_reply::ok(); }
@@ -93,6 +123,7 @@ class ChannelTest : public WebTest {
         })
         .channel<room>("room:*")
         .channel<feed>("feed:*")
+        .channel<lobby>("lobby:*")
         .channel<quiet>("quiet");
     router r;
     ep.mount(r);
@@ -123,6 +154,14 @@ class ChannelTest : public WebTest {
       if (l.is_object() && l.value("event", "") == event) return l;
     }
     return nullptr;
+  }
+  // The last line whose "event" is `event`, or null.
+  static nlohmann::json last(const std::vector<nlohmann::json>& lines, const std::string& event) {
+    nlohmann::json found;
+    for (const auto& l : lines) {
+      if (l.is_object() && l.value("event", "") == event) found = l;
+    }
+    return found;
   }
   static std::size_t count(const std::vector<nlohmann::json>& lines, const std::string& event) {
     std::size_t n = 0;
@@ -229,6 +268,47 @@ TEST_F(ChannelTest, BinaryPayloadsGoBothWaysInBinaryFrames) {
   EXPECT_EQ(pushes[1]["name"], "bin_bcast") << output_;
   EXPECT_EQ(pushes[1]["payload"], nlohmann::json({{"binary_base64", "YWJjIQ=="}})) << output_;  // "abc!"
 }
+
+TEST_F(ChannelTest, PresenceStateAfterJoinShowsTheTrackedMeta) {
+  auto lines = client("join " + url() + " lobby:p '{\"user\":\"ann\"}' --presence ann");
+  EXPECT_EQ(first(lines, "push")["name"], "presence_state") << output_;  // first, then the diff
+  auto p = last(lines, "presence");
+  ASSERT_FALSE(p.is_null()) << output_;
+  ASSERT_TRUE(p["users"].contains("ann")) << output_;
+  const auto& metas = p["users"]["ann"];
+  ASSERT_EQ(metas.size(), 1u) << output_;
+  EXPECT_EQ(metas[0]["online_at"], "1700000000") << output_;
+  EXPECT_TRUE(metas[0]["phx_ref"].is_string()) << output_;
+}
+
+// The chat: two clients see each other in Presence, each receives both messages (its own too),
+// and the one that stays sees the other drop out of its list when it disconnects.
+TEST_F(ChannelTest, TwoClientsChatAndSeeEachOtherComeAndGo) {
+  const std::string out_a = ::testing::TempDir() + "/chat_a_" + std::to_string(port()) + ".out";
+  auto a = sh("(node '" + js_dir() + "/phoenix_client.js' push " + url() +
+              " lobby:q '{\"user\":\"ann\"}' new_msg '{\"body\":\"hi from ann\"}' --no-reply --expect 2:new_msg "
+              "--presence ann,bob --then-presence ann > '" + out_a + "' 2>&1; echo exit=$? >> '" + out_a + "') & "
+              "node '" + js_dir() + "/phoenix_client.js' push " + url() +
+              " lobby:q '{\"user\":\"bob\"}' new_msg '{\"body\":\"hi from bob\"}' --no-reply --expect 2:new_msg "
+              "--presence ann,bob 2>&1; wait");
+  EXPECT_EQ(a.status, 0) << a.out;
+  std::size_t bob_msgs = 0;
+  for (const char* body : {"hi from ann", "hi from bob"}) bob_msgs += a.out.find(body) != std::string::npos;
+  EXPECT_EQ(bob_msgs, 2u) << a.out;
+  const auto ann = sh("cat '" + out_a + "'");
+  EXPECT_NE(ann.out.find("exit=0"), std::string::npos) << ann.out;  // saw bob leave: list back to [ann]
+  EXPECT_NE(ann.out.find("hi from bob"), std::string::npos) << ann.out;
+  EXPECT_NE(ann.out.find("hi from ann"), std::string::npos) << ann.out;
+}
+
+TEST_F(ChannelTest, PresenceUpdateAndUntrackAreDiffsTheClientApplies) {
+  auto lines = client("push " + url() + " lobby:u '{\"user\":\"cat\"}' away '{}' --presence cat");
+  EXPECT_EQ(first(lines, "reply")["response"], nlohmann::json({{"updated", true}})) << output_;
+  lines = client("push " + url() + " lobby:v '{\"user\":\"dan\"}' hide '{}' --presence dan --then-presence ''");
+  EXPECT_EQ(first(lines, "reply")["response"], nlohmann::json({{"untracked", true}})) << output_;
+}
+
+TEST(Presence, ListIsEmptyForATopicNobodyTracks) { EXPECT_EQ(presence::list("nobody:here"), map({})); }
 
 TEST_F(ChannelTest, HeartbeatIsAnswered) {
   auto lines = client("heartbeat " + url());

@@ -111,6 +111,8 @@ class socket {
  public:
   // The topic this channel joined ("room:lobby").
   const std::string& topic() const noexcept;
+  // The channel's process (what Presence tracks; messages sent to it reach handle_info).
+  pid channel_pid() const noexcept;
   // What the socket's connect callback assigned, plus what this channel assigned since
   // (Phoenix's socket.assigns), as a map; an empty map at first.
   const term& assigns() const noexcept;

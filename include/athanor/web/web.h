@@ -9,3 +9,4 @@
 #include "athanor/web/websocket.h"
 #include "athanor/web/channel.h"
 #include "athanor/web/channel_message.h"
+#include "athanor/web/presence.h"

@@ -28,6 +28,8 @@
 //   --presence USERS      push/join: track the official Presence object and wait until its list
 //                         has held exactly the comma-separated USERS (use "" for none) once; push
 //                         only then, so that clients of a multi-client test push once all joined
+//   --then-presence USERS push: once the --presence list was seen and the push done, also wait
+//                         until the list is exactly USERS (e.g. after another client left)
 //   --trace               print every decoded message the socket receives as {"event":"recv",...}
 'use strict';
 const WS = require('ws');
@@ -78,6 +80,7 @@ for (let i = 0; i < argv.length; i++) {
     case '--no-reply': opts.noReply = true; break;
     case '--binary': opts.binary = true; break;
     case '--presence': opts.presence = (next() || '').split(',').filter((s) => s !== '').sort(); break;
+    case '--then-presence': opts.thenPresence = (next() || '').split(',').filter((s) => s !== '').sort(); break;
     case '--trace': opts.trace = true; break;
     default:
       if (a.startsWith('--')) opts.bad = 'unknown option ' + a;
@@ -160,7 +163,9 @@ function joinAndRun(withPush) {
           .receive('error', (resp) => onReply('error', resp))
           .receive('timeout', () => { if (!opts.noReply) fail('push reply timeout', { name: pushEvent }); });
       }
-      if (joins >= opts.expectJoins && pushes >= opts.expect && replied) finish(0);
+      const thenDone = !opts.thenPresence || !presence ||
+        JSON.stringify(presence.list((key) => key).sort()) === JSON.stringify(opts.thenPresence);
+      if (joins >= opts.expectJoins && pushes >= opts.expect && replied && thenDone) finish(0);
     } else if (joins >= opts.expectJoins && !leaving) {
       leaving = true;
       channel.leave()
