@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Athanor needs, if they are missing (idempotent; no-op when all are there).
-#   scripts/install-deps.sh            what the build and the demo need
-#   scripts/install-deps.sh --test     also what the tests drive: curl, wrk, node + npm, Erlang and Elixir
-#   scripts/install-deps.sh --bench    also CAF, perf, wrk, nginx and node, for the benchmark scripts
+#   scripts/install-deps.sh            what the build and the demo need (node + npm included)
+#   scripts/install-deps.sh --test     also what the tests drive: curl, wrk, Erlang and Elixir
+#   scripts/install-deps.sh --bench    also CAF, perf, wrk and nginx, for the benchmark scripts
 set -euo pipefail
 
 # The compiler is clang-19 (with libstdc++ 12), with its sanitizer and libFuzzer runtimes: g++ 12
@@ -10,12 +10,12 @@ set -euo pipefail
 packages=(cmake make clang-19 libclang-rt-19-dev pkg-config libgtest-dev libgmock-dev libfmt-dev
           libspdlog-dev zlib1g-dev erlang-base libssl-dev nlohmann-json3-dev librapidcheck-dev libgmp-dev
           liburing-dev)
-# Node.js: Debian's nodejs + npm, unless a node with npm is already installed some other way.
-node_packages=()
-command -v npm >/dev/null || node_packages=(nodejs npm)
+# Node.js: Debian's nodejs + npm, unless a node with npm is already installed some other way. The
+# build needs npm: athanor-chat's page bundles the official phoenix client from npm.
+command -v npm >/dev/null || packages+=(nodejs npm)
 case "${1:-}" in
-  --test) packages+=(curl wrk erlang-crypto erlang-ssl elixir "${node_packages[@]}") ;;
-  --bench) packages+=(libcaf-dev linux-perf wrk nginx-light curl "${node_packages[@]}") ;;
+  --test) packages+=(curl wrk erlang-crypto erlang-ssl elixir) ;;
+  --bench) packages+=(libcaf-dev linux-perf wrk nginx-light curl) ;;
 esac
 
 missing=()

@@ -54,6 +54,7 @@
 #include "athanor/web/channel_message.h"
 #include "athanor/web/http.h"
 #include "athanor/web/presence.h"
+#include "web/cluster_internal.h"
 
 namespace athanor::web {
 
@@ -447,15 +448,25 @@ bool socket::push(std::string_view event, const term& payload) {
 }
 
 std::size_t socket::broadcast(std::string_view event, const term& payload) {
-  return detail::fan_out(core_->topic, event, payload, pid());
+  const std::size_t n = detail::fan_out(core_->topic, event, payload, pid());
+  detail::forward_broadcast(core_->topic, event, payload);
+  return n;
 }
 
 std::size_t socket::broadcast_from(std::string_view event, const term& payload) {
-  return detail::fan_out(core_->topic, event, payload, core_->self);
+  const std::size_t n = detail::fan_out(core_->topic, event, payload, core_->self);
+  detail::forward_broadcast(core_->topic, event, payload);
+  return n;
 }
 
 std::size_t broadcast(std::string_view topic, std::string_view event, const term& payload) {
-  return detail::fan_out(topic, event, payload, pid());
+  const std::size_t n = detail::fan_out(topic, event, payload, pid());
+  detail::forward_broadcast(topic, event, payload);
+  return n;
+}
+
+std::size_t detail::local_broadcast(std::string_view topic, std::string_view event, const term& payload, pid except) {
+  return fan_out(topic, event, payload, except);
 }
 
 socket_handler::socket_handler(std::string path) : routes_(std::make_shared<detail::socket_routes>()) {

@@ -18,10 +18,16 @@
 //     where here the caller is the channel's own process and the lock is held for a map update.
 //   * Monitors of tracked processes: the guard in the channel's frame is as sure, and free.
 //
-// Across nodes (next): each node is the only writer of its own channels' entries, so replicas
-// converge by applying each owner's changes in order (distribution keeps per-pair order) plus a
-// snapshot when a node comes up; a node going down takes its entries with it. That is the
-// property Phoenix.Tracker's delta CRDT guarantees, with a single writer per entry.
+// Across nodes (pubsub.cpp's relay): each node is the only writer of its own channels' entries,
+// so replicas converge by applying each owner's changes in order (they travel through the two
+// relays, and distribution keeps per-pair order) on top of a snapshot sent when the relays meet;
+// a node going down takes its entries with it. Applying is idempotent by phx_ref (a change
+// already in a snapshot is ignored when its delta follows). That is what Phoenix.Tracker's delta
+// CRDT guarantees, here with a single writer per entry; concurrent joins and leaves on different
+// nodes touch different writers' entries and commute. Diffs are broadcast on each node by the
+// node that applies the change (never forwarded as broadcasts), so a node's clients see exactly
+// the changes its registry went through, and a presence_state taken from it is never behind
+// the diffs they got.
 //
 // Invariants:
 //   1. Every entry's owner is a live process, or one whose guard is running untrack_process.
@@ -32,11 +38,16 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
+#include <tuple>
+#include <algorithm>
 #include <stdexcept>
 #include <unordered_map>
 #include <vector>
 
+#include "athanor/dist/node.h"
 #include "athanor/term/json.h"
+#include "web/cluster_internal.h"
 
 namespace athanor::web::presence {
 
@@ -114,7 +125,9 @@ std::optional<std::string> track(socket& s, std::string_view key, term meta) {
     entries.push_back(entry{s.channel_pid(), full, ref});
     r.by_owner[s.channel_pid()].emplace_back(s.topic(), std::string(key));
   }
-  web::broadcast(s.topic(), "presence_diff", diff({{std::string(key), {full}}}, {}));
+  web::detail::local_broadcast(s.topic(), "presence_diff", diff({{std::string(key), {full}}}, {}), pid());
+  web::detail::replicate_presence(tuple(atom("athanor_presence"), atom("join"), term(s.topic()), term(std::string(key)), full,
+                                        term(s.channel_pid()), term(ref)));
   return ref;
 }
 
@@ -122,6 +135,7 @@ std::optional<std::string> update(socket& s, std::string_view key, term meta) {
   const std::string ref = new_ref();
   term full = checked_meta(std::move(meta), ref);
   term old;
+  std::string old_ref;
   {
     registry& r = reg();
     std::lock_guard lock(r.mu);
@@ -139,15 +153,19 @@ std::optional<std::string> update(socket& s, std::string_view key, term meta) {
     if (!mine) return std::nullopt;
     full = with(full, {{term("phx_ref_prev"), term(mine->ref)}});
     old = mine->meta;
+    old_ref = mine->ref;
     mine->meta = full;
     mine->ref = ref;
   }
-  web::broadcast(s.topic(), "presence_diff", diff({{std::string(key), {full}}}, {{std::string(key), {old}}}));
+  web::detail::local_broadcast(s.topic(), "presence_diff", diff({{std::string(key), {full}}}, {{std::string(key), {old}}}), pid());
+  web::detail::replicate_presence(tuple(atom("athanor_presence"), atom("update"), term(s.topic()), term(std::string(key)), full,
+                                        term(s.channel_pid()), term(ref), term(old_ref)));
   return ref;
 }
 
 bool untrack(socket& s, std::string_view key) {
   std::vector<term> left;
+  std::vector<std::string> left_refs;
   {
     registry& r = reg();
     std::lock_guard lock(r.mu);
@@ -158,6 +176,7 @@ bool untrack(socket& s, std::string_view key) {
     std::erase_if(k->second, [&](const entry& e) {
       if (e.owner != s.channel_pid()) return false;
       left.push_back(e.meta);
+      left_refs.push_back(e.ref);
       return true;
     });
     if (k->second.empty()) t->second.erase(k);
@@ -169,7 +188,11 @@ bool untrack(socket& s, std::string_view key) {
     }
   }
   if (left.empty()) return false;
-  web::broadcast(s.topic(), "presence_diff", diff({}, {{std::string(key), left}}));
+  web::detail::local_broadcast(s.topic(), "presence_diff", diff({}, {{std::string(key), left}}), pid());
+  for (const std::string& ref : left_refs) {
+    web::detail::replicate_presence(tuple(atom("athanor_presence"), atom("leave"), term(s.topic()), term(std::string(key)),
+                                          term(s.channel_pid()), term(ref)));
+  }
   return true;
 }
 
@@ -190,6 +213,7 @@ term list(std::string_view topic) {
 void detail::untrack_process(pid p) noexcept {
   // topic -> key -> metas that left
   std::map<std::string, std::map<std::string, std::vector<term>>> left;
+  std::vector<term> deltas;
   try {
     registry& r = reg();
     std::lock_guard lock(r.mu);
@@ -203,6 +227,7 @@ void detail::untrack_process(pid p) noexcept {
       std::erase_if(k->second, [&](const entry& e) {
         if (e.owner != p) return false;
         left[topic][key].push_back(e.meta);
+        deltas.push_back(tuple(atom("athanor_presence"), atom("leave"), term(topic), term(key), term(p), term(e.ref)));
         return true;
       });
       if (k->second.empty()) t->second.erase(k);
@@ -214,12 +239,136 @@ void detail::untrack_process(pid p) noexcept {
   }
   for (const auto& [topic, keys] : left) {
     try {
-      web::broadcast(topic, "presence_diff", diff({}, keys));
+      web::detail::local_broadcast(topic, "presence_diff", diff({}, keys), pid());
     } catch (...) {
       // Metas were checked as JSON when tracked; only memory can fail here, and a missed diff
       // is corrected by the next presence_state a client gets.
     }
   }
+  for (term& d : deltas) web::detail::replicate_presence(std::move(d));
+}
+
+// ---- replicas of other nodes' entries (the relay, pubsub.cpp) ------------------------------------
+
+namespace {
+bool owned_by(const entry& e, atom node) { return !e.owner.is_local() && dist::node_of(e.owner) == node; }
+
+// Applies joins and leaves to the registry and broadcasts their diff to this node's clients.
+// joins: (topic, key, entry); leaves: (topic, key, ref). A join whose ref is there, or a leave
+// whose ref is not, changes nothing (idempotent).
+void apply_changes(const std::vector<std::tuple<std::string, std::string, entry>>& joins,
+           const std::vector<std::tuple<std::string, std::string, std::string>>& leaves) {
+  std::map<std::string, std::pair<std::map<std::string, std::vector<term>>, std::map<std::string, std::vector<term>>>> diffs;
+  {
+    registry& r = reg();
+    std::lock_guard lock(r.mu);
+    for (const auto& [topic, key, e] : joins) {
+      std::vector<entry>& v = r.topics[topic][key];
+      if (std::any_of(v.begin(), v.end(), [&](const entry& x) { return x.ref == e.ref; })) continue;
+      v.push_back(e);
+      diffs[topic].first[key].push_back(e.meta);
+    }
+    for (const auto& [topic, key, ref] : leaves) {
+      auto t = r.topics.find(topic);
+      if (t == r.topics.end()) continue;
+      auto k = t->second.find(key);
+      if (k == t->second.end()) continue;
+      std::erase_if(k->second, [&](const entry& x) {
+        if (x.ref != ref) return false;
+        diffs[topic].second[key].push_back(x.meta);
+        return true;
+      });
+      if (k->second.empty()) t->second.erase(k);
+      if (t->second.empty()) r.topics.erase(t);
+    }
+  }
+  for (const auto& [topic, d] : diffs) {
+    try {
+      web::detail::local_broadcast(topic, "presence_diff", diff(d.first, d.second), pid());
+    } catch (...) {
+      // A peer's meta with no JSON form (its node checked it): the registry still holds it.
+    }
+  }
+}
+
+std::string text_of(const term& t) { return t.is_binary() ? std::string(t.as_binary()) : std::string(); }
+}  // namespace
+
+void detail::apply_remote(const term& d) noexcept {
+  try {
+    if (!d.is_tuple() || d.tuple_size() < 6) return;
+    const term& kind = d.element(1);
+    const std::string topic = text_of(d.element(2)), key = text_of(d.element(3));
+    if (kind == term(atom("join")) && d.tuple_size() == 7 && d.element(5).is_pid()) {
+      apply_changes({{topic, key, entry{d.element(5).as_pid(), d.element(4), text_of(d.element(6))}}}, {});
+    } else if (kind == term(atom("leave")) && d.tuple_size() == 6) {
+      apply_changes({}, {{topic, key, text_of(d.element(5))}});
+    } else if (kind == term(atom("update")) && d.tuple_size() == 8 && d.element(5).is_pid()) {
+      apply_changes({{topic, key, entry{d.element(5).as_pid(), d.element(4), text_of(d.element(6))}}}, {{topic, key, text_of(d.element(7))}});
+    }
+  } catch (...) {
+    // A malformed delta from a peer: ignored.
+  }
+}
+
+void detail::apply_snapshot(atom node, const term& entries) noexcept {
+  try {
+    std::vector<std::tuple<std::string, std::string, entry>> joins;
+    std::set<std::string> fresh;
+    for (term t = entries; t.is_list() && !t.is_nil(); t = t.tail()) {
+      const term& e = t.head();  // {Topic, Key, Meta, Owner, Ref}
+      if (!e.is_tuple() || e.tuple_size() != 5 || !e.element(3).is_pid()) continue;
+      joins.emplace_back(text_of(e.element(0)), text_of(e.element(1)), entry{e.element(3).as_pid(), e.element(2), text_of(e.element(4))});
+      fresh.insert(text_of(e.element(4)));
+    }
+    std::vector<std::tuple<std::string, std::string, std::string>> leaves;  // what that node no longer has
+    {
+      registry& r = reg();
+      std::lock_guard lock(r.mu);
+      for (const auto& [topic, keys] : r.topics) {
+        for (const auto& [key, v] : keys) {
+          for (const entry& e : v) {
+            if (owned_by(e, node) && !fresh.count(e.ref)) leaves.emplace_back(topic, key, e.ref);
+          }
+        }
+      }
+    }
+    apply_changes(joins, leaves);
+  } catch (...) {
+  }
+}
+
+void detail::drop_node(atom node) noexcept {
+  try {
+    std::vector<std::tuple<std::string, std::string, std::string>> leaves;
+    {
+      registry& r = reg();
+      std::lock_guard lock(r.mu);
+      for (const auto& [topic, keys] : r.topics) {
+        for (const auto& [key, v] : keys) {
+          for (const entry& e : v) {
+            if (owned_by(e, node)) leaves.emplace_back(topic, key, e.ref);
+          }
+        }
+      }
+    }
+    apply_changes({}, leaves);
+  } catch (...) {
+  }
+}
+
+term detail::local_snapshot() {
+  std::vector<term> out;
+  registry& r = reg();
+  std::lock_guard lock(r.mu);
+  for (const auto& [topic, keys] : r.topics) {
+    for (const auto& [key, v] : keys) {
+      for (const entry& e : v) {
+        if (e.owner.is_local()) out.push_back(tuple(term(topic), term(key), e.meta, term(e.owner), term(e.ref)));
+      }
+    }
+  }
+  return list(out);
 }
 
 }  // namespace athanor::web::presence

@@ -30,25 +30,15 @@
 #include <thread>
 #include <vector>
 
+#include "../support/free_port.h"
+
 extern char** environ;
 
 namespace athanor::dist::testing {
 
 using namespace std::chrono_literals;
 
-// A TCP port that was free on 127.0.0.1 a moment ago (bound to port 0, then released).
-inline std::uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
+using ::athanor::testing_support::free_port;
 
 // A blocking connection for the test thread. Every read gives up after 20 s (a failing test
 // reports instead of hanging).

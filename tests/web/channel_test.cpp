@@ -8,6 +8,7 @@
 #include "athanor/web/channel.h"
 #include "athanor/web/channel_message.h"
 #include "athanor/web/presence.h"
+#include "athanor/web/pubsub.h"
 #include "web_test_util.h"
 
 namespace athanor::web::testing {
@@ -309,6 +310,13 @@ TEST_F(ChannelTest, PresenceUpdateAndUntrackAreDiffsTheClientApplies) {
 }
 
 TEST(Presence, ListIsEmptyForATopicNobodyTracks) { EXPECT_EQ(presence::list("nobody:here"), map({})); }
+
+// The cluster relay needs a distribution node (chat_test.cpp runs two); without one it refuses.
+TEST(PubSub, StartClusterNeedsARunningNodeAndThereAreNoPeersWithoutOne) {
+  runtime rt;
+  EXPECT_THROW(pubsub::start_cluster(), std::logic_error);
+  EXPECT_TRUE(pubsub::peers().empty());
+}
 
 TEST_F(ChannelTest, HeartbeatIsAnswered) {
   auto lines = client("heartbeat " + url());

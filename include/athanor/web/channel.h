@@ -124,7 +124,8 @@ class socket {
   // false if the connection is gone or refused it (it is then closed: see ws_outbox).
   bool push(std::string_view event, const term& payload);
   // Sends `event` with `payload` to every client joined to this topic, this one included
-  // (broadcast/3), or every one but this one (broadcast_from/3). Returns how many got it.
+  // (broadcast/3), or every one but this one (broadcast_from/3), on every node of the cluster
+  // (see web::broadcast). Returns how many of this node's clients got it.
   std::size_t broadcast(std::string_view event, const term& payload);
   std::size_t broadcast_from(std::string_view event, const term& payload);
 
@@ -135,9 +136,10 @@ class socket {
   detail::socket_core* core_;
 };
 
-// Sends `event` with `payload` to every client joined to `topic` on this node, from anywhere
-// (Phoenix's Endpoint.broadcast/3). The frame is serialized once. Returns how many got it.
-// Throws json::json_error if payload has no JSON form.
+// Sends `event` with `payload` to every client joined to `topic`, from anywhere (Phoenix's
+// Endpoint.broadcast/3): on this node, and on every node of the cluster once pubsub.h's relay
+// runs (one message per node). The frame is serialized once per node. Returns how many of this
+// node's clients got it. Throws json::json_error if payload has no JSON form.
 std::size_t broadcast(std::string_view topic, std::string_view event, const term& payload);
 
 // Optional base for channel types (`struct room : channel<room>`): documents the interface. A

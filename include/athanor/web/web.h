@@ -10,3 +10,4 @@
 #include "athanor/web/channel.h"
 #include "athanor/web/channel_message.h"
 #include "athanor/web/presence.h"
+#include "athanor/web/pubsub.h"
