@@ -76,6 +76,7 @@
 #include <set>
 #include <span>
 #include <stdexcept>
+#include <variant>
 
 #include <fmt/format.h>
 
@@ -407,18 +408,37 @@ R run_in_process(const char* what, F body, std::chrono::seconds limit = std::chr
   if (athanor::self())
     throw std::logic_error(std::string("athanor::dist::") + what +
                            " blocks its thread: call it from a thread that is not running a process");
-  auto result = std::make_shared<std::promise<R>>();
-  std::future<R> f = result->get_future();
+  // A failure travels as a value, copied on the process's thread, and is thrown anew here: an
+  // exception_ptr handed across threads is released by whichever thread drops it last, through
+  // libstdc++'s own reference count, which TSan cannot see (it reported this caller reading a
+  // call_error that the process's thread was freeing).
+  struct failure {
+    std::optional<call_error> call;
+    std::string message;
+  };
+  using outcome = std::variant<R, failure>;
+  auto result = std::make_shared<std::promise<outcome>>();
+  std::future<outcome> f = result->get_future();
   spawn([body = std::move(body), result](process&) mutable -> proc {
+    std::optional<outcome> out;
     try {
-      result->set_value(co_await body());
+      out.emplace(std::in_place_index<0>, co_await body());
+    } catch (const call_error& e) {
+      out.emplace(std::in_place_index<1>, failure{e, e.what()});
+    } catch (const std::exception& e) {
+      out.emplace(std::in_place_index<1>, failure{std::nullopt, e.what()});
     } catch (...) {
-      result->set_exception(std::current_exception());
+      out.emplace(std::in_place_index<1>, failure{std::nullopt, "an exception of unknown type"});
     }
+    result->set_value(std::move(*out));
   });
   if (f.wait_for(limit) != std::future_status::ready)
     throw std::runtime_error(std::string("athanor::dist::") + what + ": no answer within " + std::to_string(limit.count()) + " s");
-  return f.get();
+  outcome o = f.get();
+  if (o.index() == 0) return std::move(std::get<0>(o));
+  failure& fl = std::get<1>(o);
+  if (fl.call) throw *fl.call;
+  throw std::runtime_error(fl.message);
 }
 
 }  // namespace

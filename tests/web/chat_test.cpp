@@ -6,6 +6,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
+#include <csignal>
 #include <string>
 #include <vector>
 
@@ -97,6 +99,37 @@ TEST_F(ChatTest, TwoNodesShareRoomsMessagesAndPresence) {
   const command_result ann = sh("cat '" + out_a + "'");
   EXPECT_NE(ann.out.find(R"({"body":"hi from bob","user":"bob"})"), std::string::npos) << ann.out;
   EXPECT_NE(ann.out.find("exit=0"), std::string::npos) << ann.out;  // saw bob leave (node b's client)
+}
+
+// Phoenix.Tracker's rule: a node that goes down takes its presences with it. Node b is killed
+// (SIGKILL: no channel of it ends cleanly, so no leave is sent); ann, on node a, must see bob go.
+TEST_F(ChatTest, PhoenixRule_ANodeThatGoesDownTakesItsPresencesWithIt) {
+  child one({ATHANOR_CHAT_BIN, "--port", "0", "--sname", "chat_c", "--cookie", "chat-test"}, env_);
+  const std::string url_a = start(one);
+  ASSERT_FALSE(url_a.empty());
+  ASSERT_TRUE(one.line().has_value()) << one.output();
+  auto two = std::make_unique<child>(
+      std::vector<std::string>{ATHANOR_CHAT_BIN, "--port", "0", "--sname", "chat_d", "--cookie", "chat-test", "--join", "chat_c"},
+      env_);
+  const std::string url_b = start(*two);
+  ASSERT_FALSE(url_b.empty());
+  ASSERT_TRUE(two->line().has_value()) << two->output();
+  // bob stays connected to node b (it waits for messages that never come); ann waits until she has
+  // seen both, then until bob is gone.
+  child bob({"node", js_dir() + "/phoenix_client.js", "join", url_b, "room:lobby", R"({"user":"bob"})", "--presence",
+             "ann,bob", "--expect-joins", "2", "--timeout", "30000"},
+            {});
+  child ann({"node", js_dir() + "/phoenix_client.js", "push", url_a, "room:lobby", R"({"user":"ann"})", "new_msg",
+             R"({"body":"anyone?"})", "--no-reply", "--presence", "ann,bob", "--then-presence", "ann", "--timeout", "30000"},
+            {});
+  // ann has seen bob: she prints a presence line holding both.
+  std::optional<std::string> line;
+  while ((line = ann.line()) && !(line->find("\"presence\"") != std::string::npos && line->find("\"bob\"") != std::string::npos &&
+                                 line->find("\"ann\"") != std::string::npos)) {
+  }
+  ASSERT_TRUE(line.has_value()) << ann.output();
+  two->signal(SIGKILL);
+  EXPECT_EQ(ann.wait(), 0) << ann.output() << one.output();  // --then-presence ann: bob left
 }
 
 }  // namespace

@@ -287,7 +287,9 @@ class ws {
   task<std::optional<ws_message>> receive();
   // Like receive(), but also returns early (a ws_message with mailbox == true and no data) while a
   // process message is waiting: the handler takes it with its own receive. For handlers that
-  // combine the socket with messages from other processes (broadcasts, pub/sub).
+  // combine the socket with messages from other processes (broadcasts, pub/sub). Take messages
+  // by their types (receive<T>, receive_for<T>), never with receive_any(): the outbox's doorbell
+  // is a message in the same mailbox, and a handler that takes it leaves later pushes unwritten.
   task<std::optional<ws_message>> receive_or_mail();
 
   // Sends a message. Returns true if it was written or queued; false if the connection is closed
