@@ -291,6 +291,21 @@ void apply_changes(const std::vector<std::tuple<std::string, std::string, entry>
   }
 }
 
+// (topic, key, ref) of every entry `node` owns here, but those whose ref is in `except`.
+std::vector<std::tuple<std::string, std::string, std::string>> entries_of(atom node, const std::set<std::string>* except) {
+  std::vector<std::tuple<std::string, std::string, std::string>> out;
+  registry& r = reg();
+  std::lock_guard lock(r.mu);
+  for (const auto& [topic, keys] : r.topics) {
+    for (const auto& [key, v] : keys) {
+      for (const entry& e : v) {
+        if (owned_by(e, node) && !(except && except->count(e.ref))) out.emplace_back(topic, key, e.ref);
+      }
+    }
+  }
+  return out;
+}
+
 std::string text_of(const term& t) { return t.is_binary() ? std::string(t.as_binary()) : std::string(); }
 }  // namespace
 
@@ -321,38 +336,14 @@ void detail::apply_snapshot(atom node, const term& entries) noexcept {
       joins.emplace_back(text_of(e.element(0)), text_of(e.element(1)), entry{e.element(3).as_pid(), e.element(2), text_of(e.element(4))});
       fresh.insert(text_of(e.element(4)));
     }
-    std::vector<std::tuple<std::string, std::string, std::string>> leaves;  // what that node no longer has
-    {
-      registry& r = reg();
-      std::lock_guard lock(r.mu);
-      for (const auto& [topic, keys] : r.topics) {
-        for (const auto& [key, v] : keys) {
-          for (const entry& e : v) {
-            if (owned_by(e, node) && !fresh.count(e.ref)) leaves.emplace_back(topic, key, e.ref);
-          }
-        }
-      }
-    }
-    apply_changes(joins, leaves);
+    apply_changes(joins, entries_of(node, &fresh));  // leaves: what that node no longer has
   } catch (...) {
   }
 }
 
 void detail::drop_node(atom node) noexcept {
   try {
-    std::vector<std::tuple<std::string, std::string, std::string>> leaves;
-    {
-      registry& r = reg();
-      std::lock_guard lock(r.mu);
-      for (const auto& [topic, keys] : r.topics) {
-        for (const auto& [key, v] : keys) {
-          for (const entry& e : v) {
-            if (owned_by(e, node)) leaves.emplace_back(topic, key, e.ref);
-          }
-        }
-      }
-    }
-    apply_changes({}, leaves);
+    apply_changes({}, entries_of(node, nullptr));
   } catch (...) {
   }
 }
