@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Athanor needs, if they are missing (idempotent; no-op when all are there).
 #   scripts/install-deps.sh            what the build and the demo need (node + npm included)
-#   scripts/install-deps.sh --test     also what the tests drive: curl, wrk, Erlang and Elixir
+#   scripts/install-deps.sh --test     also what the tests drive: curl, wrk, Erlang, Elixir and Chromium
 #   scripts/install-deps.sh --bench    also CAF, perf, wrk and nginx, for the benchmark scripts
 set -euo pipefail
 
@@ -14,7 +14,9 @@ packages=(cmake make clang-19 libclang-rt-19-dev pkg-config libgtest-dev libgmoc
 # build needs npm: athanor-chat's page bundles the official phoenix client from npm.
 command -v npm >/dev/null || packages+=(nodejs npm)
 case "${1:-}" in
-  --test) packages+=(curl wrk erlang-crypto erlang-ssl elixir) ;;
+  # chromium: tests/web/chromium_chat_test.cpp runs athanor-chat's page in it (npm's playwright-core
+  # drives /usr/bin/chromium itself, over the DevTools protocol: no chromium-driver needed).
+  --test) packages+=(curl wrk erlang-crypto erlang-ssl elixir chromium) ;;
   --bench) packages+=(libcaf-dev linux-perf wrk nginx-light curl) ;;
 esac
 

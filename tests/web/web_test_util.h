@@ -206,14 +206,15 @@ inline bool ensure_node_modules() {
   if (state >= 0) return state == 1;
   std::filesystem::path dir = js_dir();
   if (std::filesystem::exists(dir / "node_modules" / "ws" / "package.json") &&
-      std::filesystem::exists(dir / "node_modules" / "phoenix" / "package.json")) {
+      std::filesystem::exists(dir / "node_modules" / "phoenix" / "package.json") &&
+      std::filesystem::exists(dir / "node_modules" / "playwright-core" / "package.json")) {
     return (state = 1) == 1;
   }
   // ctest runs test binaries in parallel, and `npm ci` first deletes node_modules: one at a time,
   // and only if no other process has installed it meanwhile.
   command_result r = sh("cd '" + dir.string() +
                         "' && flock .npm-ci.lock sh -c 'test -f node_modules/ws/package.json -a -f node_modules/phoenix/package.json "
-                        "|| npm ci --no-audit --no-fund --loglevel=error' 2>&1");
+                        "-a -f node_modules/playwright-core/package.json || npm ci --no-audit --no-fund --loglevel=error' 2>&1");
   state = r.status == 0 ? 1 : 0;
   if (!state) std::fprintf(stderr, "npm ci failed:\n%s\n", r.out.c_str());
   return state == 1;
