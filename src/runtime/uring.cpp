@@ -83,15 +83,18 @@ namespace {
 // liburing maps and unmaps a ring's queues with raw system calls, which ThreadSanitizer does not
 // see: when a ring is freed and another thread's new ring is mapped at the same address, TSan
 // still holds the old owner's writes there and reports the new owner's first writes as a race.
-// The kernel orders the unmapping before the new mapping; these tell TSan so (a release after a
-// ring's memory is gone, an acquire before a new ring's memory is first written).
+// The kernel orders the unmapping before the new mapping; these tell TSan so: a release before a
+// ring's memory is unmapped, an acquire after a new ring's memory is mapped. (Not a release after
+// the unmapping and an acquire before the mapping: another thread can map the freed address in
+// between, and its acquire then misses the release. liburing's own code is not instrumented, so
+// its writes inside io_uring_queue_init_params are invisible to TSan either way.)
 [[maybe_unused]] char g_ring_memory_order;
-inline void ring_memory_unmapped() noexcept {
+inline void ring_memory_about_to_be_unmapped() noexcept {
 #ifdef ATHANOR_TSAN
   __tsan_release(&g_ring_memory_order);
 #endif
 }
-inline void ring_memory_mapped() noexcept {
+inline void ring_memory_just_mapped() noexcept {
 #ifdef ATHANOR_TSAN
   __tsan_acquire(&g_ring_memory_order);
 #endif
@@ -301,11 +304,11 @@ io_ring* io_ring::create() noexcept {
   io_uring_params p{};
   p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE;
   p.cq_entries = kEntries * 16;
-  ring_memory_mapped();
   if (io_uring_queue_init_params(kEntries, &st->ring, &p) < 0) {
     delete st;
     return nullptr;
   }
+  ring_memory_just_mapped();
   st->bufs_bytes = kBuffers * sizeof(io_uring_buf);
   void* mem = ::mmap(nullptr, st->bufs_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
   st->buf_mem = static_cast<char*>(std::malloc(std::size_t(kBuffers) * kBufferBytes));
@@ -320,8 +323,8 @@ io_ring* io_ring::create() noexcept {
     if (mem != MAP_FAILED) ::munmap(mem, st->bufs_bytes);
     std::free(st->buf_mem);
     if (st->wake_fd >= 0) ::close(st->wake_fd);
+    ring_memory_about_to_be_unmapped();
     io_uring_queue_exit(&st->ring);
-    ring_memory_unmapped();
     delete st;
     return nullptr;
   }
@@ -333,8 +336,8 @@ io_ring* io_ring::create() noexcept {
   io_uring_buf_ring_advance(st->bufs, kBuffers);
   auto* r = new (std::nothrow) io_ring;
   if (!r) {
+    ring_memory_about_to_be_unmapped();
     io_uring_queue_exit(&st->ring);
-    ring_memory_unmapped();
     delete st;
     return nullptr;
   }
@@ -377,8 +380,8 @@ io_ring::~io_ring() {
     s->unlock();
     drop_ref(s);
   }
+  ring_memory_about_to_be_unmapped();
   io_uring_queue_exit(&st_->ring);
-  ring_memory_unmapped();
   ::munmap(st_->bufs, st_->bufs_bytes);
   std::free(st_->buf_mem);
   ::close(st_->wake_fd);
