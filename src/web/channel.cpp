@@ -55,18 +55,12 @@
 #include "athanor/web/http.h"
 #include "athanor/web/presence.h"
 #include "web/cluster_internal.h"
+#include "web/server_state.h"
+#include "web/socket_internal.h"
 
 namespace athanor::web {
 
 namespace detail {
-
-struct socket_routes {
-  std::string path;
-  std::vector<channel_route> routes;
-  connect_fn connect;
-  std::vector<std::string> origins;
-  std::function<std::optional<std::string>(const term&)> id;
-};
 
 struct socket_core {
   std::string topic;
@@ -414,7 +408,98 @@ proc run_socket(ws& w, std::shared_ptr<socket_routes> routes) {
   co_await w.close(ws_close::going_away);
 }
 
-// The connect params: the query string's pairs, a repeated key's last value winning (Plug's rule).
+// ---- a socket without a WebSocket (socket_internal.h) ----------------------------------------------
+
+proc run_detached_socket(process& self, std::shared_ptr<socket_routes> routes, term assigns,
+                         detached_socket_options opts) {
+  using clock = std::chrono::steady_clock;
+  using std::chrono::milliseconds;
+  self.trap_exit(true);
+  struct run_at_end {
+    std::function<void()> f;
+    ~run_at_end() {
+      if (f) f();
+    }
+  } at_end{std::move(opts.at_end)};
+  const ws_outbox out = detached_outbox::make(opts.max_outbox, self.self(), opts.peer, opts.path);
+  struct seal_at_end {
+    const ws_outbox& box;
+    ~seal_at_end() { detached_outbox::seal(box); }  // pushes after the end are refused, not kept
+  } sealer{out};
+  if (opts.owner) monitor(opts.owner);
+  std::optional<subscription> named;
+  if (routes->id) {
+    if (std::optional<std::string> id = routes->id(assigns)) named.emplace(*id, self.self(), out, &disconnect_only());
+  }
+  socket_session session(std::move(routes), out, std::move(assigns), self.self());
+
+  std::optional<socket_poll> waiting;  // the poll held until a frame comes or its hold ends
+  clock::time_point waiting_until{}, idle_since = clock::now();
+  auto answer = [&](const socket_poll& poll, std::vector<ws_message> frames) {
+    send(poll.from, socket_poll_answer{poll.id, std::move(frames)});
+  };
+  for (;;) {
+    const clock::time_point now = clock::now();
+    clock::time_point deadline = now + std::chrono::hours(1);
+    if (waiting) deadline = waiting_until;
+    else if (opts.idle_timeout) deadline = idle_since + *opts.idle_timeout;
+    message m = co_await self.receive_any_for(
+        std::max(milliseconds(0), std::chrono::ceil<milliseconds>(deadline - now)));
+    if (!m) {  // a deadline passed
+      if (waiting && clock::now() >= waiting_until) {
+        answer(*waiting, {});
+        waiting.reset();
+        idle_since = clock::now();
+      } else if (!waiting && opts.idle_timeout && clock::now() - idle_since >= *opts.idle_timeout) {
+        break;  // the client went away without closing
+      }
+      continue;
+    }
+    if (auto* in = m.get_if<socket_frames_in>()) {
+      for (const ws_message& f : in->frames) session.on_frame(f);
+    } else if (auto* poll = m.get_if<socket_poll>()) {
+      if (waiting) answer(*waiting, {});  // abandoned by its client
+      waiting.reset();
+      std::vector<ws_message> frames = detached_outbox::take(out);
+      if (!frames.empty() || poll->hold.count() <= 0) {
+        answer(*poll, std::move(frames));
+        idle_since = clock::now();
+      } else {
+        waiting = *poll;
+        waiting_until = clock::now() + poll->hold;
+      }
+    } else if (m.get_if<drain_msg>()) {
+      if (detached_outbox::was_cut(out)) break;  // too slow a reader: logged by the push
+      if (!waiting) {
+        detached_outbox::rearm(out);  // the frames wait in the outbox for the next poll
+        continue;
+      }
+      std::vector<ws_message> frames = detached_outbox::take(out);
+      if (frames.empty()) continue;
+      answer(*waiting, std::move(frames));
+      waiting.reset();
+      idle_since = clock::now();
+    } else if (auto* x = m.get_if<exit_signal>()) {
+      session.on_exit(*x);
+    } else if (auto* o = m.get_if<channel_out>()) {
+      if (o->event == "disconnect") break;
+    } else if (auto* d = m.get_if<down>(); d && d->from == opts.owner) {
+      break;
+    } else if (m.get_if<socket_close>()) {
+      break;
+    }
+  }
+  // A waiting poll learns of the end from its monitor (LongPoll answers it 410).
+}
+
+}  // namespace
+
+pid spawn_detached_socket(std::shared_ptr<socket_routes> routes, term assigns, detached_socket_options opts) {
+  return spawn([routes = std::move(routes), assigns = std::move(assigns), opts = std::move(opts)](process& p) mutable -> proc {
+    return run_detached_socket(p, std::move(routes), std::move(assigns), std::move(opts));
+  });
+}
+
 term query_params(std::string_view query) {
   std::map<std::string, std::string> last;
   for (auto& [k, v] : parse_query(query)) last[k] = v;
@@ -424,7 +509,54 @@ term query_params(std::string_view query) {
   return map(entries);
 }
 
-}  // namespace
+std::optional<std::string> decode_base64(std::string_view text) {
+  while (!text.empty() && text.back() == '=') text.remove_suffix(1);
+  if (text.size() % 4 == 1) return std::nullopt;
+  std::string bytes;
+  bytes.reserve(text.size() * 3 / 4);
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (char c : text) {
+    int v;
+    if (c >= 'A' && c <= 'Z') v = c - 'A';
+    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9') v = c - '0' + 52;
+    else if (c == '+' || c == '-') v = 62;
+    else if (c == '/' || c == '_') v = 63;
+    else return std::nullopt;
+    acc = (acc << 6) | std::uint32_t(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      bytes.push_back(char((acc >> bits) & 0xFF));
+    }
+  }
+  return bytes;
+}
+
+std::optional<std::string> auth_token(const ws_request& request) {
+  constexpr std::string_view kPrefix = "base64url.bearer.phx.";
+  for (std::string_view p : request.subprotocols) {
+    if (p.substr(0, kPrefix.size()) == kPrefix) return decode_base64(p.substr(kPrefix.size()));
+  }
+  std::string_view header = request.header("x-phoenix-authtoken");
+  if (!header.empty()) return std::string(header);
+  return std::nullopt;
+}
+
+bool is_supported_vsn(const term& params) {
+  const term* vsn = params.find(term("vsn"));
+  return vsn && vsn->is_binary() && vsn->as_binary().substr(0, 2) == "2.";
+}
+
+std::optional<term> connect_socket(const socket_routes& routes, const term& params, const ws_request& request) {
+  if (!routes.connect) return map({});
+  const std::optional<std::string> token = auth_token(request);
+  std::optional<term> got = routes.connect(connect_info{params, request, token});
+  if (!got) return std::nullopt;
+  return got->is_map() ? std::move(*got) : map({});
+}
+
 }  // namespace detail
 
 // ---- public functions ------------------------------------------------------------------------------
@@ -488,6 +620,11 @@ socket_handler& socket_handler::id(std::function<std::optional<std::string>(cons
   return *this;
 }
 
+socket_handler& socket_handler::longpoll(bool enabled) {
+  routes_->longpoll = enabled;
+  return *this;
+}
+
 socket_handler& socket_handler::check_origin(std::vector<std::string> origins) {
   routes_->origins = std::move(origins);
   return *this;
@@ -508,31 +645,26 @@ void endpoint::mount(router& r) const {
     opts.accept = [routes](const ws_request& req) -> ws_accept {
       ws_accept a;
       const term params = detail::query_params(req.query);
-      const term* vsn = params.find(term("vsn"));
-      if (!vsn || !vsn->is_binary() || vsn->as_binary().substr(0, 2) != "2.") {
-        a.refuse_status = 403;  // only the V2 serializer (what phoenix.js 1.6+ speaks)
+      if (!detail::is_supported_vsn(params)) {
+        a.refuse_status = 403;
         a.refuse_body = "unsupported vsn";
+        return a;
+      }
+      std::optional<term> assigns = detail::connect_socket(*routes, params, req);
+      if (!assigns) {
+        a.refuse_status = 403;
+        a.refuse_body = "connection refused";
         return a;
       }
       for (std::string_view p : req.subprotocols) {
         if (p == "phoenix") a.subprotocol = "phoenix";  // offered with an auth token: must be chosen
       }
-      term assigns = map({});
-      if (routes->connect) {
-        std::optional<term> got = routes->connect(connect_info{params, req});
-        if (!got) {
-          a.refuse_status = 403;
-          a.refuse_body = "connection refused";
-          a.subprotocol.clear();
-          return a;
-        }
-        if (got->is_map()) assigns = std::move(*got);
-      }
-      a.state = std::move(assigns);
+      a.state = std::move(*assigns);
       return a;
     };
     r.websocket(routes->path + "/websocket", [routes](ws& w) -> proc { return detail::run_socket(w, routes); },
                 std::move(opts));
+    if (routes->longpoll) detail::mount_longpoll(r, routes);
   }
 }
 

@@ -72,12 +72,56 @@ channel_message decode_channel_binary(std::string_view f) {
   return m;
 }
 
+channel_message decode_server_channel_binary(std::string_view f) {
+  if (f.empty() || std::uint8_t(f[0]) > 2) throw channel_message_error("channel message: a server's binary frame is of kind 0, 1 or 2");
+  const int kind = f[0];
+  const std::size_t fields = kind == 0 ? 3 : kind == 1 ? 4 : 2;
+  if (f.size() < 1 + fields) throw channel_message_error("channel message: a binary frame cut short of its lengths");
+  std::size_t at = 1 + fields;
+  std::string_view parts[4];
+  for (std::size_t i = 0; i < fields; ++i) {
+    const std::size_t len = std::uint8_t(f[1 + i]);
+    if (f.size() - at < len) throw channel_message_error("channel message: a binary frame cut short of its header");
+    parts[i] = f.substr(at, len);
+    at += len;
+  }
+  auto text_or_null = [](std::string_view s) { return s.empty() ? std::nullopt : std::optional<std::string>(s); };
+  channel_message m;
+  const term bytes = binary_payload(f.substr(at));
+  if (kind == 0) {
+    m.join_ref = text_or_null(parts[0]);
+    m.topic = std::string(parts[1]);
+    m.event = std::string(parts[2]);
+    m.payload = bytes;
+  } else if (kind == 1) {
+    m.join_ref = text_or_null(parts[0]);
+    m.ref = text_or_null(parts[1]);
+    m.topic = std::string(parts[2]);
+    m.event = "phx_reply";
+    m.payload = map({{term("status"), term(parts[3])}, {term("response"), bytes}});
+  } else {
+    m.topic = std::string(parts[0]);
+    m.event = std::string(parts[1]);
+    m.payload = bytes;
+  }
+  return m;
+}
+
 namespace {
 char length_byte(std::string_view s) {
   if (s.size() > 255) throw channel_message_error("channel message: a binary frame's header string is over 255 bytes");
   return char(s.size());
 }
 }  // namespace
+
+std::string encode_channel_binary(const channel_message& m) {
+  if (!is_binary_payload(m.payload)) throw channel_message_error("channel message: a binary push needs a {binary, Bytes} payload");
+  const std::string_view jr = m.join_ref ? std::string_view(*m.join_ref) : std::string_view();
+  const std::string_view ref = m.ref ? std::string_view(*m.ref) : std::string_view();
+  std::string f{char(0), length_byte(jr), length_byte(ref), length_byte(m.topic), length_byte(m.event)};
+  f.append(jr).append(ref).append(m.topic).append(m.event).append(m.payload.element(1).as_binary());
+  return f;
+}
 
 std::string encode_binary_push(std::string_view join_ref, std::string_view topic, std::string_view event,
                                std::string_view bytes) {

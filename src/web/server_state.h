@@ -19,7 +19,25 @@
 namespace athanor::web::detail {
 
 // Sent to acceptors and connections when the server stops: finish what is in flight, then end.
+// Also an outbox's doorbell (websocket.cpp).
 struct drain_msg {};
+
+// Outboxes that no WebSocket connection drains: a channel socket's on another transport (LongPoll)
+// or in a test (channel_test.h). Pushes are bounded and cut exactly as a connection's are (see
+// ws_outbox); the owner process gets a drain_msg when something is queued and takes it with take().
+struct detached_outbox {
+  // A new outbox whose doorbell rings `owner`. `peer` and `path` name it in the cut's log line.
+  static ws_outbox make(std::size_t limit, pid owner, std::string peer, std::string path);
+  // The owner, after a doorbell: lets the next push ring again, then takes every queued message
+  // (in push order; none if the outbox is sealed or cut).
+  static std::vector<ws_message> take(const ws_outbox& box);
+  // The owner, after a doorbell it does not want to act on yet: lets the next push ring again.
+  static void rearm(const ws_outbox& box) noexcept;
+  // True if a push overflowed the bound (the client reads too slowly: the owner ends the session).
+  static bool was_cut(const ws_outbox& box) noexcept;
+  // Refuses later pushes and frees what is queued (the owner is ending).
+  static void seal(const ws_outbox& box) noexcept;
+};
 
 // Shared by the handle and every process of one server. Thread-safe (atomics and mu).
 struct server_state {

@@ -589,3 +589,46 @@ bool ws_outbox::is_open() const noexcept {
 std::size_t ws_outbox::queued_bytes() const noexcept { return c_ ? c_->queued.load(std::memory_order_acquire) : 0; }
 
 }  // namespace athanor::web
+
+namespace athanor::web::detail {
+
+ws_outbox detached_outbox::make(std::size_t limit, pid owner, std::string peer, std::string path) {
+  return ws_outbox(std::make_shared<ws_outbox_core>(limit, owner, std::move(peer), std::move(path), nullptr));
+}
+
+std::vector<ws_message> detached_outbox::take(const ws_outbox& box) {
+  std::vector<ws_message> taken;
+  ws_outbox_core* c = box.c_.get();
+  if (!c) return taken;
+  c->rung.store(false, std::memory_order_seq_cst);  // first: a push from now on rings again
+  std::list<ws_message> queue;
+  {
+    std::lock_guard lock(c->mu);
+    queue.swap(c->queue);
+    c->queued.store(0, std::memory_order_release);
+  }
+  taken.reserve(queue.size());
+  for (ws_message& m : queue) taken.push_back(std::move(m));
+  return taken;
+}
+
+void detached_outbox::rearm(const ws_outbox& box) noexcept {
+  if (box.c_) box.c_->rung.store(false, std::memory_order_seq_cst);
+}
+
+bool detached_outbox::was_cut(const ws_outbox& box) noexcept {
+  return box.c_ && box.c_->state.load(std::memory_order_acquire) == ws_outbox_core::cut;
+}
+
+void detached_outbox::seal(const ws_outbox& box) noexcept {
+  ws_outbox_core* c = box.c_.get();
+  if (!c) return;
+  std::list<ws_message> dropped;  // freed outside the mutex
+  std::lock_guard lock(c->mu);
+  if (c->state.load(std::memory_order_relaxed) == ws_outbox_core::open)
+    c->state.store(ws_outbox_core::closed, std::memory_order_release);
+  dropped.swap(c->queue);
+  c->queued.store(0, std::memory_order_release);
+}
+
+}  // namespace athanor::web::detail

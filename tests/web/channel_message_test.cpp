@@ -58,6 +58,8 @@ TEST(ChannelMessage, BinaryFramesAreTheClientsBytes) {
   EXPECT_EQ(m.event, "binup");
   EXPECT_TRUE(is_binary_payload(m.payload));
   EXPECT_EQ(m.payload, binary_payload("\x01\x02\x03"s));
+  EXPECT_EQ(encode_channel_binary(m), up);
+  EXPECT_THROW(encode_channel_binary(channel_message{"1", "1", "t", "e", map({})}), channel_message_error);
   EXPECT_EQ(encode_binary_reply("10", "13", "room:lobby", "ok", "\x03\x02\x01"s),
             "\x01\x02\x02\x0A\x02"s + "10" + "13" + "room:lobby" + "ok" + "\x03\x02\x01"s);
   EXPECT_EQ(encode_binary_push("10", "room:lobby", "bin_push", "\x09\x08\x07"s),
@@ -74,6 +76,21 @@ TEST(ChannelMessage, BinaryFramesCutShortOrOfAnotherKindAreRefused) {
   EXPECT_THROW(encode_binary_broadcast(std::string(256, 't'), "e", ""), channel_message_error);
   EXPECT_FALSE(is_binary_payload(map({})));
   EXPECT_FALSE(is_binary_payload(tuple(atom("binary"), 1)));
+}
+
+// What the official client reads from the server's three binary kinds (spec §A.3's bytes).
+TEST(ChannelMessage, ServerBinaryFramesReadAsTheClientReadsThem) {
+  using namespace std::string_literals;
+  channel_message reply = decode_server_channel_binary(encode_binary_reply("10", "13", "room:lobby", "ok", "\x03\x02\x01"s));
+  EXPECT_EQ(reply, (channel_message{"10", "13", "room:lobby", "phx_reply",
+                                    map({{term("status"), term("ok")}, {term("response"), binary_payload("\x03\x02\x01"s)}})}));
+  channel_message push = decode_server_channel_binary(encode_binary_push("10", "room:lobby", "bin_push", "\x09"s));
+  EXPECT_EQ(push, (channel_message{"10", std::nullopt, "room:lobby", "bin_push", binary_payload("\x09"s)}));
+  channel_message bcast = decode_server_channel_binary(encode_binary_broadcast("room:lobby", "bin_bcast", ""));
+  EXPECT_EQ(bcast, (channel_message{std::nullopt, std::nullopt, "room:lobby", "bin_bcast", binary_payload("")}));
+  for (const std::string& bad : {""s, "\x03"s, "\x01\x02\x02"s, "\x00\x05\x00\x00"s + "abc", "\x02\x01\x01"s + "a"}) {
+    EXPECT_THROW(decode_server_channel_binary(bad), channel_message_error) << bad.size();
+  }
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "athanor/web/channel_message.h"
 #include "athanor/web/presence.h"
 #include "athanor/web/pubsub.h"
+#include "web/socket_internal.h"
 #include "web_test_util.h"
 
 namespace athanor::web::testing {
@@ -40,6 +41,10 @@ struct room : channel<room> {
       s.broadcast("bin_bcast", binary_payload(bytes + "!"));
       return in_reply::ok(binary_payload(std::string(bytes.rbegin(), bytes.rend())));
     }
+    if (event == "binsize" && is_binary_payload(payload)) {  // what LongPoll can answer: JSON
+      return in_reply::ok(map({{term("size"), term(payload.element(1).as_binary().size())}}));
+    }
+    if (event == "auth") return in_reply::ok(map({{term("auth"), *s.assigns().find(term("auth"))}}));
     if (event == "crash") throw std::runtime_error("crash requested");
     if (event == "log_me_out") {  // every socket of this user's id closes
       web::broadcast("user_socket:" + std::string(s.assigns().find(term("token"))->as_binary()), "disconnect", map({}));
@@ -115,7 +120,8 @@ class ChannelTest : public WebTest {
         .connect([](const connect_info& c) -> std::optional<term> {
           const term* token = c.params.find(term("token"));
           if (token && *token == term("bad")) return std::nullopt;  // refused: 403
-          return map({{term("token"), token ? *token : term(atom("nil"))}});
+          return map({{term("token"), token ? *token : term(atom("nil"))},
+                      {term("auth"), c.auth_token ? term(*c.auth_token) : term(atom("nil"))}});
         })
         .id([](const term& assigns) -> std::optional<std::string> {
           const term* token = assigns.find(term("token"));
@@ -347,9 +353,130 @@ TEST_F(ChannelTest, AConnectCallbackRefusalIsA403AndTheClientCannotJoin) {
   EXPECT_EQ(r.out, "403");
 }
 
-TEST_F(ChannelTest, AnAuthTokenClientGetsThePhoenixSubprotocol) {
-  auto lines = client("join " + url() + " room:a '{\"user\":\"ann\"}' --auth-token s3cret");
+TEST_F(ChannelTest, AnAuthTokenClientGetsThePhoenixSubprotocolAndTheConnectCallbackTheToken) {
+  auto lines = client("push " + url() + " room:a '{\"user\":\"ann\"}' auth '{}' --auth-token 's3cret-token!'");  // base64 with padding the client strips
   EXPECT_FALSE(first(lines, "join_ok").is_null()) << output_;
+  EXPECT_EQ(first(lines, "reply")["response"], nlohmann::json({{"auth", "s3cret-token!"}})) << output_;
+}
+
+// ---- the LongPoll transport (phoenix.js LongPoll: what a client falls back to) --------------------
+
+TEST_F(ChannelTest, LongPollJoinsPushesAndGetsRepliesAndBroadcasts) {
+  auto lines = client("push " + url() + " room:lp '{\"user\":\"lou\"}' ping '{\"n\":7}' --longpoll");
+  EXPECT_EQ(first(lines, "transport")["name"], "LongPoll") << output_;
+  EXPECT_EQ(first(lines, "join_ok")["reply"], nlohmann::json({{"welcome", "lou"}})) << output_;
+  EXPECT_EQ(first(lines, "reply")["response"], nlohmann::json({{"pong", 7}})) << output_;
+  lines = client("push " + url() + " room:lp '{\"user\":\"lou\"}' shout '{\"body\":\"hey\"}' --longpoll --no-reply --expect 1:shout");
+  EXPECT_EQ(first(lines, "push")["payload"], nlohmann::json({{"from", "lou"}, {"body", "hey"}})) << output_;
+  lines = client("join " + url() + " nowhere:x '{}' --longpoll");
+  EXPECT_EQ(first(lines, "join_error")["reply"], nlohmann::json({{"reason", "unmatched topic"}})) << output_;
+}
+
+TEST_F(ChannelTest, LongPollAnswersTheClientsPing) {
+  auto lines = client("heartbeat " + url() + " --longpoll");
+  EXPECT_EQ(first(lines, "transport")["name"], "LongPoll") << output_;
+  EXPECT_FALSE(first(lines, "heartbeat").is_null()) << output_;
+}
+
+TEST_F(ChannelTest, LongPollCarriesBinaryPushesFromTheClientAsBase64Lines) {
+  auto lines = client("push " + url() + " room:lpb '{\"user\":\"bo\"}' binsize '\"abcde\"' --binary --longpoll");
+  EXPECT_EQ(first(lines, "reply")["response"], nlohmann::json({{"size", 5}})) << output_;
+}
+
+TEST_F(ChannelTest, PhoenixRule_ACrashedChannelRejoinsOverLongPollToo) {
+  auto lines = client("push " + url() + " room:lpc '{\"user\":\"cy\"}' crash '{}' --no-reply --expect-joins 2 --longpoll");
+  EXPECT_EQ(count(lines, "join_ok"), 2u) << output_;
+  EXPECT_FALSE(first(lines, "channel_error").is_null()) << output_;
+}
+
+TEST_F(ChannelTest, LongPollRunsTheConnectCallbackWithParamsAndAuthToken) {
+  auto lines = client("push " + url() + " room:lpa '{\"user\":\"al\"}' auth '{}' --longpoll --auth-token tok-1");
+  EXPECT_EQ(first(lines, "reply")["response"], nlohmann::json({{"auth", "tok-1"}})) << output_;
+  lines = client("join " + url() + " room:a '{\"user\":\"ann\"}' --params '{\"token\":\"bad\"}' --timeout 1500 --longpoll", true);
+  EXPECT_TRUE(first(lines, "join_ok").is_null()) << output_;
+  EXPECT_FALSE(first(lines, "socket_error").is_null()) << output_;
+  // The wire, as the client reads it: HTTP 200, the status in the body.
+  const std::string base = "http://127.0.0.1:" + std::to_string(port()) + "/socket/longpoll";
+  auto r = sh("curl -s -w ' %{http_code}' '" + base + "?token=bad&vsn=2.0.0'");
+  EXPECT_EQ(r.out, "{\"status\":403} 200");
+  r = sh("curl -s '" + base + "?vsn=1.0.0'");
+  EXPECT_EQ(r.out, "{\"status\":403}");
+}
+
+TEST_F(ChannelTest, PhoenixRule_ADisconnectBroadcastEndsALongPollSessionAndTheClientReconnects) {
+  // The session ends; the client's next poll is told 410 (session gone, close code 3410), and it
+  // opens a new session and rejoins by itself.
+  auto lines = client("push " + url() + " room:lpk '{\"user\":\"gil\"}' log_me_out '{}' --params '{\"token\":\"gil1\"}' "
+                      "--no-reply --expect-joins 2 --longpoll");
+  EXPECT_EQ(first(lines, "socket_close")["code"], 3410) << output_;
+  EXPECT_EQ(count(lines, "join_ok"), 2u) << output_;
+}
+
+// A LongPoll client and a WebSocket client in one room: messages and Presence cross transports.
+TEST_F(ChannelTest, LongPollAndWebSocketClientsChatInOneRoom) {
+  const std::string out_lp = ::testing::TempDir() + "/chat_lp_" + std::to_string(port()) + ".out";
+  auto ws = sh("(node '" + js_dir() + "/phoenix_client.js' push " + url() +
+               " lobby:mix '{\"user\":\"lp\"}' new_msg '{\"body\":\"from lp\"}' --no-reply --expect 2:new_msg "
+               "--presence lp,ws --then-presence lp --longpoll > '" + out_lp + "' 2>&1; echo exit=$? >> '" + out_lp + "') & "
+               "node '" + js_dir() + "/phoenix_client.js' push " + url() +
+               " lobby:mix '{\"user\":\"ws\"}' new_msg '{\"body\":\"from ws\"}' --no-reply --expect 2:new_msg "
+               "--presence lp,ws 2>&1; wait");
+  EXPECT_EQ(ws.status, 0) << ws.out;
+  EXPECT_NE(ws.out.find("from lp"), std::string::npos) << ws.out;
+  const auto lp = sh("cat '" + out_lp + "'");
+  EXPECT_NE(lp.out.find(R"("name":"LongPoll")"), std::string::npos) << lp.out;
+  EXPECT_NE(lp.out.find("from ws"), std::string::npos) << lp.out;
+  EXPECT_NE(lp.out.find("exit=0"), std::string::npos) << lp.out;  // saw ws leave
+}
+
+// Phoenix's session protocol, step by step: 410 opens a session and names its token; a POST
+// carries ndjson frames; a poll returns what is queued; a garbage line is a 400; a token
+// no session has is 410 again.
+TEST_F(ChannelTest, LongPollSessionsFollowPhoenixsWireProtocol) {
+  const std::string base = "http://127.0.0.1:" + std::to_string(port()) + "/socket/longpoll?vsn=2.0.0";
+  auto opened = nlohmann::json::parse(sh("curl -s '" + base + "'").out, nullptr, false);
+  ASSERT_EQ(opened["status"], 410) << opened;
+  const std::string token = opened["token"];
+  EXPECT_EQ(token.size(), 32u);
+  EXPECT_EQ(opened["messages"], nlohmann::json::array());
+  auto posted = sh("printf '%s\\n%s' '[\"1\",\"1\",\"room:w\",\"phx_join\",{\"user\":\"wu\"}]' "
+                   "'[\"1\",\"2\",\"room:w\",\"ping\",{\"n\":3}]' | curl -s -H 'Content-Type: application/x-ndjson' "
+                   "--data-binary @- '" + base + "&token=" + token + "'");
+  EXPECT_EQ(posted.out, "{\"status\":200}");
+  // The join reply and the ping's reply, in order (the session may answer the first poll before
+  // the second reply is queued: poll until both are in).
+  std::vector<std::string> messages;
+  for (int i = 0; i < 5 && messages.size() < 2; ++i) {
+    auto polled = nlohmann::json::parse(sh("curl -s '" + base + "&token=" + token + "'").out, nullptr, false);
+    ASSERT_EQ(polled["token"], token) << polled;
+    if (polled["status"] == 200) {
+      for (const auto& m : polled["messages"]) messages.push_back(m);
+    }
+  }
+  ASSERT_EQ(messages.size(), 2u);
+  EXPECT_EQ(nlohmann::json::parse(messages[0]),
+            nlohmann::json::parse(R"(["1","1","room:w","phx_reply",{"status":"ok","response":{"welcome":"wu"}}])"));
+  EXPECT_EQ(nlohmann::json::parse(messages[1]),
+            nlohmann::json::parse(R"(["1","2","room:w","phx_reply",{"status":"ok","response":{"pong":3}}])"));
+  // A garbage line is refused; the session stays.
+  EXPECT_EQ(sh("printf 'not base64!' | curl -s -H 'Content-Type: application/x-ndjson' --data-binary @- '" + base +
+               "&token=" + token + "'").out,
+            "{\"status\":400}");
+  EXPECT_EQ(sh("curl -s -X POST -d '[]' '" + base + "&token=0000'").out, "{\"status\":410}");
+  auto unknown = nlohmann::json::parse(sh("curl -s '" + base + "&token=0000'").out, nullptr, false);
+  EXPECT_EQ(unknown["status"], 410);
+  EXPECT_NE(unknown["token"], "0000");
+}
+
+TEST(ChannelTransport, Base64DecodesStandardAndUrlSafeWithOrWithoutPadding) {
+  EXPECT_EQ(detail::decode_base64("YWJj"), "abc");
+  EXPECT_EQ(detail::decode_base64("YWJjIQ=="), "abc!");
+  EXPECT_EQ(detail::decode_base64("YWJjIQ"), "abc!");
+  EXPECT_EQ(detail::decode_base64("-_-_"), std::string("\xfb\xff\xbf", 3));
+  EXPECT_EQ(detail::decode_base64("+/+/"), std::string("\xfb\xff\xbf", 3));
+  EXPECT_EQ(detail::decode_base64(""), "");
+  EXPECT_EQ(detail::decode_base64("YWJjI"), std::nullopt);  // 4n+1 characters: no byte boundary
+  EXPECT_EQ(detail::decode_base64("YW Jj"), std::nullopt);
 }
 
 TEST(ChannelRoute, PatternsMatchByPrefixOrExactly) {

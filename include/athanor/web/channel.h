@@ -17,7 +17,7 @@
 //   web::endpoint ep;
 //   ep.socket("/socket").channel<room>("room:*");
 //   router r;
-//   ep.mount(r);                       // GET /socket/websocket
+//   ep.mount(r);                       // GET /socket/websocket, GET+POST /socket/longpoll
 //
 // Model (what Phoenix does, and what a Phoenix user expects):
 //   * one process per socket (the WebSocket connection's), and one process per joined channel,
@@ -212,10 +212,15 @@ struct socket_routes;
 }  // namespace detail
 
 // What a socket's connect callback sees: the connect params (the query string's keys, the last
-// of a repeated key winning, as Plug reads them; `vsn` included) and the upgrade request.
+// of a repeated key winning, as Plug reads them; `vsn` included), the request (the WebSocket
+// upgrade, or the LongPoll request that opens the session) and the client's auth token.
 struct connect_info {
   const term& params;       // a map of binary keys to binary values
   const ws_request& request;
+  // The client's authToken option (phoenix.js `new Socket(url, {authToken})`), decoded: sent as
+  // the `base64url.bearer.phx.` subprotocol over WebSocket, the x-phoenix-authtoken header over
+  // LongPoll (Phoenix's connect_info auth_token). nullopt if the client sent none.
+  std::optional<std::string> auth_token = std::nullopt;
 };
 
 // A socket's connect callback (Phoenix's UserSocket.connect/3): the socket's assigns (a map), or
@@ -240,6 +245,9 @@ class socket_handler {
   }
   // Sets the connect callback; without one every connection is accepted with empty assigns.
   socket_handler& connect(connect_fn f);
+  // Whether the LongPoll transport (path + "/longpoll") is served too; on by default, so that a
+  // client whose WebSocket is blocked (a proxy, or phoenix.js's longPollFallbackMs) still connects.
+  socket_handler& longpoll(bool enabled);
   // Origins (scheme://host[:port]) allowed to connect; empty: any (check_origin: false).
   socket_handler& check_origin(std::vector<std::string> origins);
   // Names each socket from its assigns (Phoenix's UserSocket.id/1; nullopt: anonymous). A
@@ -261,7 +269,8 @@ class socket_handler {
 // Phoenix's Endpoint, for its sockets: declares them, then mounts them on a router.
 class endpoint {
  public:
-  // Declares a socket at `path` ("/socket"): its WebSocket transport is `path` + "/websocket".
+  // Declares a socket at `path` ("/socket"): its transports are `path` + "/websocket" and, unless
+  // turned off with socket_handler::longpoll(false), `path` + "/longpoll".
   socket_handler& socket(std::string path);
   // Adds every declared socket's routes to `r`. Call once, after declaring.
   void mount(router& r) const;

@@ -49,6 +49,10 @@ term binary_payload(std::string_view bytes);
 // Reads a client's binary push (kind 0: join_ref, ref, topic, event, then the bytes); its payload
 // is {binary, Bytes}. Throws channel_message_error for any other kind or a frame cut short.
 channel_message decode_channel_binary(std::string_view frame);
+// The client's binary push (kind 0) for `m`, whose payload is {binary, Bytes}: what
+// decode_channel_binary reads (for clients and tests written in C++). Throws channel_message_error
+// if the payload is not binary or a header string is longer than 255 bytes.
+std::string encode_channel_binary(const channel_message& m);
 // A server's binary frames: a push to one client (kind 0, no ref), a reply (kind 1: the client
 // sees {status, response: ArrayBuffer}), a broadcast (kind 2). Throw channel_message_error if a
 // header string is longer than 255 bytes.
@@ -57,5 +61,11 @@ std::string encode_binary_push(std::string_view join_ref, std::string_view topic
 std::string encode_binary_reply(std::string_view join_ref, std::string_view ref, std::string_view topic,
                                 std::string_view status, std::string_view bytes);
 std::string encode_binary_broadcast(std::string_view topic, std::string_view event, std::string_view bytes);
+// Reads a server's binary frame as the client does (for clients and tests written in C++): a push
+// (kind 0) is a message with join_ref, no ref, payload {binary, Bytes}; a reply (kind 1) is event
+// "phx_reply" with join_ref, ref and payload {"status": S, "response": {binary, Bytes}}; a
+// broadcast (kind 2) has neither ref. Throws channel_message_error for another kind or a frame cut
+// short.
+channel_message decode_server_channel_binary(std::string_view frame);
 
 }  // namespace athanor::web

@@ -9,5 +9,6 @@
 #include "athanor/web/websocket.h"
 #include "athanor/web/channel.h"
 #include "athanor/web/channel_message.h"
+#include "athanor/web/channel_test.h"
 #include "athanor/web/presence.h"
 #include "athanor/web/pubsub.h"

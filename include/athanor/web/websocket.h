@@ -214,6 +214,7 @@ struct ws_options {
 namespace detail {
 struct ws_state;
 struct ws_outbox_core;
+struct detached_outbox;
 }
 
 // A handle for pushing messages to one WebSocket connection from other processes: what a
@@ -267,6 +268,7 @@ class ws_outbox {
 
  private:
   friend class ws;
+  friend struct detail::detached_outbox;
   explicit ws_outbox(std::shared_ptr<detail::ws_outbox_core> c) noexcept : c_(std::move(c)) {}
   std::shared_ptr<detail::ws_outbox_core> c_;
 };
