@@ -25,10 +25,15 @@ struct workload_flag {
 };
 constexpr long kBig = 1'000'000'000;
 constexpr workload_flag kWorkloadFlags[] = {
-    {"seconds", 1, 86400, "supervised_chaos: run time (default 30); dist_*, tcp_throughput: measured time (3)"},
+    {"seconds", 1, 86400,
+     "supervised_chaos: run time (default 30); dist_*, tcp_throughput, channel_*: measured time (3)"},
     {"size", 1, 64 << 20, "dist_throughput (default 100), tcp_throughput (1048576): bytes per message"},
-    {"window", 1, kBig, "dist_throughput: most messages unacknowledged (default: 8 MB, 8..8000 messages)"},
-    {"clients", 1, kBig, "supervised_chaos: client processes (default 1000)"},
+    {"window", 1, kBig,
+     "dist_throughput: most messages unacknowledged (default: 8 MB, 8..8000 messages); channel_broadcast: "
+     "broadcasts not yet delivered to every client (1)"},
+    {"clients", 1, kBig,
+     "supervised_chaos: client processes (default 1000); channel_broadcast (10000), channel_roundtrip (1): "
+     "WebSocket clients, in a child process"},
     {"kill_permille", 0, 1000, "supervised_chaos: workers killed per second, in permille (default 10)"},
     {"batch", 1, kBig, "task workloads: tasks per batch (default 1000)"},
     {"reps", 1, kBig, "term_codec: repetitions (default 100)"},
