@@ -3,12 +3,13 @@
 #
 #   stage     what it builds and runs                                         parts covered
 #   release   every test, example and tool test in the optimised build        all (term, runtime, otp,
-#             (including the README's code blocks and the toolchain test)     dist, web, toolchain, readme)
+#             (including the README's code blocks and the toolchain test)     dist, web, live, toolchain, readme)
 #   package   cmake --install to a temporary prefix, then a consumer project   the installed package
 #             with find_package, with pkg-config, and through FetchContent
 #   asan      the tests under AddressSanitizer + UBSan                         term, runtime, otp, dist,
-#                                                                              web, toolchain, readme
-#   tsan      the tests under ThreadSanitizer                                  term, runtime, otp, dist, web
+#                                                                              web, live, toolchain, readme
+#   tsan      the tests under ThreadSanitizer                                  term, runtime, otp, dist, web,
+#                                                                              live
 #   fuzz      every libFuzzer target for FUZZ_SECONDS (default 30) each        every parser
 #
 #   scripts/test.sh                everything (what CI runs; budget: 40 minutes on 2 cores)
@@ -56,8 +57,8 @@ build_failed() {
 }
 
 # The test binaries the sanitizer stages build, and the ctest labels they run.
-sanitized_targets=(term_tests runtime_tests otp_tests dist_tests web_tests)
-sanitized_labels='term|runtime|otp|dist|web'
+sanitized_targets=(term_tests runtime_tests otp_tests dist_tests web_tests live_tests)
+sanitized_labels='term|runtime|otp|dist|web|live'
 
 for stage in "${stages[@]}"; do
   echo "================ $stage ================"
