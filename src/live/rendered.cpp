@@ -250,7 +250,116 @@ std::optional<term> diff_dynamic(const dynamic& before, const dynamic& now) {
   return diff_comprehension(*old, list);
 }
 
+// ---- the client's side ----
+
+const term* get(const term& m, std::string_view key) { return m.is_map() ? m.find(term(key)) : nullptr; }
+
+term put(const term& m, const term& key, term value) {
+  std::vector<std::pair<term, term>> entries;
+  if (m.is_map()) {
+    for (const auto& [k, v] : m.map_entries())
+      if (k != key) entries.emplace_back(k, v);
+  }
+  entries.emplace_back(key, std::move(value));
+  return map(entries);
+}
+
+term merged(const term& tree, const term& diff);
+
+// A keyed comprehension's "k" merged as rendered.js mergeKeyed does.
+term merged_keyed(const term& old_k, const term& diff_k) {
+  const term* kc = get(diff_k, "kc");
+  if (!kc || !kc->is_int64()) throw std::invalid_argument("live::merge_diff: a keyed diff without kc");
+  const bool moves = get(diff_k, "km") != nullptr;
+  const std::int64_t count = kc->as_int();
+  auto old_entry = [&](std::int64_t j) -> term {
+    const term* e = get(old_k, std::to_string(j));
+    if (!e) throw std::invalid_argument("live::merge_diff: a move from an entry that was not there");
+    return *e;
+  };
+  std::vector<std::pair<term, term>> out;
+  for (std::int64_t i = 0; i < count; ++i) {
+    const std::string key = std::to_string(i);
+    const term* d = get(diff_k, key);
+    term entry;
+    if (!d) {
+      entry = old_entry(i);
+    } else if (d->is_int64()) {
+      if (!moves) throw std::invalid_argument("live::merge_diff: a moved entry without km");
+      entry = old_entry(d->as_int());
+    } else if (d->is_list()) {
+      if (!moves) throw std::invalid_argument("live::merge_diff: a moved entry without km");
+      auto it = d->list_elements().begin();
+      const term from = *it;
+      ++it;
+      entry = merged(old_entry(from.as_int()), *it);
+    } else {
+      const term* old = get(old_k, key);
+      entry = old ? merged(*old, *d) : *d;
+    }
+    out.emplace_back(term(key), std::move(entry));
+  }
+  out.emplace_back(term("kc"), term(count));
+  return map(out);
+}
+
+term merged(const term& tree, const term& diff) {
+  if (!diff.is_map() || get(diff, "s") || !tree.is_map()) return diff;
+  term out = tree;
+  for (const auto& [k, v] : diff.map_entries()) {
+    if (k == term("k")) {
+      const term* old = get(tree, "k");
+      out = put(out, k, merged_keyed(old ? *old : map({}), v));
+    } else if (const term* old = out.find(k); old && v.is_map() && !get(v, "s")) {
+      out = put(out, k, merged(*old, v));
+    } else {
+      out = put(out, k, v);
+    }
+  }
+  return out;
+}
+
+void append_tree(std::string& out, const term& node, const term* statics_override = nullptr);
+
+void append_tree_dynamic(std::string& out, const term& d) {
+  if (d.is_binary()) out += d.as_binary();
+  else if (d.is_map()) append_tree(out, d);
+}
+
+void append_interleaved(std::string& out, const term& statics, const term& dynamics) {
+  std::size_t i = 0;
+  for (const term& s : statics.list_elements()) {
+    if (i > 0) {
+      if (const term* d = get(dynamics, std::to_string(i - 1))) append_tree_dynamic(out, *d);
+    }
+    out += s.as_binary();
+    ++i;
+  }
+}
+
+void append_tree(std::string& out, const term& node, const term*) {
+  const term* statics = get(node, "s");
+  if (!statics || !statics->is_list()) return;
+  if (const term* k = get(node, "k")) {
+    const term* kc = get(*k, "kc");
+    const std::int64_t n = kc && kc->is_int64() ? kc->as_int() : 0;
+    for (std::int64_t i = 0; i < n; ++i) {
+      if (const term* e = get(*k, std::to_string(i))) append_interleaved(out, *statics, *e);
+    }
+    return;
+  }
+  append_interleaved(out, *statics, node);
+}
+
 }  // namespace
+
+void merge_diff(term& tree, const term& diff) { tree = merged(tree, diff); }
+
+std::string tree_to_html(const term& tree) {
+  std::string out;
+  append_tree(out, tree);
+  return out;
+}
 
 std::string to_html(const rendered& r) {
   std::string out;

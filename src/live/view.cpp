@@ -37,17 +37,10 @@
 #include "athanor/term/json.h"
 #include "athanor/web/channel.h"
 #include "athanor/web/http.h"
+#include "live/live_state.h"
 
 namespace athanor::live {
 
-namespace detail {
-struct live_state {
-  live_config cfg;
-  std::string secret;
-  std::int64_t id = 0;
-  std::unordered_map<std::string, std::function<std::unique_ptr<view_base>()>> views;
-};
-}  // namespace detail
 
 namespace {
 
@@ -236,6 +229,26 @@ constexpr std::string_view kAppJs = R"js((function () {
 
 }  // namespace
 
+namespace detail {
+std::optional<served_page> serve_page(const live_state& st, const std::string& path, const term& params) {
+  auto make = st.views.find(path);
+  if (make == st.views.end()) return std::nullopt;
+  std::unique_ptr<view_base> v = make->second();
+  view_socket vs(false, pid(), path);
+  v->mount(params, vs);
+  served_page page;
+  const std::string body = to_html(v->render());
+  const std::string nonce = random_text(18);
+  page.session = sign_token(st.secret, kSessionSalt, json::encode(map({{term("view"), term(path)}, {term("n"), term(nonce)}})));
+  page.csrf_token = csrf_token(st.secret, nonce);
+  page.id = "phx-" + random_text(12);
+  const std::string container = "<div id=\"" + page.id + "\" data-phx-main data-phx-session=\"" + page.session +
+                                "\" data-phx-static=\"\">" + body + "</div>";
+  page.html = st.cfg.layout(page_parts{vs.title().value_or(""), page.csrf_token, container});
+  return page;
+}
+}  // namespace detail
+
 term decode_form(std::string_view urlencoded) {
   term out = map({});
   for (auto& [key, value] : web::parse_query(urlencoded)) {
@@ -283,9 +296,16 @@ live_router::live_router(live_config config) : state_(std::make_shared<detail::l
   state_->cfg = std::move(config);
   state_->secret = state_->cfg.secret_key_base.empty() ? secret_key_base() : state_->cfg.secret_key_base;
   if (state_->secret.size() < 32) throw token_error("live_config::secret_key_base must be at least 32 bytes");
-  std::lock_guard lock(g_mu);
-  state_->id = g_next_id++;
-  routers()[state_->id] = state_;
+  {
+    std::lock_guard lock(g_mu);
+    state_->id = g_next_id++;
+    routers()[state_->id] = state_;
+  }
+  state_->socket = &state_->endpoint.socket(state_->cfg.socket_path);
+  state_->socket->connect([id = state_->id](const web::connect_info&) -> std::optional<term> {
+        return map({{term("live_router"), term(id)}});
+      })
+      .channel<lv_channel>("lv:*");
 }
 
 live_router::~live_router() {
@@ -302,32 +322,15 @@ void live_router::mount(web::router& r) const {
   std::shared_ptr<detail::live_state> st = state_;
   for (const auto& [path, make] : st->views) {
     r.get(path, [st, path = path](web::conn& c) {
-      std::unique_ptr<detail::view_base> v = st->views.at(path)();
-      view_socket vs(false, pid(), path);
       std::vector<std::pair<term, term>> params;
       for (auto& [k, val] : c.query_params()) params.emplace_back(term(k), term(val));
-      v->mount(map(params), vs);
-      const std::string body = to_html(v->render());
-      const std::string nonce = random_text(18);
-      const std::string session =
-          sign_token(st->secret, kSessionSalt, json::encode(map({{term("view"), term(path)}, {term("n"), term(nonce)}})));
-      std::string container = "<div id=\"phx-" + random_text(12) + "\" data-phx-main data-phx-session=\"" + session +
-                              "\" data-phx-static=\"\">" + body + "</div>";
-      const std::string title = vs.title().value_or("");
-      c.html(200, st->cfg.layout(page_parts{title, csrf_token(st->secret, nonce), container}));
+      c.html(200, detail::serve_page(*st, path, map(params))->html);
     });
   }
   std::string js(kAppJs);
   js.replace(js.find("SOCKET_PATH"), 11, json::encode(term(st->cfg.socket_path)));
   r.get("/assets/athanor_live.js", [js](web::conn& c) { c.send(200, js, "text/javascript; charset=utf-8"); });
-  // The endpoint lives only through mount(): its routes keep what they need.
-  web::endpoint ep;
-  ep.socket(st->cfg.socket_path)
-      .connect([id = st->id](const web::connect_info&) -> std::optional<term> {
-        return map({{term("live_router"), term(id)}});
-      })
-      .channel<lv_channel>("lv:*");
-  ep.mount(r);
+  st->endpoint.mount(r);
 }
 
 }  // namespace athanor::live

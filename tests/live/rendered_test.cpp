@@ -110,6 +110,16 @@ TEST(RenderedDiff, EntriesWithoutDistinctKeysAreMatchedByPosition) {
   EXPECT_EQ(wire(diff(&ab, ba)), nlohmann::json::parse(R"({"0":{"k":{"0":{"0":"b"},"1":{"0":"a"},"kc":2}}})"));
 }
 
+TEST(MergeDiff, RefusesWhatTheClientCouldNotMerge) {
+  term tree = json::decode(R"({"s":["<ul>","</ul>"],"0":{"s":["<li>","</li>"],"k":{"0":{"0":"a"},"kc":1}}})");
+  EXPECT_EQ(tree_to_html(tree), "<ul><li>a</li></ul>");
+  EXPECT_THROW(merge_diff(tree, json::decode(R"({"0":{"k":{"0":0,"1":0,"kc":2}}})")), std::invalid_argument);  // no km
+  EXPECT_THROW(merge_diff(tree, json::decode(R"({"0":{"k":{"0":5,"kc":1,"km":true}}})")), std::invalid_argument);
+  EXPECT_THROW(merge_diff(tree, json::decode(R"({"0":{"k":{"0":{"0":"b"}}}})")), std::invalid_argument);  // no kc
+  merge_diff(tree, json::decode(R"({"0":{"k":{"0":{"0":"z"},"1":0,"kc":2,"km":true}}})"));
+  EXPECT_EQ(tree_to_html(tree), "<ul><li>z</li><li>a</li></ul>");
+}
+
 // ---- the official client merges random render sequences -------------------------------------------
 
 struct random_pages {
@@ -170,9 +180,13 @@ TEST(RenderedDiff, TheOfficialClientBuildsTheSameHtmlFromEveryDiff) {
   for (int c = 0; c < 400; ++c) {
     nlohmann::json steps = nlohmann::json::array();
     std::optional<rendered> before;
+    term client = map({});  // merge_diff, checked on the same cases
     for (int s = 0; s < 6; ++s) {
       rendered now = gen.render();
-      steps.push_back({{"wire", wire(diff(before ? &*before : nullptr, now))}, {"html", to_html(now)}});
+      const term d = diff(before ? &*before : nullptr, now);
+      merge_diff(client, d);
+      EXPECT_EQ(tree_to_html(client), to_html(now)) << "case " << c << " step " << s << ": " << json::encode(d);
+      steps.push_back({{"wire", wire(d)}, {"html", to_html(now)}});
       before = std::move(now);
     }
     cases.push_back({{"steps", steps}});

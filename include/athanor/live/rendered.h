@@ -156,4 +156,15 @@ std::string to_html(const rendered& r);
 // "km": true, "kc" always). Send diffs in order: each is against exactly the previous tree.
 term diff(const rendered* before, const rendered& now);
 
+// ---- the client's side (for tests and clients written in C++) ----
+
+// Merges `diff` into `tree` as the official client does (rendered.js mergeDiff: a node with "s"
+// replaces, a map merges key by key, keyed comprehensions by entry with moves, anything else
+// replaces). `tree` starts as a join's "rendered" (or an empty map). Top-level "t", "e" and "r"
+// are not part of the tree: take them out first. Throws std::invalid_argument for a diff the
+// client could not merge (a move without "km", an entry index out of range).
+void merge_diff(term& tree, const term& diff);
+// The HTML the client renders from `tree` (the same bytes to_html gives for the render it came from).
+std::string tree_to_html(const term& tree);
+
 }  // namespace athanor::live

@@ -153,6 +153,12 @@ class view_model final : public view_base {
 };
 
 struct live_state;
+// A page as GET serves it, and what its LiveSocket joins with.
+struct served_page {
+  std::string html, id, session, csrf_token;
+};
+// The dead render of the view at `path` with the URL's `params`; nullopt if no view is there.
+std::optional<served_page> serve_page(const live_state& st, const std::string& path, const term& params);
 }  // namespace detail
 
 // A site's LiveViews by path, and their socket (Phoenix's `live "/path", View` routes with the
@@ -174,6 +180,9 @@ class live_router {
   // Adds GET for every view's path, /assets/athanor_live.js, and the socket (socket_path +
   // "/websocket" and "/longpoll") to `r`. Call once, after declaring the views.
   void mount(web::router& r) const;
+
+  // Internal (test_view).
+  const std::shared_ptr<detail::live_state>& state() const noexcept { return state_; }
 
  private:
   void add(std::string path, std::function<std::unique_ptr<detail::view_base>()> make);
