@@ -5,7 +5,7 @@
 // The contract other checks drive (keep it stable): /counter loads the official client and
 // connects a LiveSocket at /live (/live/websocket, /live/longpoll); an element with id `count`
 // holds the current integer, starting at 0; buttons with phx-click="inc" and phx-click="dec".
-// Each page keeps its own count. When ready it prints its URL ("http://HOST:PORT/") and, with
+// Each page keeps its own count. /form is a sign-up form validated as the user types. When ready it prints its URL ("http://HOST:PORT/") and, with
 // --sname, its node name, each on a line of its own.
 #include <signal.h>
 
@@ -45,10 +45,68 @@ struct counter : live::view<counter> {
   }
 };
 
+// /form: a sign-up form validated on the server as the user types (phx-change) and on submit
+// (phx-submit). An error shows next to a field once the user has touched it (the client marks
+// untouched fields with "_unused_" keys) or once the form was submitted.
+struct signup : live::view<signup> {
+  std::string name, email, result;
+  std::string name_error, email_error, password_error;
+
+  static const term* field(const term& form, std::string_view key) {
+    const term* user = form.find(term("user"));
+    return user && user->is_map() ? user->find(term(key)) : nullptr;
+  }
+  static std::string text(const term& form, std::string_view key) {
+    const term* v = field(form, key);
+    return v && v->is_binary() ? std::string(v->as_binary()) : std::string();
+  }
+  static bool touched(const term& form, std::string_view key) {
+    return field(form, std::string("_unused_") + std::string(key)) == nullptr;
+  }
+  // Validates `form`; shows the errors of the fields `all` or touched. True if valid.
+  bool validate(const term& form, bool all) {
+    name = text(form, "name");
+    email = text(form, "email");
+    const std::string password = text(form, "password");
+    const std::string n = name.size() < 2 ? "must have at least 2 characters" : "";
+    const std::string e = email.find('@') == std::string::npos ? "must have an @ sign" : "";
+    const std::string p = password.size() < 8 ? "must have at least 8 characters" : "";
+    name_error = all || touched(form, "name") ? n : "";
+    email_error = all || touched(form, "email") ? e : "";
+    password_error = all || touched(form, "password") ? p : "";
+    return n.empty() && e.empty() && p.empty();
+  }
+  void mount(const term&, live::view_socket& s) { s.page_title("Sign up"); }
+  void handle_event(std::string_view event, const term& form, live::view_socket&) {
+    if (event == "validate") {
+      result.clear();
+      validate(form, false);
+    } else if (event == "save") {
+      if (validate(form, true)) {
+        result = "Welcome, " + name + "!";
+        name.clear();
+        email.clear();
+      } else {
+        result.clear();
+      }
+    }
+  }
+  live::rendered render() const {
+    static const live::html_template t(
+        R"(<form id="signup" phx-change="validate" phx-submit="save">)"
+        R"(<p><label>Name <input id="name" name="user[name]" value="{}" autocomplete="off"></label> <span class="error" id="name-error">{}</span></p>)"
+        R"(<p><label>Email <input id="email" name="user[email]" value="{}" autocomplete="off"></label> <span class="error" id="email-error">{}</span></p>)"
+        R"(<p><label>Password <input id="password" type="password" name="user[password]"></label> <span class="error" id="password-error">{}</span></p>)"
+        R"(<button id="save">Sign up</button></form><p id="result">{}</p>)");
+    return t(name, name_error, email, email_error, password_error, result);
+  }
+};
+
 constexpr const char* kIndex = R"html(<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Athanor LiveView</title></head>
 <body><h1>Athanor LiveView examples</h1>
-<ul><li><a href="/counter">/counter</a>: a counter, one per page</li></ul>
+<ul><li><a href="/counter">/counter</a>: a counter, one per page</li>
+<li><a href="/form">/form</a>: a sign-up form validated as you type</li></ul>
 </body></html>
 )html";
 
@@ -57,9 +115,10 @@ void print_usage() {
       "Usage: athanor-live --port N [--host ADDR] [--sname NAME --cookie C [--join NODE]]\n"
       "\n"
       "LiveView examples for browsers running the official phoenix_live_view client: a counter\n"
-      "at /counter (the socket at /live). With --sname the node joins a cluster (Erlang\n"
-      "distribution). Pages are signed with ATHANOR_SECRET_KEY_BASE, else\n"
-      "~/.athanor_secret_key_base (made once), so they survive a restart. Stops on SIGINT/SIGTERM.\n"
+      "at /counter and a validated sign-up form at /form (the socket at /live). With --sname the\n"
+      "node joins a cluster (Erlang distribution). Pages are signed with ATHANOR_SECRET_KEY_BASE,\n"
+      "else ~/.athanor_secret_key_base (made once), so they survive a restart. Stops on\n"
+      "SIGINT/SIGTERM.\n"
       "\n"
       "Options:\n"
       "  --port N        TCP port to serve on (default 4000; 0: any free port)\n"
@@ -143,6 +202,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   lv->live<counter>("/counter");
+  lv->live<signup>("/form");
   web::router r;
   r.get("/", [](web::conn& c) { return c.html(200, kIndex); });
   r.get("/assets/phoenix.js", [](web::conn& c) { return c.send(200, athanor_live_phoenix_js, "text/javascript; charset=utf-8"); });
