@@ -20,11 +20,15 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test || exit 1
 
-# The web tests drive the real `ws` npm client (tests/web/js): install it once, before ctest runs
-# test binaries in parallel.
-if [[ ! -f tests/web/js/node_modules/ws/package.json ]]; then
-  (cd tests/web/js && npm ci --no-audit --no-fund --loglevel=error) || echo "== npm ci failed: the node client tests will fail"
-fi
+# The web and live tests drive real npm clients (tests/web/js, tests/live/js: ws, phoenix,
+# phoenix_live_view, jsdom, playwright-core): install them once, before ctest runs test binaries in
+# parallel (a test's own `npm ci` would delete node_modules under another test's feet). `npm ci`
+# is skipped where node_modules already matches the lockfile.
+for dir in tests/web/js tests/live/js; do
+  if ! (cd "$dir" && npm ls --all >/dev/null 2>&1); then
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || echo "== npm ci failed in $dir: the node client tests will fail"
+  fi
+done
 
 stages=("${@:-release package asan tsan fuzz}")
 read -r -a stages <<<"${stages[*]}"

@@ -34,7 +34,9 @@ task<test_view> test_view::live(const live_router& router, std::string path) {
   const std::string bare = path.substr(0, q);
   std::optional<detail::served_page> page = detail::serve_page(*st, bare, map(params));
   if (!page) throw std::runtime_error("live::test_view: no view at " + bare);
+  if (!page->redirect_to.empty()) throw std::runtime_error("live::test_view: " + bare + " redirects to " + page->redirect_to);
   test_view v;
+  v.url_ = path;
   v.dead_html_ = std::move(page->html);
   v.topic_ = "lv:" + page->id;
   v.socket_ = std::make_unique<web::test_socket>(*st->socket, map({{term("live_router"), term(st->id)}}));
@@ -46,6 +48,7 @@ task<test_view> test_view::live(const live_router& router, std::string path) {
   std::optional<web::test_socket::reply> joined = co_await v.socket_->join(v.topic_, payload, default_timeout);
   if (!joined) throw std::runtime_error("live::test_view: no join reply for " + path);
   if (joined->status != "ok") throw std::runtime_error("live::test_view: join refused: " + json::encode(joined->response));
+  if (const term* patched = get(joined->response, "live_patch")) v.url_ = std::string(get(*patched, "to")->as_binary());
   const term* rendered_tree = get(joined->response, "rendered");
   if (!rendered_tree) throw std::runtime_error("live::test_view: a join reply without rendered");
   v.apply(*rendered_tree);
@@ -73,8 +76,10 @@ void test_view::apply(const term& diff) {
 
 std::string test_view::html() const { return tree_to_html(tree_); }
 
-task<std::string> test_view::send_event(term payload) {
-  const std::string ref = socket_->push(topic_, "event", payload);
+task<std::string> test_view::send_event(term payload) { return send_event_as("event", std::move(payload)); }
+
+task<std::string> test_view::send_event_as(std::string event, term payload) {
+  const std::string ref = socket_->push(topic_, event, payload);
   const clock::time_point deadline = clock::now() + default_timeout;
   for (;;) {
     std::vector<web::channel_message> frames = co_await socket_->received(left(deadline));
@@ -83,6 +88,10 @@ task<std::string> test_view::send_event(term payload) {
       if (m.topic != topic_) continue;
       if (m.event == "diff") {
         apply(m.payload);
+      } else if (m.event == "live_patch") {
+        url_ = std::string(get(m.payload, "to")->as_binary());
+      } else if (m.event == "live_redirect" || m.event == "redirect") {
+        redirect_ = std::string(get(m.payload, "to")->as_binary());
       } else if (m.event == "phx_reply" && m.ref == ref) {
         answered = true;
         const term* response = get(m.payload, "response");
@@ -111,6 +120,11 @@ task<std::string> test_view::submit(std::string event, std::string form) {
                          {term("event"), term(std::move(event))},
                          {term("value"), term(std::move(form))},
                          {term("meta"), map({})}}));
+}
+
+task<std::string> test_view::patch(std::string to) {
+  url_ = to;
+  return send_event_as("live_patch", map({{term("url"), term("http://localhost" + to)}}));
 }
 
 task<std::string> test_view::render(duration wait) {

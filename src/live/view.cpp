@@ -137,6 +137,20 @@ term with_extras(term tree, view_socket& s) {
 
 web::join_reply stale() { return web::join_reply::error(map({{term("reason"), term("stale")}})); }
 
+// The path of a URL ("http://host/counter?x=1" or "/counter?x=1" -> "/counter").
+std::string url_path(std::string_view url) {
+  if (const std::size_t scheme = url.find("://"); scheme != std::string_view::npos) {
+    const std::size_t slash = url.find('/', scheme + 3);
+    url = slash == std::string_view::npos ? std::string_view("/") : url.substr(slash);
+  }
+  return std::string(url.substr(0, url.find_first_of("?#")));
+}
+
+term navigation_payload(const view_socket::navigation& n) {
+  if (n.kind == view_socket::navigation::full) return map({{term("to"), term(n.to)}});
+  return map({{term("to"), term(n.to)}, {term("kind"), term(n.replace ? "replace" : "push")}});
+}
+
 struct lv_channel {
   std::shared_ptr<detail::live_state> app;
   std::unique_ptr<detail::view_base> view;
@@ -161,17 +175,41 @@ struct lv_channel {
     const term* params = field(payload, "params");
     const term* csrf = params ? field(*params, "_csrf_token") : nullptr;
     if (!csrf || !csrf->is_binary() || csrf->as_binary() != csrf_token(app->secret, nonce->as_binary())) return stale();
-    auto make = app->views.find(std::string(path->as_binary()));
+    // A live navigation rejoins with "redirect": the session (this router's) vouches for any of
+    // its views, as Phoenix's live_session does; a path it does not serve is "unauthorized" (the
+    // client then loads the page).
+    std::string view_path(path->as_binary());
+    std::string url;
+    if (const term* u = field(payload, "url"); u && u->is_binary()) url = std::string(u->as_binary());
+    if (const term* r = field(payload, "redirect"); r && r->is_binary()) {
+      url = std::string(r->as_binary());
+      view_path = url_path(url);
+      if (!app->views.count(view_path))
+        return web::join_reply::error(map({{term("reason"), term("unauthorized")}}));
+    }
+    auto make = app->views.find(view_path);
     if (make == app->views.end()) return stale();  // a view this router no longer serves
-    const term* url = field(payload, "url");
-    if (!url) url = field(payload, "redirect");
     view = make->second();
-    vs.emplace(true, s.channel_pid(), std::string(path->as_binary()));
-    view->mount(url && url->is_binary() ? url_params(url->as_binary()) : map({}), *vs);
+    vs.emplace(true, s.channel_pid(), view_path);
+    const term url_query = url_params(url);
+    view->mount(url_query, *vs);
+    view->handle_params(url_query, url, *vs);
+    std::vector<std::pair<term, term>> reply;
+    if (std::optional<view_socket::navigation> nav = vs->take_navigation()) {
+      if (nav->kind == view_socket::navigation::navigate)
+        return web::join_reply::error(map({{term("live_redirect"), navigation_payload(*nav)}}));
+      if (nav->kind == view_socket::navigation::full)
+        return web::join_reply::error(map({{term("redirect"), navigation_payload(*nav)}}));
+      view->handle_params(url_params(nav->to), nav->to, *vs);  // a patch while mounting
+      (void)vs->take_navigation();
+      reply.emplace_back(term("live_patch"), navigation_payload(*nav));
+    }
     rendered now = view->render();
     term tree = with_extras(diff(nullptr, now), *vs);
     last.emplace(std::move(now));
-    return web::join_reply::ok(map({{term("rendered"), tree}, {term("liveview_version"), term(kClientVersion)}}));
+    reply.emplace_back(term("rendered"), tree);
+    reply.emplace_back(term("liveview_version"), term(kClientVersion));
+    return web::join_reply::ok(map(reply));
   }
 
   // The diff of a new render against the last one sent (with title and events); empty if none.
@@ -182,7 +220,27 @@ struct lv_channel {
     return d;
   }
 
-  web::in_reply handle_in(std::string_view event, const term& payload, web::socket&) {
+  // Acts on the navigation a callback asked for: a patch runs handle_params and tells the client
+  // to update its URL (pushed before the reply that carries the patch's diff, as Phoenix orders
+  // them); a navigation or redirect is pushed for the client to act on.
+  void navigate(web::socket& s) {
+    std::optional<view_socket::navigation> nav = vs->take_navigation();
+    if (!nav) return;
+    if (nav->kind == view_socket::navigation::patch) {
+      view->handle_params(url_params(nav->to), nav->to, *vs);
+      (void)vs->take_navigation();  // a patch asked for while patching is not followed (no loops)
+      s.push("live_patch", navigation_payload(*nav));
+    } else {
+      s.push(nav->kind == view_socket::navigation::navigate ? "live_redirect" : "redirect", navigation_payload(*nav));
+    }
+  }
+
+  web::in_reply reply_with(term d) {
+    if (d.map_entries().empty()) return web::in_reply::ok();
+    return web::in_reply::ok(map({{term("diff"), d}}));
+  }
+
+  web::in_reply handle_in(std::string_view event, const term& payload, web::socket& s) {
     if (event == "event") {
       const term* type = field(payload, "type");
       const term* name = field(payload, "event");
@@ -199,17 +257,25 @@ struct lv_channel {
         }
       }
       view->handle_event(name->as_binary(), value, *vs);
-      term d = update();
-      if (d.map_entries().empty()) return web::in_reply::ok();
-      return web::in_reply::ok(map({{term("diff"), d}}));
+      navigate(s);
+      return reply_with(update());
+    }
+    if (event == "live_patch") {  // a patch link clicked, or the browser's back button
+      const term* url = field(payload, "url");
+      const std::string to = url && url->is_binary() ? std::string(url->as_binary()) : std::string();
+      if (url_path(to) != vs->path()) return web::in_reply::ok(map({{term("link_redirect"), term(true)}}));
+      view->handle_params(url_params(to), to, *vs);
+      navigate(s);
+      return reply_with(update());
     }
     if (event == "cids_destroyed") return web::in_reply::ok(map({{term("cids"), list({})}}));
-    return web::in_reply::ok();  // live_patch, cids_will_destroy...: answered, as every push must be
+    return web::in_reply::ok();  // cids_will_destroy...: answered, as every push must be
   }
 
   void handle_info(message& m, web::socket& s) {
     if (!view) return;
     view->handle_info(m, *vs);
+    navigate(s);
     term d = update();
     if (!d.map_entries().empty()) s.push("diff", d);
   }
@@ -236,7 +302,17 @@ std::optional<served_page> serve_page(const live_state& st, const std::string& p
   std::unique_ptr<view_base> v = make->second();
   view_socket vs(false, pid(), path);
   v->mount(params, vs);
+  std::string url = path;
+  for (const auto& [k, val] : params.map_entries()) {
+    url += url.size() == path.size() ? '?' : '&';
+    url += std::string(k.as_binary()) + "=" + std::string(val.as_binary());
+  }
+  v->handle_params(params, url, vs);
   served_page page;
+  if (std::optional<view_socket::navigation> nav = vs.take_navigation()) {
+    page.redirect_to = nav->to;  // navigation while rendering the page: an HTTP redirect, as Phoenix does
+    return page;
+  }
   const std::string body = to_html(v->render());
   const std::string nonce = random_text(18);
   page.session = sign_token(st.secret, kSessionSalt, json::encode(map({{term("view"), term(path)}, {term("n"), term(nonce)}})));
@@ -324,7 +400,12 @@ void live_router::mount(web::router& r) const {
     r.get(path, [st, path = path](web::conn& c) {
       std::vector<std::pair<term, term>> params;
       for (auto& [k, val] : c.query_params()) params.emplace_back(term(k), term(val));
-      c.html(200, detail::serve_page(*st, path, map(params))->html);
+      detail::served_page page = *detail::serve_page(*st, path, map(params));
+      if (!page.redirect_to.empty()) {
+        c.put_header("location", page.redirect_to);
+        return c.text(302, "");
+      }
+      c.html(200, page.html);
     });
   }
   std::string js(kAppJs);

@@ -128,5 +128,56 @@ TEST(TestView, LiveOfAPathWithoutAViewThrows) {
   });
 }
 
+// Navigation: ?page=N is read in handle_params; "next" patches to the next page, "go" navigates
+// to /todos, "away" redirects off the site; ?jump patches while mounting.
+struct pages : view<pages> {
+  int page = 0, mounts = 0;
+  void mount(const term& params, view_socket& s) {
+    ++mounts;
+    if (params.find(term("jump"))) s.push_patch("/pages?page=7", true);
+  }
+  void handle_params(const term& params, std::string_view, view_socket&) {
+    const term* p = params.find(term("page"));
+    page = p ? std::stoi(std::string(p->as_binary())) : 1;
+  }
+  void handle_event(std::string_view event, const term&, view_socket& s) {
+    if (event == "next") s.push_patch("/pages?page=" + std::to_string(page + 1));
+    if (event == "go") s.push_navigate("/todos");
+    if (event == "away") s.redirect("https://example.com/");
+  }
+  rendered render() const {
+    static const html_template t("<p>page {} of mount {}</p>");
+    return t(page, mounts);
+  }
+};
+
+TEST(TestView, PushPatchRunsHandleParamsWithoutANewMountAndChangesTheUrl) {
+  live_router lv({.secret_key_base = kSecret});
+  lv.live<pages>("/pages").live<todos>("/todos");
+  in_process([&](process&) -> proc {
+    test_view v = co_await test_view::live(lv, "/pages?page=2");
+    EXPECT_EQ(v.html(), "<p>page 2 of mount 1</p>");
+    EXPECT_EQ(co_await v.click("next"), "<p>page 3 of mount 1</p>");
+    EXPECT_EQ(v.url(), "/pages?page=3");
+    EXPECT_EQ(co_await v.patch("/pages?page=9"), "<p>page 9 of mount 1</p>");  // a patch link, the back button
+    test_view jumped = co_await test_view::live(lv, "/pages?jump=1");            // a patch while mounting
+    EXPECT_EQ(jumped.url(), "/pages?page=7");
+    EXPECT_EQ(jumped.html(), "<p>page 7 of mount 1</p>");
+  });
+}
+
+TEST(TestView, PushNavigateAndRedirectAreTheClientsToFollow) {
+  live_router lv({.secret_key_base = kSecret});
+  lv.live<pages>("/pages").live<todos>("/todos");
+  in_process([&](process&) -> proc {
+    test_view v = co_await test_view::live(lv, "/pages");
+    (void)co_await v.click("go");
+    EXPECT_EQ(v.take_redirect(), "/todos");  // assert_redirect
+    (void)co_await v.click("away");
+    EXPECT_EQ(v.take_redirect(), "https://example.com/");
+    EXPECT_EQ(v.take_redirect(), "");
+  });
+}
+
 }  // namespace
 }  // namespace athanor::live

@@ -237,5 +237,19 @@ TEST_F(LiveViewTest, PhoenixRule_ABadCsrfTokenOrSessionIsAStaleJoinNotARefusedSo
   EXPECT_EQ(first(lines, "join_error")["reply"], nlohmann::json({{"reason", "stale"}})) << output_;
 }
 
+// The client's live navigation (§C.7): it rejoins the same topic with "redirect"; the session
+// vouches for any view of its router, and a path outside it is "unauthorized".
+TEST_F(LiveViewTest, SpecC7_ALiveRedirectJoinMountsTheViewAtItsUrlWithinTheRouter) {
+  const page p = get("/counter");
+  auto payload = nlohmann::json::parse(join_payload(p, url("/counter"), p.csrf));
+  payload.erase("url");
+  payload["redirect"] = url("/counter?start=4");
+  auto lines = client("join " + socket_url() + " lv:" + p.id + " " + quoted(payload.dump()));
+  EXPECT_EQ(first(lines, "join_ok")["reply"]["rendered"]["0"], "4") << output_;
+  payload["redirect"] = url("/elsewhere");
+  lines = client("join " + socket_url() + " lv:" + p.id + " " + quoted(payload.dump()));
+  EXPECT_EQ(first(lines, "join_error")["reply"], nlohmann::json({{"reason", "unauthorized"}})) << output_;
+}
+
 }  // namespace
 }  // namespace athanor::live

@@ -40,7 +40,8 @@ class test_view {
 
   // Serves `path` ("/counter?start=3": its query reaches mount) of `router` as GET would, then
   // joins it as the page's LiveSocket would. Call from a process. Throws std::runtime_error if no
-  // view is at the path, or the join fails or times out (what() holds the reply).
+  // view is at the path, the view redirects while rendering, or the join fails or times out
+  // (what() holds the reply).
   static task<test_view> live(const live_router& router, std::string path);
 
   test_view(test_view&&) noexcept;
@@ -64,6 +65,15 @@ class test_view {
   task<std::string> change(std::string event, std::string form, std::string target = {});
   // render_submit: a phx-submit of `event` with the form's fields URL-encoded.
   task<std::string> submit(std::string event, std::string form);
+  // render_patch: what a patch link (or the back button) to `to` sends ("/path?query" of this
+  // view); the view's handle_params runs. Returns html().
+  task<std::string> patch(std::string to);
+  // The page's URL as the client has it (its path and query; patches change it).
+  const std::string& url() const noexcept { return url_; }
+  // Where the view sent the browser with push_navigate or redirect ("" if nowhere), taken by
+  // this call (Phoenix's assert_redirect).
+  std::string take_redirect() { return std::exchange(redirect_, {}); }
+
   // Merges what the view pushed meanwhile (diffs from handle_info), waiting up to `wait` for a
   // first one; returns html().
   task<std::string> render(duration wait = duration(0));
@@ -71,6 +81,7 @@ class test_view {
  private:
   test_view() = default;
   task<std::string> send_event(term payload);
+  task<std::string> send_event_as(std::string event, term payload);
   void apply(const term& diff);
 
   std::unique_ptr<web::test_socket> socket_;
@@ -79,6 +90,7 @@ class test_view {
   term tree_ = map({});
   std::optional<std::string> title_;
   std::vector<std::pair<std::string, term>> events_;
+  std::string url_, redirect_;
 };
 
 }  // namespace athanor::live

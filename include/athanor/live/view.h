@@ -65,11 +65,30 @@ class view_socket {
   // and to hooks' handleEvent (Phoenix's push_event).
   void push_event(std::string event, term payload) { events_.emplace_back(std::move(event), std::move(payload)); }
 
+  // Live navigation, acted on once the callback returns (Phoenix's push_patch, push_navigate and
+  // redirect; the last call wins). push_patch: the page's URL becomes `to` (a path of this view,
+  // with a new query), handle_params runs with its params, and the page is patched: no new mount,
+  // and the browser's history gets the URL (`replace`: replaces the entry instead of pushing).
+  void push_patch(std::string to, bool replace = false) { nav_ = navigation{navigation::patch, std::move(to), replace}; }
+  // push_navigate: the page moves to the view at `to` (another view of the same live_router)
+  // without reloading: the client rejoins, and that view mounts.
+  void push_navigate(std::string to, bool replace = false) {
+    nav_ = navigation{navigation::navigate, std::move(to), replace};
+  }
+  // redirect: the browser loads `to` (any URL) as a new page.
+  void redirect(std::string to) { nav_ = navigation{navigation::full, std::move(to), false}; }
+
   // Internal: what the next render sends besides the tree.
   view_socket(bool connected, pid self, std::string path) : connected_(connected), self_(self), path_(std::move(path)) {}
   std::optional<std::string> take_title() { return std::exchange(title_, std::nullopt); }
   std::vector<std::pair<std::string, term>> take_events() { return std::exchange(events_, {}); }
   const std::optional<std::string>& title() const noexcept { return title_; }
+  struct navigation {
+    enum kind_t { patch, navigate, full } kind;
+    std::string to;
+    bool replace;
+  };
+  std::optional<navigation> take_navigation() { return std::exchange(nav_, std::nullopt); }
 
  private:
   bool connected_;
@@ -77,6 +96,7 @@ class view_socket {
   std::string path_;
   std::optional<std::string> title_;
   std::vector<std::pair<std::string, term>> events_;
+  std::optional<navigation> nav_;
 };
 
 // Optional base for view types (`struct counter : live::view<counter>`): documents the interface.
@@ -84,6 +104,9 @@ class view_socket {
 //   rendered render() const;
 // and may have
 //   void mount(const term& params, view_socket& s);      params: the URL's query (a map of binaries)
+//   void handle_params(const term& params, std::string_view url, view_socket& s);
+//     after mount, and after each live patch (push_patch, or a patch link in the page) with the
+//     new URL's query: where a view reads what it shows from the URL
 //   void handle_event(std::string_view event, const term& value, view_socket& s);
 //     value: a click's phx-value-* map; a form's fields decoded as Phoenix decodes them
 //     (decode_form: nested maps for name[key], "_target" the changed field's path)
@@ -125,6 +148,7 @@ class view_base {
  public:
   virtual ~view_base() = default;
   virtual void mount(const term& params, view_socket& s) = 0;
+  virtual void handle_params(const term& params, std::string_view url, view_socket& s) = 0;
   virtual void handle_event(std::string_view event, const term& value, view_socket& s) = 0;
   virtual void handle_info(message& m, view_socket& s) = 0;
   virtual void terminate(const term& reason, view_socket& s) = 0;
@@ -136,6 +160,9 @@ class view_model final : public view_base {
  public:
   void mount(const term& params, view_socket& s) override {
     if constexpr (requires { v_.mount(params, s); }) v_.mount(params, s);
+  }
+  void handle_params(const term& params, std::string_view url, view_socket& s) override {
+    if constexpr (requires { v_.handle_params(params, url, s); }) v_.handle_params(params, url, s);
   }
   void handle_event(std::string_view event, const term& value, view_socket& s) override {
     if constexpr (requires { v_.handle_event(event, value, s); }) v_.handle_event(event, value, s);
@@ -156,6 +183,7 @@ struct live_state;
 // A page as GET serves it, and what its LiveSocket joins with.
 struct served_page {
   std::string html, id, session, csrf_token;
+  std::string redirect_to;  // not empty: the view navigated while the page rendered (no html)
 };
 // The dead render of the view at `path` with the URL's `params`; nullopt if no view is there.
 std::optional<served_page> serve_page(const live_state& st, const std::string& path, const term& params);
