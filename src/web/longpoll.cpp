@@ -159,7 +159,8 @@ task<void> poll(conn& c, std::shared_ptr<socket_routes> routes) {
   send(session, socket_poll{self.self(), id, kWindow});
   std::vector<ws_message> frames;
   // The session answers within kWindow; the slack covers a busy scheduler. A down (or no answer
-  // at all) means the session is gone: 410, and the client reconnects and rejoins.
+  // at all) means the session is gone, and a stopping server ends the wait: 410, and the client
+  // reconnects and rejoins.
   const bool answered = co_await self.receive(
       on<socket_poll_answer>([id](const socket_poll_answer& a) { return a.id == id; },
                              [&frames](socket_poll_answer& a) {
@@ -167,6 +168,9 @@ task<void> poll(conn& c, std::shared_ptr<socket_routes> routes) {
                                return true;
                              }),
       on<down>([watch](const down& d) { return d.monitor == watch; }, [](const down&) { return false; }),
+      // The server is stopping: answer now rather than hold the request through its drain (the
+      // client reconnects, to this server once it is back or to another).
+      on<drain_msg>([](const drain_msg&) { return false; }),
       after(kWindow + milliseconds(5'000), [] { return false; }));
   (void)demonitor(watch, true);
   if (!answered) co_return answer(c, 410, &token);
