@@ -10,7 +10,8 @@
 // without a relay (an Erlang node) is greeted once, drops the message (no such name), and never
 // becomes a peer.
 //
-// Broadcasts: the caller fans out to this node's subscribers itself (channel.cpp), then sends
+// Broadcasts: the caller fans out to this node's channel subscribers itself (channel.cpp) and to
+// the processes subscribed with pubsub::subscribe (forward_broadcast, here), then sends
 // {athanor_pubsub_fwd, Topic, Event, Payload} once to each peer relay, which fans it out to its
 // own (the frame is serialized once per node). Forwards go straight from the caller, so one
 // process's broadcasts arrive in the order made (per-pair order); they are never forwarded again.
@@ -29,7 +30,10 @@
 #include "athanor/web/pubsub.h"
 
 #include <algorithm>
+#include <array>
 #include <mutex>
+#include <string>
+#include <unordered_map>
 #include <optional>
 #include <stdexcept>
 #include <vector>
@@ -37,6 +41,7 @@
 #include "athanor/dist/node.h"
 #include "athanor/runtime/logger.h"
 #include "athanor/runtime/process.h"
+#include "athanor/web/channel.h"
 #include "web/cluster_internal.h"
 
 namespace athanor::web {
@@ -92,12 +97,62 @@ void greet(atom n, pid self) {
   }
 }
 
+// ---- processes subscribed to topics (pubsub::subscribe) ----------------------------------------
+//
+// Sharded by topic like the channels' registry; a fan-out copies the topic's subscribers under
+// the shard's lock and sends outside it, so a subscribe never waits for a fan-out's sends. A
+// process that ended is dropped the next time a broadcast finds it gone (pids are not reused:
+// its pid can never name another process).
+
+struct process_shard {
+  std::mutex mu;
+  std::unordered_map<std::string, std::vector<pid>> topics;
+};
+constexpr std::size_t kProcessShards = 16;
+std::array<process_shard, kProcessShards>& process_shards() {
+  static std::array<process_shard, kProcessShards> s;
+  return s;
+}
+process_shard& process_shard_of(std::string_view topic) {
+  return process_shards()[std::hash<std::string_view>{}(topic) % kProcessShards];
+}
+
+std::size_t deliver_to_processes(std::string_view topic, std::string_view event, const term& payload) {
+  process_shard& sh = process_shard_of(topic);
+  std::vector<pid> targets;
+  {
+    std::lock_guard lock(sh.mu);
+    auto it = sh.topics.find(std::string(topic));
+    if (it == sh.topics.end()) return 0;
+    targets = it->second;
+  }
+  std::size_t n = 0;
+  bool gone = false;
+  for (pid p : targets) {
+    if (!is_alive(p)) {
+      gone = true;
+      continue;
+    }
+    send(p, pubsub::broadcast_message{std::string(topic), std::string(event), payload});
+    ++n;
+  }
+  if (gone) {
+    std::lock_guard lock(sh.mu);
+    if (auto it = sh.topics.find(std::string(topic)); it != sh.topics.end()) {
+      std::erase_if(it->second, [](pid p) { return !is_alive(p); });
+      if (it->second.empty()) sh.topics.erase(it);
+    }
+  }
+  return n;
+}
+
 void handle(const term& t, pid self) {
   if (!t.is_tuple() || t.tuple_size() < 2 || !t.element(0).is_atom()) return;
   const atom tag = t.element(0).as_atom();
   if (tag == atom("athanor_pubsub_fwd") && t.tuple_size() == 4 && t.element(1).is_binary() && t.element(2).is_binary()) {
     try {
       detail::local_broadcast(t.element(1).as_binary(), t.element(2).as_binary(), t.element(3), pid());
+      deliver_to_processes(t.element(1).as_binary(), t.element(2).as_binary(), t.element(3));
     } catch (const std::exception& e) {
       logger::log("web", log_level::warning, fmt::format("pubsub: a forwarded broadcast was dropped: {}", e.what()));
     }
@@ -142,6 +197,12 @@ proc relay_main(process& self) {
 }  // namespace
 
 void detail::forward_broadcast(std::string_view topic, std::string_view event, const term& payload) noexcept {
+  // This node's processes first (channel.cpp did its channels), then the peers.
+  try {
+    deliver_to_processes(topic, event, payload);
+  } catch (const std::exception& e) {
+    logger::log("web", log_level::warning, fmt::format("pubsub: a broadcast to {}'s processes was dropped: {}", topic, e.what()));
+  }
   std::vector<atom> peers = peer_list();
   if (peers.empty()) return;
   try {
@@ -186,6 +247,33 @@ pid start_cluster() {
 }
 
 std::vector<atom> peers() { return peer_list(); }
+
+void subscribe(std::string topic) {
+  const pid me = athanor::self();
+  process_shard& sh = process_shard_of(topic);
+  std::lock_guard lock(sh.mu);
+  std::vector<pid>& subs = sh.topics[std::move(topic)];
+  if (std::find(subs.begin(), subs.end(), me) == subs.end()) subs.push_back(me);
+}
+
+bool unsubscribe(const std::string& topic) {
+  const pid me = athanor::self();
+  process_shard& sh = process_shard_of(topic);
+  std::lock_guard lock(sh.mu);
+  auto it = sh.topics.find(topic);
+  if (it == sh.topics.end()) return false;
+  const std::size_t removed = std::erase(it->second, me);
+  if (it->second.empty()) sh.topics.erase(it);
+  return removed > 0;
+}
+
+std::size_t broadcast(std::string_view topic, std::string_view event, const term& payload) {
+  return web::broadcast(topic, event, payload);
+}
+
+std::size_t local_broadcast(std::string_view topic, std::string_view event, const term& payload) {
+  return detail::local_broadcast(topic, event, payload, pid()) + deliver_to_processes(topic, event, payload);
+}
 
 }  // namespace pubsub
 }  // namespace athanor::web
