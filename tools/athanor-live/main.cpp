@@ -5,12 +5,14 @@
 // The contract other checks drive (keep it stable): /counter loads the official client and
 // connects a LiveSocket at /live (/live/websocket, /live/longpoll); an element with id `count`
 // holds the current integer, starting at 0; buttons with phx-click="inc" and phx-click="dec".
-// Each page keeps its own count. /form is a sign-up form validated as the user types. When ready it prints its URL ("http://HOST:PORT/") and, with
+// Each page keeps its own count. /form is a sign-up form validated as the user types; /chat a
+// chat on athanor-chat's room:<name> topics (its messages cross between the two). When ready it prints its URL ("http://HOST:PORT/") and, with
 // --sname, its node name, each on a line of its own.
 #include <signal.h>
 
 #include <chrono>
 #include <cstdio>
+#include <deque>
 #include <string>
 
 #include "athanor/athanor.h"
@@ -102,11 +104,67 @@ struct signup : live::view<signup> {
   }
 };
 
+// /chat: a live chat on the same room:<name> topics as athanor-chat: messages sent here reach
+// athanor-chat's clients and the other way round, on any node of the cluster. The view's process
+// subscribes to its room (pubsub::subscribe), and each broadcast comes as handle_info.
+struct chat : live::view<chat> {
+  struct line {
+    std::uint64_t id;
+    std::string user, body;
+  };
+  std::string user, room;
+  std::deque<line> lines;  // the last kKeep messages
+  std::uint64_t next_id = 0;
+  static constexpr std::size_t kKeep = 100;
+
+  void mount(const term&, live::view_socket& s) { s.page_title("Chat"); }
+  void handle_event(std::string_view event, const term& form, live::view_socket& s) {
+    auto text = [&](const char* key) {
+      const term* v = form.find(term(key));
+      return v && v->is_binary() ? std::string(v->as_binary()) : std::string();
+    };
+    if (event == "join" && !text("user").empty() && !text("room").empty()) {
+      if (!room.empty()) web::pubsub::unsubscribe("room:" + room);
+      user = text("user");
+      room = text("room");
+      lines.clear();
+      web::pubsub::subscribe("room:" + room);
+      s.page_title("Chat: " + room);
+    } else if (event == "send" && !room.empty() && !text("body").empty()) {
+      web::broadcast("room:" + room, "new_msg", map({{term("user"), term(user)}, {term("body"), term(text("body"))}}));
+    }
+  }
+  void handle_info(message& m, live::view_socket&) {
+    auto* b = m.get_if<web::pubsub::broadcast_message>();
+    if (!b || b->event != "new_msg" || b->topic != "room:" + room) return;
+    const term* who = b->payload.find(term("user"));
+    const term* body = b->payload.find(term("body"));
+    if (!who || !body || !who->is_binary() || !body->is_binary()) return;
+    lines.push_back(line{next_id++, std::string(who->as_binary()), std::string(body->as_binary())});
+    if (lines.size() > kKeep) lines.pop_front();
+  }
+  live::rendered render() const {
+    static const live::html_template joined(
+        R"(<p id="status">In room {} as {}</p><div id="messages">{}</div>)"
+        R"(<form id="say" phx-submit="send"><input id="body" name="body" autocomplete="off" placeholder="message">)"
+        R"(<button id="send">Send</button></form>)");
+    static const live::html_template entry(R"(<div class="msg" id="msg-{}"><b>{}</b> {}</div>)");
+    static const live::html_template lobby(
+        R"(<form id="join" phx-submit="join"><input id="user" name="user" placeholder="your name" required>)"
+        R"( <input id="room" name="room" value="lobby" required> <button id="enter">Join</button></form>)");
+    if (room.empty()) return lobby();
+    live::comprehension list(entry);
+    for (const line& l : lines) list.add(entry(l.id, l.user, l.body), std::to_string(l.id));
+    return joined(room, user, std::move(list));
+  }
+};
+
 constexpr const char* kIndex = R"html(<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Athanor LiveView</title></head>
 <body><h1>Athanor LiveView examples</h1>
 <ul><li><a href="/counter">/counter</a>: a counter, one per page</li>
-<li><a href="/form">/form</a>: a sign-up form validated as you type</li></ul>
+<li><a href="/form">/form</a>: a sign-up form validated as you type</li>
+<li><a href="/chat">/chat</a>: a live chat, on the same rooms as athanor-chat</li></ul>
 </body></html>
 )html";
 
@@ -115,10 +173,10 @@ void print_usage() {
       "Usage: athanor-live --port N [--host ADDR] [--sname NAME --cookie C [--join NODE]]\n"
       "\n"
       "LiveView examples for browsers running the official phoenix_live_view client: a counter\n"
-      "at /counter and a validated sign-up form at /form (the socket at /live). With --sname the\n"
-      "node joins a cluster (Erlang distribution). Pages are signed with ATHANOR_SECRET_KEY_BASE,\n"
-      "else ~/.athanor_secret_key_base (made once), so they survive a restart. Stops on\n"
-      "SIGINT/SIGTERM.\n"
+      "at /counter, a validated sign-up form at /form and a chat at /chat on athanor-chat's rooms\n"
+      "(the socket at /live). With --sname the node joins a cluster (Erlang distribution), and\n"
+      "the chat's rooms span it. Pages are signed with ATHANOR_SECRET_KEY_BASE, else\n"
+      "~/.athanor_secret_key_base (made once), so they survive a restart. Stops on SIGINT/SIGTERM.\n"
       "\n"
       "Options:\n"
       "  --port N        TCP port to serve on (default 4000; 0: any free port)\n"
@@ -203,6 +261,7 @@ int main(int argc, char** argv) {
   }
   lv->live<counter>("/counter");
   lv->live<signup>("/form");
+  lv->live<chat>("/chat");
   web::router r;
   r.get("/", [](web::conn& c) { return c.html(200, kIndex); });
   r.get("/assets/phoenix.js", [](web::conn& c) { return c.send(200, athanor_live_phoenix_js, "text/javascript; charset=utf-8"); });
