@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdio>
 #include <deque>
+#include <stdexcept>
 #include <string>
 
 #include "athanor/athanor.h"
@@ -80,6 +81,9 @@ struct signup : live::view<signup> {
   }
   void mount(const term&, live::view_socket& s) { s.page_title("Sign up"); }
   void handle_event(std::string_view event, const term& form, live::view_socket&) {
+    // How the browser tests kill this view's process (liveSocket.execJS with a push of "crash"):
+    // the client shows the error, rejoins, and restores the form's input.
+    if (event == "crash") throw std::runtime_error("crash requested");
     if (event == "validate") {
       result.clear();
       validate(form, false);
