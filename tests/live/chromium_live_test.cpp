@@ -1,11 +1,15 @@
-// athanor-live's /counter in a real browser: Debian's Chromium, driven through the DevTools
-// protocol by npm's playwright-core (js/chromium_live.js). The page's own scripts — the official
-// phoenix and phoenix_live_view clients the tool serves — connect its LiveSocket over the
-// browser's WebSocket, and the test clicks as a person would: the count follows without the page
-// loading again, each page keeps its own count, and after the server is stopped and started again
-// on the same port (same HOME, so the same secret key base) the page reconnects and rejoins by
-// itself, to a freshly mounted counter. What view_test.cpp's Node clients cannot show: that the
-// browser, the DOM patching and the server agree end to end.
+// athanor-live's pages in a real browser: Debian's Chromium, driven through the DevTools protocol
+// by npm's playwright-core (js/chromium_live.js). The page's own scripts — the official phoenix
+// and phoenix_live_view clients the tool serves — connect its LiveSocket over the browser's
+// WebSocket, and the test clicks and types as a person would. /counter: the count follows without
+// the page loading again, each page keeps its own count, and after the server is stopped and
+// started again on the same port (same HOME, so the same secret key base) the page reconnects and
+// rejoins by itself, to a freshly mounted counter. /form: errors show as the user types (only for
+// the fields touched) and on submit, and when the view's process dies the client rejoins and its
+// form recovery gives the new process what was typed. /chat: two people in two browser contexts,
+// and a LiveView page on athanor-live talking with athanor-chat's own page on another node of a
+// cluster (issue 15's "Tests in a real browser"). What view_test.cpp's Node clients cannot show:
+// that the browser, the DOM patching and the server agree end to end.
 #ifdef ATHANOR_LIVE_BIN
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -22,6 +26,7 @@
 #include <vector>
 
 #include "../support/child_process.h"
+#include "../support/free_port.h"
 
 namespace athanor::live::testing {
 namespace {
@@ -36,6 +41,17 @@ constexpr int kDriverTimeoutMs = 45000;
 constexpr auto kTestDeadline = 55s;
 
 std::string js_dir() { return (std::filesystem::path(__FILE__).parent_path() / "js").string(); }
+
+// athanor-chat, for the cluster test: ATHANOR_CHAT_BIN if the build gives it to this test, else
+// where the build puts it next to athanor-live (tools/athanor-live/athanor-live ->
+// tools/athanor-chat/athanor-chat).
+std::string chat_bin() {
+#ifdef ATHANOR_CHAT_BIN
+  return ATHANOR_CHAT_BIN;
+#else
+  return (std::filesystem::path(ATHANOR_LIVE_BIN).parent_path().parent_path() / "athanor-chat" / "athanor-chat").string();
+#endif
+}
 
 bool have_tool(const std::string& tool) { return std::system(("command -v " + tool + " >/dev/null 2>&1").c_str()) == 0; }
 
@@ -96,34 +112,41 @@ class ChromiumLiveTest : public ::testing::Test {
     return {};
   }
 
-  // Stops the server with SIGTERM and waits (bounded) for it to exit; returns its exit status
-  // (-1: killed, or ended by a signal).
-  int stop_server() {
-    server_->signal(SIGTERM);
+  // Stops `c` with SIGTERM and waits (bounded) for it to exit, reading the rest of its output;
+  // returns its exit status (-1: killed, or ended by a signal).
+  static int stop(child& c) {
+    c.signal(SIGTERM);
     const auto deadline = std::chrono::steady_clock::now() + 10s;
     bool ended = false;
     for (;;) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) break;
-      if (!server_->line(left)) {
+      if (!c.line(left)) {
         ended = std::chrono::steady_clock::now() < deadline;  // end of output, not the deadline
         break;
       }
     }
-    if (!ended) server_->signal(SIGKILL);
-    const int status = server_->wait(5s);
-    server_log_ += server_->output();
+    if (!ended) c.signal(SIGKILL);
+    const int status = c.wait(5s);
     return ended ? status : -1;
   }
+  // Stops the server (stop()), keeping its whole output in server_log_.
+  int stop_server() {
+    const int status = stop(*server_);
+    server_log_ += server_->output();
+    server_.reset();
+    return status;
+  }
 
-  // Runs the driver's `scenario` against `url` to its end, or kills it at the deadline; each line
-  // it prints is handed to `on_line` as it comes. Returns its exit status (-1 when killed) and
-  // leaves its output in `out`.
+  // Runs the driver's `scenario` against `url` (with the driver options `extra`) to its end, or
+  // kills it at the deadline; each line it prints is handed to `on_line` as it comes. Returns its
+  // exit status (-1 when killed) and leaves its output in `out`.
   int drive(const std::string& scenario, const std::string& url, std::string& out,
-            const std::function<void(const std::string&, child&)>& on_line = {}) {
-    child driver({"node", js_dir() + "/chromium_live.js", url, "--scenario", scenario, "--chromium", kChromium, "--timeout",
-                  std::to_string(kDriverTimeoutMs)},
-                 env_);
+            const std::function<void(const std::string&, child&)>& on_line = {}, const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv{"node", js_dir() + "/chromium_live.js", url, "--scenario", scenario, "--chromium", kChromium,
+                                  "--timeout", std::to_string(kDriverTimeoutMs)};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    child driver(argv, env_);
     const auto deadline = std::chrono::steady_clock::now() + kTestDeadline;
     bool ended = false;
     for (;;) {
@@ -146,6 +169,12 @@ class ChromiumLiveTest : public ::testing::Test {
   static void expect_lines(const std::string& out, std::initializer_list<const char*> lines) {
     for (const char* line : lines) EXPECT_NE(out.find(line), std::string::npos) << "missing \"" << line << "\" in:\n" << out;
     EXPECT_EQ(out.find(": page error: "), std::string::npos) << out;
+  }
+  // Prints the driver's "timings (ms): ..." line (where a slow run spent its time; shown by
+  // ctest --output-on-failure and -V).
+  static void print_timings(const std::string& out) {
+    const auto at = out.find("timings (ms): ");
+    if (at != std::string::npos) std::printf("driver %s\n", out.substr(at, out.find('\n', at) - at).c_str());
   }
   std::string diagnostics(const std::string& out) const {
     return out + "\n-- athanor-live:\n" + server_log_ + (server_ ? server_->output() : std::string());
@@ -218,6 +247,108 @@ TEST_F(ChromiumLiveTest, PageRejoinsAFreshMountAfterTheServerRestartsWithoutRelo
   // The secret key base the server made in this HOME, read again by the restarted server.
   EXPECT_TRUE(std::filesystem::exists(home_ + "/.athanor_secret_key_base"));
   if (bind_retries_ > 0) std::printf("note: the port took %d retries to bind again after the restart\n", bind_retries_);
+}
+
+// /form as a person fills it in: a 1-letter name shows its error while the untouched email shows
+// none; fixing the name clears it; a bad email and a short password show theirs, and submitting
+// them is refused with both shown; a valid submit welcomes the user. One socket, one join, no
+// reload. The server stops cleanly afterwards.
+TEST_F(ChromiumLiveTest, FormShowsErrorsAsTheUserTypesAndOnSubmitWithoutReloading) {
+  const std::string url = start_server(0);
+  ASSERT_FALSE(url.empty());
+  std::string out;
+  const int status = drive("form", url, out);
+  print_timings(out);
+  const int stop_status = stop_server();
+  ASSERT_EQ(status, 0) << diagnostics(out);
+  expect_lines(out, {"connected: /form phx-connected, title \"Sign up\", every field and error empty",
+                     "short name: #name-error \"must have at least 2 characters\", #email-error empty (the untouched email went "
+                     "as user[_unused_email])",
+                     "name fixed: \"Ann\" clears #name-error",
+                     "as typed: #email-error \"must have an @ sign\", #password-error \"must have at least 8 characters\"",
+                     "refused submit: phx-submit \"save\" sent every field as used; #email-error and #password-error shown, "
+                     "#name-error and #result empty",
+                     "valid submit: #result \"Welcome, Ann!\", no error shown, same page (no reload)", "joined once: lv:phx-",
+                     "\nok\n"});
+  EXPECT_EQ(stop_status, 0) << "athanor-live after SIGTERM:\n" << server_log_;
+}
+
+// /form's view process dies (the page's own client pushes "crash", which throws in handle_event):
+// the server sends phx_error, the container goes phx-error, the client rejoins on the same socket
+// (_mounts 1, a fresh mount) and recovers the form — a phx-change with what was typed, which the
+// new process renders back — so the inputs keep their text, no error shows, and the form submits;
+// the page never loads again. The server logs the crash and keeps serving (it stops cleanly).
+TEST_F(ChromiumLiveTest, FormKeepsWhatWasTypedWhenTheViewsProcessCrashesAndRejoins) {
+  const std::string url = start_server(0);
+  ASSERT_FALSE(url.empty());
+  std::string out;
+  const int status = drive("form-recovery", url, out);
+  print_timings(out);
+  const int stop_status = stop_server();
+  ASSERT_EQ(status, 0) << diagnostics(out);
+  expect_lines(out, {"typed: name \"Ann\", email \"ann@example.com\", rendered back by the server, no error",
+                     "crashed: pushed \"crash\"", "the server sent phx_error", "the container went phx-error",
+                     "rejoined: phx_join lv:phx-", " on the same socket, a fresh mount (name and email rendered empty)",
+                     "recovered: phx-change \"validate\" sent user[name]=Ann, user[email]=ann@example.com (_target user[name], the "
+                     "password still unused); the server rendered them back without errors; the inputs hold \"Ann\" and "
+                     "\"ann@example.com\", no error, same page (no reload)",
+                     "submitted: #result \"Welcome, Ann!\" from the new process, same page", "\nok\n"});
+  EXPECT_EQ(stop_status, 0) << "athanor-live after SIGTERM:\n" << server_log_;
+  // The view's exception, in the server's log: the crash was the view's, not the connection's.
+  EXPECT_NE(server_log_.find("crash requested"), std::string::npos) << server_log_;
+}
+
+// /chat with two people in two browser contexts (separate cookies and storage, as two users):
+// both join room "kitchen"; ann's message and bob's answer show on both pages, in order, once each.
+TEST_F(ChromiumLiveTest, ChatPagesInTwoContextsSeeEachOthersMessages) {
+  const std::string url = start_server(0);
+  ASSERT_FALSE(url.empty());
+  std::string out;
+  const int status = drive("chat", url, out);
+  print_timings(out);
+  const int stop_status = stop_server();
+  ASSERT_EQ(status, 0) << diagnostics(out);
+  expect_lines(out, {"joined: two contexts, #status \"In room kitchen as ann\" and \"In room kitchen as bob\"",
+                     "message: ann \"hello from ann\" on both pages", "message: bob \"hi ann\" on both pages",
+                     "transcript: both pages show ann's message then bob's, once each; neither reloaded", "\nok\n"});
+  EXPECT_EQ(stop_status, 0) << "athanor-live after SIGTERM:\n" << server_log_;
+}
+
+// The two binaries clustered: athanor-chat runs node chat_a, athanor-live runs node live_b and
+// joins it (same cookie, this test's HOME and EPMD port). ann on live_b's LiveView /chat and bob
+// on chat_a's own page, both in room "lobby", talk both ways: the LiveView's broadcast reaches a
+// channel client on the other node, and the channel's broadcast reaches the LiveView's process.
+//
+// Ordering, not a wait: athanor-live connects to chat_a as it starts (chat_a printed its node name,
+// so it is registered and listening), before it prints its URL; the pages join more than a browser
+// launch later, and ann speaks only once both have joined.
+TEST_F(ChromiumLiveTest, LiveViewChatAndAthanorChatTalkAcrossClusteredNodes) {
+  const std::string chat = chat_bin();
+  if (!std::filesystem::exists(chat)) GTEST_SKIP() << chat << " is not built (cmake --build ... --target athanor-chat)";
+  env_.push_back("ERL_EPMD_PORT=" + std::to_string(::athanor::testing_support::free_port()));
+  child a({chat, "--port", "0", "--sname", "chat_a", "--cookie", "chromium-live-test"}, env_);
+  const std::optional<std::string> url_a = a.line(10s);
+  const std::optional<std::string> node_a = url_a ? a.line(10s) : std::nullopt;
+  ASSERT_TRUE(url_a && url_a->rfind("http://", 0) == 0 && node_a) << "athanor-chat did not start:\n" << a.output();
+  server_ = std::make_unique<child>(
+      std::vector<std::string>{ATHANOR_LIVE_BIN, "--port", "0", "--sname", "live_b", "--cookie", "chromium-live-test", "--join", *node_a},
+      env_);
+  const std::optional<std::string> url_b = server_->line(10s);
+  const std::optional<std::string> node_b = url_b ? server_->line(10s) : std::nullopt;
+  ASSERT_TRUE(url_b && url_b->rfind("http://", 0) == 0 && node_b) << "athanor-live did not start:\n" << server_->output();
+  std::string out;
+  const int status = drive("chat-cluster", *url_b, out, {}, {"--chat-url", *url_a});
+  print_timings(out);
+  const int stop_status = stop_server();
+  const int a_status = stop(a);
+  ASSERT_EQ(status, 0) << diagnostics(out) << "\n-- athanor-chat:\n" << a.output();
+  const std::string joined = "joined: ann on the LiveView page " + *url_b + "chat (#status \"In room lobby as ann\"), bob on athanor-chat's page " +
+                             *url_a + " (#status \"In room lobby as bob\")";
+  expect_lines(out, {joined.c_str(), "transport: bob websocket ws://", "message: ann (LiveView) \"hello from the live view\" on both pages",
+                     "message: bob (athanor-chat) \"hello from athanor-chat\" on both pages",
+                     "transcript: both pages show ann's message then bob's, once each; neither reloaded", "\nok\n"});
+  EXPECT_EQ(stop_status, 0) << "athanor-live after SIGTERM:\n" << server_log_;
+  EXPECT_EQ(a_status, 0) << "athanor-chat after SIGTERM:\n" << a.output();
 }
 
 }  // namespace
