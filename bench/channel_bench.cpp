@@ -3,6 +3,7 @@
 //
 //   athanor-bench channel_roundtrip [--clients K] [--seconds S]
 //   athanor-bench channel_broadcast [--clients C] [--seconds S] [--window W]
+//   athanor-bench channel_node --node_number K ... / channel_clients --port P ...  (million.sh)
 //
 // Two OS processes. The clients run in a child forked before the runtime exists: a descriptor
 // limit (20,000 here) could not hold both ends of 10,000 connections in one process, and the
@@ -29,7 +30,12 @@
 // are unfinished at a time (a broadcast is finished once every client has read it: the child says
 // so); W = 1 measures one fan-out on an otherwise idle server, a larger W a stream. Each client
 // checks that it gets every broadcast, in order.
+//
+// channel_node and channel_clients are the two halves of bench/web/million.sh, the million-client
+// run (see their comments at the end): a node of a cluster serving up to ~19,500 clients, and a
+// process of up to ~19,500 of these clients, many of each started and driven by the script.
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -45,6 +51,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <csignal>
 #include <cctype>
 #include <charconv>
 #include <cstdint>
@@ -59,6 +66,10 @@
 #include <string_view>
 #include <vector>
 
+#include <fmt/format.h>
+
+#include "athanor/dist/node.h"
+#include "athanor/web/pubsub.h"
 #include "athanor/web/web.h"
 #include "bench.h"
 
@@ -287,24 +298,52 @@ std::optional<std::int64_t> int_field(std::string_view object, std::string_view 
 
 bool reply_is_ok(std::string_view payload) { return payload.find("\"status\":\"ok\"") != std::string_view::npos; }
 
+// A client's connection ended or could not be made (refused, reset, closed by the server): fatal
+// in the channel_* workloads, counted (by reason) in mode held, where a machine at its limits
+// may shed connections and the run reports how many it held.
+class connection_lost : public std::runtime_error {
+ public:
+  connection_lost(std::size_t client, std::string reason)
+      : std::runtime_error(fmt::format("client {}: {}", client, reason)), reason_(std::move(reason)) {}
+  const std::string& reason() const noexcept { return reason_; }
+
+ private:
+  std::string reason_;
+};
+
 // ---- the clients (the child process) ------------------------------------------------------------
+
+// What the clients join and where they connect from: the source addresses first_source,
+// first_source + 1, ... (host byte order), client i taking number i % sources.
+struct fleet_setup {
+  std::string topic{kTopic};
+  std::uint32_t first_source = INADDR_LOOPBACK;  // 127.0.0.1
+  unsigned sources = kSourceAddresses;
+};
 
 class client_fleet {
  public:
-  enum class mode { roundtrip, broadcast };
+  // held (channel_clients): the clients stay joined and record every broadcast they get, without
+  // a server process to talk to (no control link); the caller waits with await_broadcast().
+  enum class mode { roundtrip, broadcast, held };
 
-  client_fleet(control_link& ctl, std::uint16_t port, long count, mode m)
+  // `ctl` may be null only in mode held.
+  client_fleet(control_link* ctl, std::uint16_t port, long count, mode m, fleet_setup setup = {})
       : ctl_(ctl),
         port_(port),
         mode_(m),
+        setup_(std::move(setup)),
+        quoted_topic_("\"" + setup_.topic + "\""),
         clients_(std::size_t(count)),
         random_{0x9e3779b97f4a7c15ull ^ std::uint64_t(::getpid())} {
     epoll_ = ::epoll_create1(EPOLL_CLOEXEC);
     if (epoll_ < 0) throw std::runtime_error(errno_text("epoll_create1"));
-    epoll_event e{};
-    e.events = EPOLLIN;
-    e.data.u64 = kControlTag;
-    if (::epoll_ctl(epoll_, EPOLL_CTL_ADD, ctl_.fd(), &e) != 0) throw std::runtime_error(errno_text("epoll_ctl"));
+    if (ctl_) {
+      epoll_event e{};
+      e.events = EPOLLIN;
+      e.data.u64 = kControlTag;
+      if (::epoll_ctl(epoll_, EPOLL_CTL_ADD, ctl_->fd(), &e) != 0) throw std::runtime_error(errno_text("epoll_ctl"));
+    }
     read_buf_.resize(1 << 16);
   }
   ~client_fleet() {
@@ -316,16 +355,24 @@ class client_fleet {
   client_fleet(const client_fleet&) = delete;
   client_fleet& operator=(const client_fleet&) = delete;
 
-  // Connects every client and joins it to kTopic, at most kConnectingAtOnce at a time. Throws if
-  // one fails or they are not all joined by `deadline`. Returns the time it took.
+  // Connects every client and joins it to the topic, at most kConnectingAtOnce at a time. Throws if
+  // one fails or they are not all joined by `deadline`; in mode held, those lost are counted, and
+  // at the deadline the clients not yet joined are given up on (lost: "not joined in time").
+  // Returns the time it took.
   std::int64_t connect_and_join(std::int64_t deadline) {
     const std::int64_t start = now_ns();
     std::size_t next = 0;
-    while (joined_ < clients_.size()) {
+    while (joined_ + (lost_ - lost_after_join_) < clients_.size()) {
       while (setting_up_ < kConnectingAtOnce && next < clients_.size()) open(next++);
+      if (now_ns() > deadline && mode_ == mode::held) {
+        for (client& c : clients_) {
+          if (c.at != phase::joined && c.at != phase::lost) lose(c, "not joined in time");
+        }
+        break;
+      }
       if (now_ns() > deadline) {
         throw std::runtime_error(fmt::format("only {} of {} clients had joined {} after {:.1f} s", joined_,
-                                             clients_.size(), kTopic, double(now_ns() - start) / 1e9));
+                                             clients_.size(), setup_.topic, double(now_ns() - start) / 1e9));
       }
       wait_and_dispatch(100);
     }
@@ -359,20 +406,82 @@ class client_fleet {
   std::string serve_broadcasts() {
     for (;;) {
       if (wait_and_dispatch(100)) {
-        while (std::optional<std::string> line = ctl_.receive(0)) {
+        while (std::optional<std::string> line = ctl_->receive(0)) {
           if (!line->starts_with("end ")) throw std::runtime_error("unexpected order from the server: " + *line);
           std::int64_t from = 0, to = 0;
           if (std::sscanf(line->c_str(), "end %ld %ld", &from, &to) != 2) throw std::runtime_error("bad order " + *line);
           return broadcast_statistics(std::size_t(from), std::size_t(to));
         }
-        if (ctl_.closed()) throw std::runtime_error("the server process is gone");
+        if (ctl_->closed()) throw std::runtime_error("the server process is gone");
       }
     }
   }
 
+  // channel_clients (mode held): waits until broadcast `seq` has reached every client, answering
+  // the server's pings meanwhile, and returns its JSON fields: when it was sent and when the last
+  // client had it (in its socket, as the kernel stamped it, and read by this thread), and
+  // histograms of the latencies in 1 ms steps (element k: how many clients had it k..k+1 ms after
+  // it was sent), which a script adds up over several client processes. Throws at `deadline`.
+  std::string await_broadcast(std::size_t seq, std::int64_t deadline, const volatile std::sig_atomic_t* stop = nullptr) {
+    // Every client has it, or was lost before it came; or *stop is set: then the figures are
+    // those of the clients that have it so far ("complete":false).
+    const auto lost_before = [&] {
+      std::size_t n = 0;
+      for (std::size_t s = 0; s <= seq && s < lost_at_seq_.size(); ++s) n += lost_at_seq_[s];
+      return n;
+    };
+    const auto delivered = [&] { return broadcasts_.size() > seq ? broadcasts_[seq].delivered : 0; };
+    bool complete = true;
+    while (delivered() + lost_before() < clients_.size()) {
+      if (stop && *stop) {
+        complete = false;
+        break;
+      }
+      if (now_ns() > deadline) {
+        throw std::runtime_error(fmt::format("broadcast {} had reached {} of {} clients at the deadline ({} lost)", seq,
+                                             delivered(), clients_.size(), lost_before()));
+      }
+      wait_and_dispatch(100);
+    }
+    if (broadcasts_.size() <= seq) broadcasts_.resize(seq + 1);  // every client was lost
+    const broadcast_record& b = broadcasts_[seq];
+    const auto histogram = [](const std::vector<std::uint32_t>& us) {
+      std::vector<std::size_t> count;
+      for (const std::uint32_t v : us) {
+        if (v / 1000 >= count.size()) count.resize(v / 1000 + 1);
+        ++count[v / 1000];
+      }
+      return fmt::format("{}", fmt::join(count, ","));
+    };
+    return fmt::format(
+        R"("seq":{},"complete":{},"delivered":{},"sent_ns":{},"last_in_socket_ns":{},"last_read_ns":{},"in_socket_ms":[{}],"read_ms":[{}])",
+        seq, complete, b.delivered, b.sent_at, b.last_delivery_at, b.last_read_at, histogram(b.latencies),
+        histogram(b.read_latencies));
+  }
+
+  // Mode held: how many clients are joined now, and the lost ones by reason, as JSON fields.
+  std::string held_fields() const {
+    std::string reasons;
+    for (const auto& [why, n] : lost_reasons_) {
+      std::string quoted;
+      for (const char ch : why) {
+        if (ch == '"' || ch == '\\') quoted += '\\';
+        if (std::uint8_t(ch) >= 0x20) quoted += ch;
+      }
+      reasons += fmt::format(R"({}"{}":{})", reasons.empty() ? "" : ",", quoted, n);
+    }
+    return fmt::format(R"("joined":{},"lost":{},"lost_after_join":{},"lost_reasons":{{{}}})", joined_ - lost_after_join_,
+                       lost_, lost_after_join_, reasons);
+  }
+
+  // Keeps the clients connected, answering pings, until `until` (a now_ns() time).
+  void hold(std::int64_t until) {
+    while (now_ns() < until) wait_and_dispatch(int(std::clamp<std::int64_t>((until - now_ns()) / 1'000'000, 1, 100)));
+  }
+
  private:
   static constexpr std::uint64_t kControlTag = std::numeric_limits<std::uint64_t>::max();
-  enum class phase : std::uint8_t { connecting, upgrading, joining, joined };
+  enum class phase : std::uint8_t { connecting, upgrading, joining, joined, lost };
   struct client {
     int fd = -1;
     phase at = phase::connecting;
@@ -388,6 +497,8 @@ class client_fleet {
   struct broadcast_record {
     std::size_t delivered = 0;
     std::int64_t sent_at = 0, last_delivery_at = 0;  // now_ns() times; the delivery's in the socket
+    std::int64_t last_read_at = 0;
+    // In ns (in us in mode held):
     std::vector<std::uint32_t> latencies;       // send -> in the client's socket
     std::vector<std::uint32_t> read_latencies;  // send -> read by the client thread
   };
@@ -406,14 +517,14 @@ class client_fleet {
     // Broadcast latency is measured to the frame's arrival in the client's socket, which the kernel
     // stamps (on loopback: when the server's send hands it to the loopback device), so that it
     // does not include the wait for this one thread to get round to the socket among 10,000.
-    if (mode_ == mode::broadcast && ::setsockopt(c.fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) != 0) {
+    if (mode_ != mode::roundtrip && ::setsockopt(c.fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) != 0) {
       throw std::runtime_error(errno_text("SO_TIMESTAMPNS"));
     }
     // The source address is chosen here, the port only at connect(), from the whole 4-tuple.
     ::setsockopt(c.fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
     sockaddr_in from{};
     from.sin_family = AF_INET;
-    from.sin_addr.s_addr = htonl(INADDR_LOOPBACK + std::uint32_t(i % kSourceAddresses));
+    from.sin_addr.s_addr = htonl(setup_.first_source + std::uint32_t(i % setup_.sources));
     if (::bind(c.fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0) {
       throw std::runtime_error(errno_text(fmt::format("bind client {}", i).c_str()));
     }
@@ -441,7 +552,7 @@ class client_fleet {
       if (errno == EINTR) return false;
       throw std::runtime_error(errno_text("epoll_wait"));
     }
-    if (mode_ == mode::broadcast) {  // read again now and then: NTP may slew the real-time clock
+    if (mode_ != mode::roundtrip) {  // read again now and then: NTP may slew the real-time clock
       timespec real;
       ::clock_gettime(CLOCK_REALTIME, &real);
       realtime_minus_monotonic_ = std::int64_t(real.tv_sec) * kSecond + real.tv_nsec - now_ns();
@@ -454,20 +565,45 @@ class client_fleet {
       }
       const std::size_t i = std::size_t(events[std::size_t(k)].data.u64);
       client& c = clients_[i];
-      const std::uint32_t ev = events[std::size_t(k)].events;
-      if (c.at == phase::connecting) {
-        if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))) continue;
-        int err = 0;
-        socklen_t len = sizeof err;
-        ::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
-        if (err != 0) throw std::runtime_error(fmt::format("client {}: connect: {}", i, std::strerror(err)));
-        start_upgrade(c);
-        continue;
+      if (c.at == phase::lost) continue;  // lost earlier in this batch
+      try {
+        handle(c, i, events[std::size_t(k)].events);
+      } catch (const connection_lost& e) {
+        if (mode_ != mode::held) throw;
+        lose(c, e.reason());
       }
-      if (ev & EPOLLOUT) flush(c, i);
-      if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) read_from(c, i);
     }
     return control;
+  }
+
+  void handle(client& c, std::size_t i, std::uint32_t ev) {
+    if (c.at == phase::connecting) {
+      if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+      int err = 0;
+      socklen_t len = sizeof err;
+      ::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      if (err != 0) throw connection_lost(i, fmt::format("connect: {}", std::strerror(err)));
+      start_upgrade(c);
+      return;
+    }
+    if (ev & EPOLLOUT) flush(c, i);
+    if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) read_from(c, i);
+  }
+
+  // Mode held: the client's connection is gone (or given up on); it counts as lost, by reason.
+  void lose(client& c, const std::string& reason) {
+    if (c.at == phase::joined) ++lost_after_join_;
+    else if (c.fd >= 0) --setting_up_;
+    if (c.fd >= 0) ::close(c.fd);  // which also takes it out of the epoll set
+    c.fd = -1;
+    c.at = phase::lost;
+    std::string().swap(c.in);
+    std::string().swap(c.out);
+    std::string().swap(c.key);
+    ++lost_;
+    ++lost_reasons_[reason];
+    if (c.expected_seq >= std::int64_t(lost_at_seq_.size())) lost_at_seq_.resize(std::size_t(c.expected_seq) + 1);
+    ++lost_at_seq_[std::size_t(c.expected_seq)];
   }
 
   void start_upgrade(client& c) {
@@ -496,7 +632,7 @@ class client_fleet {
       const ssize_t w = ::send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
       if (w < 0 && errno == EINTR) continue;
       if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-      if (w <= 0) throw std::runtime_error(fmt::format("client {}: write: {}", i, std::strerror(errno)));
+      if (w <= 0) throw connection_lost(i, fmt::format("write: {}", std::strerror(errno)));
       c.out.erase(0, std::size_t(w));
     }
     const bool want = !c.out.empty();
@@ -519,9 +655,9 @@ class client_fleet {
     msg.msg_controllen = sizeof control;
     const ssize_t n = ::recvmsg(c.fd, &msg, MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
-    if (n < 0) throw std::runtime_error(fmt::format("client {}: read: {}", i, std::strerror(errno)));
+    if (n < 0) throw connection_lost(i, fmt::format("read: {}", std::strerror(errno)));
     if (n == 0) {
-      throw std::runtime_error(fmt::format("client {}: the server closed the connection without a close frame", i));
+      throw connection_lost(i, "the server closed the connection without a close frame");
     }
     arrival at{now_ns(), 0};  // every frame of this read was here by now
     // The kernel's stamp is the last segment's this read took (CLOCK_REALTIME): earlier frames
@@ -555,7 +691,7 @@ class client_fleet {
       check_upgrade(c, i, data.substr(0, end + 2));
       pos = end + 4;
       c.at = phase::joining;
-      send_frame(c, 1, "[\"1\",\"1\",\"" + std::string(kTopic) + "\",\"phx_join\",{}]");
+      send_frame(c, 1, "[\"1\",\"1\"," + quoted_topic_ + ",\"phx_join\",{}]");
     }
     while (std::optional<server_frame> f = next_server_frame(data.substr(pos))) {
       pos += f->size;
@@ -566,7 +702,7 @@ class client_fleet {
         case 8: {
           const unsigned code =
               f->payload.size() >= 2 ? unsigned(std::uint8_t(f->payload[0])) << 8 | std::uint8_t(f->payload[1]) : 1005;
-          throw std::runtime_error(fmt::format("client {}: the server closed the WebSocket: {} {}", i, code,
+          throw connection_lost(i, fmt::format("the server closed the WebSocket: {} {}", code,
                                                f->payload.size() > 2 ? f->payload.substr(2) : std::string_view()));
         }
         default: throw std::runtime_error(fmt::format("client {}: unexpected frame, opcode {}", i, f->opcode));
@@ -577,7 +713,7 @@ class client_fleet {
 
   void check_upgrade(client& c, std::size_t i, std::string_view head) {
     if (!head.starts_with("HTTP/1.1 101 ")) {
-      throw std::runtime_error(fmt::format("client {}: upgrade refused: {}", i, head.substr(0, head.find('\r'))));
+      throw connection_lost(i, fmt::format("upgrade refused: {}", head.substr(0, head.find('\r'))));
     }
     std::string lower(head);
     std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return char(std::tolower(ch)); });
@@ -594,8 +730,7 @@ class client_fleet {
 
   void on_text(client& c, std::size_t i, std::string_view text, const arrival& at) {
     std::array<std::string_view, 5> f;  // join_ref, ref, topic, event, payload
-    static const std::string quoted_topic = "\"" + std::string(kTopic) + "\"";
-    if (!split_phoenix_frame(text, f) || f[2] != quoted_topic) {
+    if (!split_phoenix_frame(text, f) || f[2] != quoted_topic_) {
       throw std::runtime_error(fmt::format("client {}: unexpected message {}", i, text.substr(0, 200)));
     }
     if (c.at == phase::joining) {
@@ -607,7 +742,7 @@ class client_fleet {
       ++joined_;
       return;
     }
-    if (mode_ == mode::broadcast && f[0] == "null" && f[1] == "null" && f[3] == "\"tick\"") {
+    if (mode_ != mode::roundtrip && f[0] == "null" && f[1] == "null" && f[3] == "\"tick\"") {
       on_tick(c, i, f[4], at);
       return;
     }
@@ -630,7 +765,7 @@ class client_fleet {
     ++c.ref;
     c.pushed_at = now_ns();
     ++pending_pushes_;
-    send_frame(c, 1, fmt::format(R"(["1","{}","{}","ping",{{"n":{}}}])", c.ref, kTopic, c.ref));
+    send_frame(c, 1, fmt::format(R"(["1","{}",{},"ping",{{"n":{}}}])", c.ref, quoted_topic_, c.ref));
   }
 
   void on_tick(client& c, std::size_t i, std::string_view payload, const arrival& at) {
@@ -648,11 +783,17 @@ class client_fleet {
       b.latencies.reserve(clients_.size());
       b.read_latencies.reserve(clients_.size());
     }
-    b.latencies.push_back(clamp_ns(at.in_socket - *sent));
-    b.read_latencies.push_back(clamp_ns(at.read - *sent));
+    if (mode_ == mode::held) {  // a fan-out to a million clients may take longer than a uint32 of ns
+      b.latencies.push_back(clamp_ns((at.in_socket - *sent) / 1000));
+      b.read_latencies.push_back(clamp_ns((at.read - *sent) / 1000));
+    } else {
+      b.latencies.push_back(clamp_ns(at.in_socket - *sent));
+      b.read_latencies.push_back(clamp_ns(at.read - *sent));
+    }
     b.sent_at = *sent;
     b.last_delivery_at = std::max(b.last_delivery_at, at.in_socket);
-    if (++b.delivered == clients_.size()) ctl_.send(fmt::format("done {}", *seq));
+    b.last_read_at = std::max(b.last_read_at, at.read);
+    if (++b.delivered == clients_.size() && ctl_) ctl_->send(fmt::format("done {}", *seq));
   }
 
   std::string broadcast_statistics(std::size_t from, std::size_t to) {
@@ -682,14 +823,21 @@ class client_fleet {
         percentile_us(read, 0.5), percentile_us(read, 0.99), double(read.back()) / 1e3);
   }
 
-  control_link& ctl_;
+  control_link* ctl_;
   std::uint16_t port_;
   mode mode_;
+  fleet_setup setup_;
+  std::string quoted_topic_;  // the topic as a JSON string
   std::vector<client> clients_;
   cheap_random random_;
   int epoll_ = -1;
   std::vector<char> read_buf_;
   std::size_t setting_up_ = 0, joined_ = 0;
+  // mode held: clients whose connection ended or was given up on (lost_after_join_ of them had
+  // joined), by reason; lost_at_seq_[s]: lost while broadcast s was the next one due.
+  std::size_t lost_ = 0, lost_after_join_ = 0;
+  std::map<std::string, std::size_t> lost_reasons_;
+  std::vector<std::size_t> lost_at_seq_;
   // roundtrip
   std::int64_t measure_from_ = 0, stop_pushing_at_ = 0, last_reply_at_ = 0;
   std::size_t pending_pushes_ = 0;
@@ -711,7 +859,7 @@ class client_fleet {
     unsigned port = 0;
     long join_timeout_ms = 0;
     if (!go || std::sscanf(go->c_str(), "go %u %ld", &port, &join_timeout_ms) != 2) ::_exit(1);
-    client_fleet fleet(ctl, std::uint16_t(port), count, m);
+    client_fleet fleet(&ctl, std::uint16_t(port), count, m);
     const std::int64_t join_ns = fleet.connect_and_join(now_ns() + join_timeout_ms * 1'000'000);
     ctl.send(fmt::format("joined {} {}", count, join_ns));
     std::string result;
@@ -975,7 +1123,172 @@ void channel_broadcast(const options& o) {
   run_channel_bench(o, "channel_broadcast", 10000, client_fleet::mode::broadcast, body);
 }
 
+// ---- the million-client run (bench/web/million.sh): one node of a cluster, and a client process -----
+//
+// The script starts the cluster's nodes (channel_node), then one client process (channel_clients)
+// per node, and drives them with signals; every line either prints is one JSON object.
+
+constexpr std::string_view kMillionTopic = "room:million";
+
+std::string node_name_of(long index) { return fmt::format("athanor_million{}", index); }
+
+void print_json(const std::string& line) {
+  std::fwrite(line.data(), 1, line.size(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+}
+
+// athanor-bench channel_node --node_number K [--nodes N] [--port P] [--clients C] --schedulers 1
+//
+// A distribution node (athanor_million<K>@<host>, listening on 127.0.0.1; cookie and EPMD as any
+// node: $HOME/.erlang.cookie, ERL_EPMD_PORT) running the cluster relay (web::pubsub), with an
+// endpoint whose room:* channel accepts every join (no Presence), served on 127.0.0.1:P for up to
+// C clients. Node K > 0 connects to node 0, the hub, so a broadcast made on the hub goes once to
+// each other node. Lines on stdout:
+//   {"event":"ready","node":..,"port":..}  serving, and (K > 0) connected to the hub
+//   {"event":"cluster","peers":N-1}         node 0 only: every other node's relay is known
+// Signals: SIGUSR1 broadcasts ("tick" {"i": Seq, "t": CLOCK_MONOTONIC ns}) on room:million from
+// this node and prints {"event":"broadcast",..}; SIGUSR2 prints {"event":"stats",..}
+// (connections, processes, RSS); SIGTERM/SIGINT end the node at once (no graceful close: the
+// kernel closes the connections). It also ends with its parent (the script).
+void channel_node(const options& o) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  const long index = o.get("node_number", 0), nodes = o.get("nodes", 1), clients = o.get("clients", 19000);
+  const long port = o.get("port", 0);
+  try {
+    make_room_for(clients);
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    for (int sig : {SIGINT, SIGTERM, SIGUSR1, SIGUSR2}) sigaddset(&sigs, sig);
+    pthread_sigmask(SIG_BLOCK, &sigs, nullptr);  // before any thread starts: all inherit it
+
+    runtime rt(config_for(o));
+    dist::node_config cfg;
+    cfg.name = node_name_of(index);
+    cfg.listen_host = "127.0.0.1";
+    dist::node node = dist::start(cfg);
+    web::pubsub::start_cluster();
+    const atom hub(node_name_of(0) + "@" + std::string(node.full_name().host()));
+    if (index > 0) {
+      spawn([hub](process& self) -> proc {  // the hub may still be starting: a minute of attempts
+        for (int attempt = 0; attempt < 60; ++attempt) {
+          if (co_await dist::connect_node(hub)) co_return;
+          co_await self.sleep(std::chrono::seconds(1));
+        }
+      });
+    }
+    web::endpoint ep;
+    ep.socket("/socket").longpoll(false).channel<bench_room>("room:*");
+    web::router r;
+    ep.mount(r);
+    web::server_config sc;
+    sc.port = std::uint16_t(port);
+    sc.host = "127.0.0.1";
+    sc.backlog = 4096;
+    sc.max_connections = std::size_t(clients) + 64;
+    web::server srv = web::listen(sc, std::move(r));
+    const auto knows_hub = [&] {
+      const std::vector<atom> peers = web::pubsub::peers();
+      return std::find(peers.begin(), peers.end(), hub) != peers.end();
+    };
+    for (const std::int64_t until = now_ns() + 70 * kSecond; index > 0 && !knows_hub();) {
+      if (now_ns() > until) throw std::runtime_error("the hub's relay is still unknown after 70 s: " + std::string(hub.name()));
+      ::usleep(20'000);
+    }
+    print_json(fmt::format(R"({{"bench":"channel_node","event":"ready","node":"{}","port":{},"pid":{},"rss_bytes":{}}})",
+                           node.full_name().full(), srv.port(), ::getpid(), rss_bytes()));
+    bool announced = index > 0 || nodes <= 1;
+    std::int64_t seq = 0;
+    for (;;) {
+      // Until node 0 has announced the cluster it looks every 50 ms; then it sleeps until a signal
+      // (an idle node should cost nothing: 52 of them share two cores).
+      const timespec tick{0, 50'000'000};
+      const int sig = announced ? ::sigwaitinfo(&sigs, nullptr) : ::sigtimedwait(&sigs, nullptr, &tick);
+      const std::size_t peers = web::pubsub::peers().size();
+      if (!announced && long(peers) >= nodes - 1) {
+        print_json(fmt::format(R"({{"bench":"channel_node","event":"cluster","peers":{}}})", peers));
+        announced = true;
+      }
+      if (sig == SIGUSR1) {
+        const std::int64_t t = now_ns();
+        const std::size_t reached =
+            web::broadcast(kMillionTopic, "tick", map({{term("i"), term(seq)}, {term("t"), term(t)}}));
+        const std::int64_t call = now_ns() - t;
+        print_json(fmt::format(
+            R"({{"bench":"channel_node","event":"broadcast","seq":{},"sent_ns":{},"local_clients":{},"call_us":{:.1f},"peers":{}}})",
+            seq++, t, reached, double(call) / 1e3, peers));
+      } else if (sig == SIGUSR2) {
+        // heap_bytes: what malloc has handed out and not yet had back (all arenas, mmapped blocks
+        // included); processes_bytes: the runtime's own count of process blocks, frames, messages.
+        const struct mallinfo2 heap = ::mallinfo2();
+        const system_info_t info = system_info();
+        print_json(fmt::format(
+            R"({{"bench":"channel_node","event":"stats","connections":{},"refused":{},"slow_clients_cut":{},"processes":{},)"
+            R"("rss_bytes":{},"heap_bytes":{},"processes_bytes":{},"peers":{}}})",
+            srv.connections(), srv.refused(), srv.slow_clients_cut(), info.process_count, rss_bytes(),
+            heap.uordblks + heap.hblkhd, info.memory_processes_bytes, peers));
+      } else if (sig == SIGTERM || sig == SIGINT) {
+        std::_Exit(0);  // ~20,000 graceful WebSocket closes would only slow the script's cleanup
+      }
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "channel_node %ld: %s\n", index, e.what());
+    std::_Exit(1);
+  }
+}
+
+// athanor-bench channel_clients --port P --clients C [--source K] [--broadcasts B] [--seconds S]
+//                               [--join_seconds J]
+//
+// C WebSocket clients (the epoll client above, in this process alone) connect to a channel_node
+// on 127.0.0.1:P from 127.<1+K/256>.<K%256>.1-8 and join room:million; then they wait for B
+// broadcasts and stay connected (answering the server's pings) until S seconds after the start
+// (default 600), or until killed; the process ends with its parent too. A connection that ends
+// or cannot be made (refused, reset, closed by the server: on a machine at its limits the server
+// may close idle-timed-out ones) counts as lost, by reason, and so does a client not joined J
+// seconds after the start (default S). Lines on stdout:
+//   {"event":"joined","clients":C,"joined":..,"lost":..,"lost_reasons":{..},"join_s":..}
+//   {"event":"broadcast","seq":..,"delivered":..,"sent_ns":..,"last_in_socket_ns":..,..,"joined":..}
+// (each broadcast: once every client has it or was lost; or at once on SIGUSR1, with what it has
+// so far and "complete":false). A protocol error (a refused join, a wrong frame, a lost or
+// reordered broadcast) or a broadcast still unfinished at S is one line on stderr, exit status 1.
+volatile std::sig_atomic_t g_report_now = 0;  // channel_clients: SIGUSR1 came
+
+void channel_clients(const options& o) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  struct sigaction report_now {};
+  report_now.sa_handler = [](int) { g_report_now = 1; };  // epoll_wait returns EINTR; the loop looks
+  ::sigaction(SIGUSR1, &report_now, nullptr);
+  const long port = o.get("port", 0), clients = o.get("clients", 10000), source = o.get("source", 0);
+  const long broadcasts = o.get("broadcasts", 1);
+  const std::int64_t start = now_ns(), end = start + o.get("seconds", 600) * kSecond;
+  const std::int64_t join_end = std::min(end, start + o.get("join_seconds", 86400) * kSecond);
+  try {
+    if (port <= 0) throw std::runtime_error("--port: the channel_node's port is needed");
+    make_room_for(clients);
+    fleet_setup setup;
+    setup.topic = kMillionTopic;
+    setup.first_source = 127u << 24 | std::uint32_t(1 + source / 256) << 16 | std::uint32_t(source % 256) << 8 | 1u;
+    setup.sources = 8;
+    client_fleet fleet(nullptr, std::uint16_t(port), clients, client_fleet::mode::held, std::move(setup));
+    const std::int64_t join_ns = fleet.connect_and_join(join_end);
+    print_json(fmt::format(R"({{"bench":"channel_clients","event":"joined","clients":{},{},"join_s":{:.2f},"rss_bytes":{}}})",
+                           clients, fleet.held_fields(), double(join_ns) / 1e9, rss_bytes()));
+    for (long seq = 0; seq < broadcasts; ++seq) {
+      const std::string fields = fleet.await_broadcast(std::size_t(seq), end, &g_report_now);
+      print_json(fmt::format(R"({{"bench":"channel_clients","event":"broadcast",{},{}}})", fields, fleet.held_fields()));
+    }
+    fleet.hold(end);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "channel_clients (port %ld): %s\n", port, e.what());
+    std::_Exit(1);
+  }
+  std::_Exit(0);
+}
+
 }  // namespace
 
 ATHANOR_BENCH_WORKLOAD("channel_roundtrip", channel_roundtrip);
 ATHANOR_BENCH_WORKLOAD("channel_broadcast", channel_broadcast);
+ATHANOR_BENCH_WORKLOAD("channel_node", channel_node);
+ATHANOR_BENCH_WORKLOAD("channel_clients", channel_clients);

@@ -26,14 +26,23 @@ struct workload_flag {
 constexpr long kBig = 1'000'000'000;
 constexpr workload_flag kWorkloadFlags[] = {
     {"seconds", 1, 86400,
-     "supervised_chaos: run time (default 30); dist_*, tcp_throughput, channel_*: measured time (3)"},
+     "supervised_chaos: run time (default 30); dist_*, tcp_throughput, channel_roundtrip/_broadcast: measured "
+     "time (3); channel_clients: lifetime (600)"},
     {"size", 1, 64 << 20, "dist_throughput (default 100), tcp_throughput (1048576): bytes per message"},
     {"window", 1, kBig,
      "dist_throughput: most messages unacknowledged (default: 8 MB, 8..8000 messages); channel_broadcast: "
      "broadcasts not yet delivered to every client (1)"},
     {"clients", 1, kBig,
      "supervised_chaos: client processes (default 1000); channel_broadcast (10000), channel_roundtrip (1): "
-     "WebSocket clients, in a child process"},
+     "WebSocket clients, in a child process; channel_clients (10000): clients in this process; channel_node "
+     "(19000): clients it serves"},
+    {"port", 0, 65535, "channel_node: TCP port to serve on (default 0: any); channel_clients: the node's port"},
+    {"node_number", 0, 9999, "channel_node: its number K, node athanor_million<K>; nodes K > 0 join node 0 (0)"},
+    {"nodes", 1, 10000, "channel_node: the cluster's size; node 0 says when every other node has joined (1)"},
+    {"source", 0, 60000, "channel_clients: connect from 127.<1+K/256>.<K%256>.1-8 (0)"},
+    {"broadcasts", 1, 1000, "channel_clients: broadcasts to wait for before only holding on (1)"},
+    {"join_seconds", 1, 86400, "channel_clients: clients not joined this long after the start count as lost "
+                               "(default: --seconds)"},
     {"kill_permille", 0, 1000, "supervised_chaos: workers killed per second, in permille (default 10)"},
     {"batch", 1, kBig, "task workloads: tasks per batch (default 1000)"},
     {"reps", 1, kBig, "term_codec: repetitions (default 100)"},
