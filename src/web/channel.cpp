@@ -19,10 +19,27 @@
 // Broadcasts: the fastlane. A broadcast is serialized to JSON once ([null, null, topic, event,
 // payload]: the same bytes for every subscriber, since a broadcast carries no join_ref) and queued
 // to each subscriber's connection directly, without a hop through the channel processes; a
-// subscription is the channel's pid with its connection's outbox. The registry is sharded by topic
-// (16 shards, each a mutex over a hash map), so subscribing to one topic never waits for a
-// fan-out to another. A slow client does not slow a broadcast: its outbox refuses past its bound
-// and cuts the connection (counted and logged by the server), as for any push.
+// subscriber is the channel's pid with its connection's outbox. The registry is sharded by topic
+// (16 shards, each a mutex over a hash map of topic -> subscriber list). A broadcast holds its
+// shard's lock only to take a reference to the topic's list (a shared_ptr) and pushes with the
+// lock released, so a fan-out to 10,000 clients (10-25 ms of pushes) delays no join or leave of
+// any topic. Lists are copy-on-write: a join or leave changes the list in place when no broadcast
+// holds it, and otherwise replaces it with a changed copy, leaving the broadcast its snapshot
+// (joins during a fan-out pay one copy; the next ones are in place again). References are taken
+// and dropped under the lock only, so under the lock use_count() is exact, and the lock orders a
+// broadcast's reads of a list before a later in-place change. A leave is O(1): the last subscriber
+// moves into its place (their order does not matter), its index kept by each subscription. A
+// slow client does not slow a broadcast: its outbox refuses past its bound and cuts the connection
+// (counted and logged by the server), as for any push.
+//
+// Memory per channel (a joined client is a socket process plus one process per topic; the issue's
+// budget for both is 3 KiB). A channel's process keeps what its socket handed it (topic,
+// join_ref, assigns, outbox) in its spawn closure, which lives as long as the process, and its
+// coroutine (run_channel) keeps a reference to it, the user's channel object, its subscription
+// and what a wait needs: the join and the message handling are plain functions, not inlined, so
+// their temporaries do not sit in the frame for the channel's whole life (~330 bytes for closure
+// and frame, from ~1,180). The join's params are dropped once join has run. A socket's channels
+// are a vector, not two hash maps (a socket joins few topics).
 //
 // Rejected:
 //   * Broadcasts through the channel processes (Phoenix without fastlane): a message per
@@ -30,13 +47,33 @@
 //   * Replies written by the socket process with ws::send(): the outbox and send() are not
 //     ordered with each other, so a crash report could overtake the channel's last push.
 //   * One registry lock: every join and leave would wait for the largest fan-out.
+//   * Pushing under the shard's lock (as first done): every join and leave of the 1/16 of topics
+//     in that shard waited for the whole fan-out, on a scheduler thread (42-96 ms measured).
+//   * An immutable list copied on every join and leave (plain RCU): 10,000 joins to one topic
+//     would copy O(n^2) subscribers; copy-on-write copies only while a broadcast holds the list.
+//   * Checking use_count() with references dropped outside the lock: the count is read relaxed,
+//     so nothing would order the broadcast's last reads before the writer's in-place change (a
+//     data race, which TSan reports). Dropping under the lock costs a broadcast one more
+//     uncontended lock.
+//   * Finding a leaving subscriber by a scan: 10,000 clients closing at once would cost O(n^2).
 //
 // Invariants:
 //   1. A topic maps to at most one live channel per socket; a second join replaces the first
 //      (its process gets channel_close and answers phx_close with the old join_ref).
 //   2. A channel is subscribed only while its process lives (the subscription is an object in
-//      its frame, so a crash unsubscribes it too), and only after its join reply was queued.
+//      its frame, so a crash unsubscribes it too), and only after its join reply was queued. A
+//      broadcast that took its snapshot before an unsubscribe may still push to that channel's
+//      connection afterwards (the outbox is the connection's, shared, and refuses pushes once the
+//      connection is closed), so a client can get a broadcast of a topic just after its
+//      phx_close (the official client drops it: no channel of that topic is joined), or twice
+//      around a quick leave and rejoin. Phoenix's fastlane has the same race (its dispatcher
+//      sends to the transports it read from the registry, and a channel leaves the registry when
+//      its process is gone), and so did this registry before (a channel unsubscribes as its
+//      process ends, after its phx_close). Preventing it would mean unsubscribes waiting for
+//      fan-outs, which is what this design removes. What a subscriber points to outlives any snapshot: the
+//      outbox by shared ownership, its intercepts by static storage (intercepts_of<C>()).
 //   3. Client frames naming a join_ref other than the topic's current one are dropped.
+//   4. In a topic's current list, subscriber i's subscription holds i (changed under the lock).
 #include "athanor/web/channel.h"
 
 #include <fmt/core.h>
@@ -107,11 +144,18 @@ bool push_reply(const ws_outbox& out, const term& join_ref, const term& ref, std
 
 // ---- the local registry (PubSub's fastlane) ---------------------------------------------------
 
+// One subscriber of a topic. A broadcast may read it after its channel ended (it pushes to a
+// snapshot of the list), so it holds nothing its channel owns: the outbox is shared, and the
+// intercepts have static storage.
 struct subscriber {
   pid who;
   ws_outbox out;
-  const std::vector<std::string>* intercepts;  // its route's (alive while its channel is)
+  const std::vector<std::string>* intercepts;  // intercepts_of<C>() or disconnect_only(): static
+  // Its index in the topic's current list, kept in its subscription object: read and written
+  // under the shard's lock only, and only through the current list (never through a snapshot).
+  std::size_t* index;
 };
+using subscriber_list = std::vector<subscriber>;
 
 // An intercepted broadcast, to the channel's process (handle_out).
 struct channel_out {
@@ -119,9 +163,21 @@ struct channel_out {
   term payload;
 };
 
+// Looks topics up by string_view (no std::string made per broadcast).
+struct topic_hash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+
+// A topic's list is shared by the registry and the broadcasts pushing to it: a broadcast takes a
+// reference under the lock and pushes with the lock released; a subscribe or an unsubscribe
+// changes the list in place if nobody else holds it, or replaces it with a changed copy if a
+// broadcast does (copy-on-write). References are taken *and dropped* under the lock (snapshot), so
+// under the lock use_count() is exact and the lock orders a broadcast's reads before a later
+// writer's writes.
 struct shard {
   std::mutex mu;
-  std::unordered_map<std::string, std::vector<subscriber>> topics;
+  std::unordered_map<std::string, std::shared_ptr<subscriber_list>, topic_hash, std::equal_to<>> topics;
 };
 
 constexpr std::size_t kShards = 16;
@@ -131,31 +187,79 @@ std::array<shard, kShards>& shards() {
 }
 shard& shard_of(std::string_view topic) { return shards()[std::hash<std::string_view>{}(topic) % kShards]; }
 
-void subscribe(const std::string& topic, pid who, ws_outbox out, const std::vector<std::string>* intercepts) {
-  shard& s = shard_of(topic);
-  std::lock_guard lock(s.mu);
-  s.topics[topic].push_back(subscriber{who, std::move(out), intercepts});
+// `list`, ready to change: copied first if a broadcast holds it. Under the shard's lock.
+subscriber_list& writable(std::shared_ptr<subscriber_list>& list) {
+  if (list.use_count() > 1) list = std::make_shared<subscriber_list>(*list);
+  return *list;
 }
 
-void unsubscribe(const std::string& topic, pid who) {
+void subscribe(std::string_view topic, subscriber x) {
+  shard& s = shard_of(topic);
+  std::lock_guard lock(s.mu);
+  auto it = s.topics.find(topic);
+  if (it == s.topics.end()) it = s.topics.emplace(std::string(topic), std::make_shared<subscriber_list>()).first;
+  subscriber_list& list = writable(it->second);
+  *x.index = list.size();
+  list.push_back(std::move(x));
+}
+
+// Removes the subscriber whose index `index` holds: O(1), by moving the last one into its place.
+void unsubscribe(std::string_view topic, const std::size_t* index) {
   shard& s = shard_of(topic);
   std::lock_guard lock(s.mu);
   auto it = s.topics.find(topic);
   if (it == s.topics.end()) return;
-  std::erase_if(it->second, [&](const subscriber& x) { return x.who == who; });
-  if (it->second.empty()) s.topics.erase(it);
+  if (it->second->size() == 1) {  // the last one: the topic goes (a broadcast holding it keeps it alive)
+    s.topics.erase(it);
+    return;
+  }
+  subscriber_list& list = writable(it->second);
+  const std::size_t i = *index;
+  if (i + 1 != list.size()) {
+    list[i] = std::move(list.back());
+    *list[i].index = i;
+  }
+  list.pop_back();
+  if (list.capacity() >= 64 && list.size() <= list.capacity() / 4) list.shrink_to_fit();
 }
+
+// A broadcast's reference to a topic's list: taken and dropped under the shard's lock (see shard),
+// read with the lock released. Empty if nobody subscribes.
+class snapshot {
+ public:
+  snapshot(shard& s, std::string_view topic) : s_(s) {
+    std::lock_guard lock(s.mu);
+    auto it = s.topics.find(topic);
+    if (it != s.topics.end()) list_ = it->second;
+  }
+  ~snapshot() {
+    if (!list_) return;
+    std::unique_lock lock(s_.mu);
+    if (list_.use_count() > 1) {
+      list_.reset();  // only a count changes
+      return;
+    }
+    lock.unlock();  // the last reference: nobody else can reach the list, so it is freed unlocked
+    list_.reset();
+  }
+  snapshot(const snapshot&) = delete;
+  snapshot& operator=(const snapshot&) = delete;
+
+  const subscriber_list* get() const noexcept { return list_.get(); }
+
+ private:
+  shard& s_;
+  std::shared_ptr<subscriber_list> list_;
+};
 
 std::size_t fan_out(std::string_view topic, std::string_view event, const term& payload, pid except) {
   const bool binary = is_binary_payload(payload);
   const std::string text = binary ? encode_binary_broadcast(topic, event, payload.element(1).as_binary())
                                   : frame(term(atom("nil")), term(atom("nil")), topic, event, payload);  // once
-  shard& s = shard_of(topic);
-  std::lock_guard lock(s.mu);
-  auto it = s.topics.find(std::string(topic));
-  if (it == s.topics.end()) return 0;
+  const snapshot subscribers(shard_of(topic), topic);
+  if (!subscribers.get()) return 0;
   std::size_t n = 0;
-  for (const subscriber& x : it->second) {
+  for (const subscriber& x : *subscribers.get()) {
     if (x.who == except) continue;
     if (!x.intercepts->empty() && std::find(x.intercepts->begin(), x.intercepts->end(), event) != x.intercepts->end()) {
       send(x.who, channel_out{std::string(event), payload});  // handle_out decides
@@ -167,20 +271,21 @@ std::size_t fan_out(std::string_view topic, std::string_view event, const term& 
   return n;
 }
 
-// Unsubscribes when the channel's process ends, however it ends (its frame is destroyed).
+// A subscription to `topic` for as long as this object lives (its owner's process, however it
+// ends). `topic` must outlive it. Does not move: the registry keeps its subscriber's index here.
 class subscription {
  public:
-  subscription(std::string topic, pid who, ws_outbox out, const std::vector<std::string>* intercepts)
-      : topic_(std::move(topic)), who_(who) {
-    subscribe(topic_, who_, std::move(out), intercepts);
+  subscription(std::string_view topic, pid who, ws_outbox out, const std::vector<std::string>* intercepts)
+      : topic_(topic) {
+    subscribe(topic_, subscriber{who, std::move(out), intercepts, &index_});
   }
-  ~subscription() { unsubscribe(topic_, who_); }
+  ~subscription() { unsubscribe(topic_, &index_); }
   subscription(const subscription&) = delete;
   subscription& operator=(const subscription&) = delete;
 
  private:
-  std::string topic_;
-  pid who_;
+  std::string_view topic_;
+  std::size_t index_ = 0;  // under the shard's lock only
 };
 
 // ---- messages between a socket and its channels -----------------------------------------------
@@ -202,83 +307,137 @@ bool is_normal_end(const term& reason) {
 
 // ---- a channel's process ------------------------------------------------------------------------
 
-struct join_request {
-  const channel_route* route;
-  std::string topic;
-  term params;
-  std::string join_ref;
-  term assigns;
-  ws_outbox out;
+// What the socket's process hands a channel's process. Its spawn closure owns it, and a process's
+// closure lives as long as the process and is destroyed after its frame (process.h; finish() in
+// process.cpp), so the channel refers to it for its whole life and nothing in it is copied again.
+struct channel_start {
+  std::shared_ptr<socket_routes> routes;  // keeps *route alive
+  const channel_route* route = nullptr;
+  term params;  // the join's; released once join has run
   pid socket_pid;
+  socket_core core;  // core.self is set when the channel starts
 };
 
-proc run_channel(process& self, std::shared_ptr<socket_routes> keep, join_request rq) {
-  (void)keep;  // keeps rq.route alive
-  socket_core core{rq.topic, rq.join_ref, rq.assigns, rq.out, self.self()};
-  socket s(&core);
-  // Whatever this channel tracks in Presence leaves with it, however it ends.
-  struct untrack_at_end {
-    pid p;
-    ~untrack_at_end() { presence::detail::untrack_process(p); }
-  } presence_guard{self.self()};
-  const term join_ref(rq.join_ref);
-  std::unique_ptr<channel_base> ch = rq.route->make();
-  std::optional<join_reply> answer;
-  try {
-    answer.emplace(ch->join(rq.topic, rq.params, s));
-  } catch (const std::exception& e) {
-    logger::log("web", log_level::error, fmt::format("channel join of {} crashed: {}", rq.topic, e.what()));
-    answer.emplace(join_reply::error(map({{term("reason"), term("join crashed")}})));
+// Untracks, when destroyed, whatever process `p` tracks in Presence.
+struct presence_guard {
+  pid p;
+  ~presence_guard() { presence::detail::untrack_process(p); }
+};
+
+// What a channel's process makes, in its frame (run_channel): members end in reverse order, so
+// the channel is unsubscribed first, then its object destroyed, then its Presence entries
+// untracked, however the process ends.
+class channel_run {
+ public:
+  channel_run(channel_start& st, pid self) : st_(st), sock_(&st.core), untrack_at_end_{self} { st.core.self = self; }
+
+  // Runs the channel's join and queues its reply. True if it joined (then it is subscribed).
+  // (Not inlined, here and below: inlined into a coroutine, a function's temporaries would take
+  // room in its frame for the process's whole life.)
+  [[gnu::noinline]] bool join() {
+    socket_core& core = st_.core;
+    ch_ = st_.route->make();
+    std::optional<join_reply> answer;
+    try {
+      answer.emplace(ch_->join(core.topic, st_.params, sock_));
+    } catch (const std::exception& e) {
+      logger::log("web", log_level::error, fmt::format("channel join of {} crashed: {}", core.topic, e.what()));
+      answer.emplace(join_reply::error(map({{term("reason"), term("join crashed")}})));
+    }
+    st_.params = term();
+    const term join_ref(core.join_ref);
+    push_reply(core.out, join_ref, join_ref, core.topic, answer->is_ok() ? "ok" : "error", answer->response());
+    if (!answer->is_ok()) return false;
+    sub_.emplace(core.topic, core.self, core.out, st_.route->intercepts);
+    return true;
   }
-  push_reply(rq.out, join_ref, join_ref, rq.topic, answer->is_ok() ? "ok" : "error", answer->response());
-  if (!answer->is_ok()) co_return;
-  subscription sub(rq.topic, self.self(), rq.out, &rq.route->intercepts);
-  for (;;) {
-    message m = co_await self.receive_any();
+
+  // Handles one message. False when the channel is done.
+  [[gnu::noinline]] bool handle(message& m) {
+    socket_core& core = st_.core;
+    const term join_ref(core.join_ref);
     if (auto* in = m.get_if<channel_in>()) {
-      std::optional<in_reply> r = ch->handle_in(in->event, in->payload, s);
+      std::optional<in_reply> r = ch_->handle_in(in->event, in->payload, sock_);
       if (!r) r = in_reply::reply("error", map({{term("reason"), term("unhandled event")}}));
-      if (r->has_reply()) push_reply(rq.out, join_ref, in->ref, rq.topic, r->status(), r->response());
+      if (r->has_reply()) push_reply(core.out, join_ref, in->ref, core.topic, r->status(), r->response());
       if (r->stops()) {
-        rq.out.push_text(frame(join_ref, join_ref, rq.topic, "phx_close", map({})));
-        ch->terminate(r->reason(), s);
-        co_return;
+        core.out.push_text(frame(join_ref, join_ref, core.topic, "phx_close", map({})));
+        ch_->terminate(r->reason(), sock_);
+        return false;
       }
     } else if (auto* o = m.get_if<channel_out>()) {
-      ch->handle_out(o->event, o->payload, s);
+      ch_->handle_out(o->event, o->payload, sock_);
     } else if (auto* leave = m.get_if<channel_leave>()) {
-      rq.out.push_text(reply_frame(join_ref, leave->ref, rq.topic, "ok", map({})));
-      rq.out.push_text(frame(join_ref, join_ref, rq.topic, "phx_close", map({})));
-      ch->terminate(tuple(atom("shutdown"), atom("left")), s);
-      co_return;
+      core.out.push_text(reply_frame(join_ref, leave->ref, core.topic, "ok", map({})));
+      core.out.push_text(frame(join_ref, join_ref, core.topic, "phx_close", map({})));
+      ch_->terminate(tuple(atom("shutdown"), atom("left")), sock_);
+      return false;
     } else if (m.get_if<channel_close>()) {
-      rq.out.push_text(frame(join_ref, join_ref, rq.topic, "phx_close", map({})));
-      ch->terminate(tuple(atom("shutdown"), atom("replaced")), s);
-      co_return;
-    } else if (auto* x = m.get_if<exit_signal>(); x && x->from == rq.socket_pid) {
-      ch->terminate(tuple(atom("shutdown"), atom("closed")), s);
-      co_return;
+      core.out.push_text(frame(join_ref, join_ref, core.topic, "phx_close", map({})));
+      ch_->terminate(tuple(atom("shutdown"), atom("replaced")), sock_);
+      return false;
+    } else if (auto* x = m.get_if<exit_signal>(); x && x->from == st_.socket_pid) {
+      ch_->terminate(tuple(atom("shutdown"), atom("closed")), sock_);
+      return false;
     } else {
-      ch->handle_info(m, s);
+      ch_->handle_info(m, sock_);
     }
+    return true;
+  }
+
+ private:
+  channel_start& st_;
+  socket sock_;
+  presence_guard untrack_at_end_;  // whatever this channel tracks leaves with it
+  std::unique_ptr<channel_base> ch_;
+  std::optional<subscription> sub_;
+};
+
+// A channel's process. Its frame holds a channel_run and what a wait needs; the message handling
+// is in plain functions, so that their temporaries are not kept in the frame.
+proc run_channel(process& self, channel_start& st) {
+  channel_run ch(st, self.self());
+  if (!ch.join()) co_return;
+  for (;;) {
+    message m = co_await self.receive_any();
+    if (!ch.handle(m)) co_return;
   }
 }
 
 // ---- a socket's process ---------------------------------------------------------------------------
 
+const std::vector<std::string>& disconnect_only() {
+  static const std::vector<std::string> events{"disconnect"};
+  return events;
+}
+
+// One of a socket's channel processes, until its exit signal comes: its topic and join_ref (for
+// its phx_error if it crashes), and whether it is the topic's current channel (one replaced by a
+// second join, or leaving, is not, and gets no more frames).
 struct joined {
+  std::string topic;
   std::string join_ref;
   pid channel;
+  bool current;
 };
 
+// A socket's session: its channels, and the client's frames routed to them. A socket joins few
+// topics, so they are a vector searched in order (two hash maps cost ~400 bytes per socket).
 class socket_session {
  public:
   socket_session(std::shared_ptr<socket_routes> routes, ws_outbox out, term assigns, pid self)
-      : routes_(std::move(routes)), out_(std::move(out)), assigns_(std::move(assigns)), self_(self) {}
+      : routes_(std::move(routes)), out_(std::move(out)), assigns_(std::move(assigns)), self_(self) {
+    // A socket with an id hears broadcasts to it; "disconnect" comes to this process.
+    if (routes_->id) {
+      if (std::optional<std::string> id = routes_->id(assigns_)) {
+        id_ = std::move(*id);
+        named_.emplace(id_, self_, out_, &disconnect_only());
+      }
+    }
+  }
 
-  // A text frame from the client.
-  // A frame from the client: text (JSON) or binary (§A.3).
-  void on_frame(const ws_message& frame) {
+  // A frame from the client: text (JSON) or binary (§A.3). (Not inlined: see channel_run.)
+  [[gnu::noinline]] void on_frame(const ws_message& frame) {
     channel_message msg;
     try {
       msg = frame.type == ws_opcode::text ? decode_channel_message(frame.data) : decode_channel_binary(frame.data);
@@ -297,16 +456,16 @@ class socket_session {
       out_.push_text(reply_frame(term(atom("nil")), ref, topic, "ok", map({})));
       return;
     }
-    auto it = topics_.find(topic);
+    joined* current = current_of(topic);
     if (event == "phx_join") {
-      if (it != topics_.end()) {  // a second join replaces the first (Phoenix's rule)
-        send(it->second.channel, channel_close{});
-        topics_.erase(it);
+      if (current) {  // a second join replaces the first (Phoenix's rule)
+        send(current->channel, channel_close{});
+        current->current = false;
       }
-      join(topic, null_join_ref ? std::string() : std::string(join_ref.as_binary()), ref, payload);
+      join(std::move(msg.topic), null_join_ref ? std::string() : std::move(*msg.join_ref), ref, payload);
       return;
     }
-    if (it == topics_.end()) {
+    if (!current) {
       // Phoenix answers a leave of a topic not joined with ok, and anything else with an error.
       if (event == "phx_leave") {
         out_.push_text(reply_frame(join_ref, ref, topic, "ok", map({})));
@@ -315,32 +474,37 @@ class socket_session {
       }
       return;
     }
-    if (!null_join_ref && join_ref.as_binary() != it->second.join_ref) return;  // stale: dropped
+    if (!null_join_ref && join_ref.as_binary() != current->join_ref) return;  // stale: dropped
     if (event == "phx_leave") {
-      send(it->second.channel, channel_leave{ref});
-      topics_.erase(it);
+      send(current->channel, channel_leave{ref});
+      current->current = false;
       return;
     }
-    send(it->second.channel, channel_in{event, payload, ref});
+    send(current->channel, channel_in{event, payload, ref});
   }
 
   // A channel process ended (its exit signal).
-  void on_exit(const exit_signal& x) {
-    auto p = by_pid_.find(x.from);
-    if (p == by_pid_.end()) return;
-    const std::string topic = std::move(p->second.first);
-    const std::string join_ref = std::move(p->second.second);
-    by_pid_.erase(p);
-    auto it = topics_.find(topic);
-    if (it != topics_.end() && it->second.channel == x.from) topics_.erase(it);
+  [[gnu::noinline]] void on_exit(const exit_signal& x) {
+    auto it = std::find_if(channels_.begin(), channels_.end(), [&](const joined& j) { return j.channel == x.from; });
+    if (it == channels_.end()) return;
+    joined gone = std::move(*it);
+    if (it != channels_.end() - 1) *it = std::move(channels_.back());
+    channels_.pop_back();
     if (!is_normal_end(x.reason)) {
-      const term jr(join_ref);
-      out_.push_text(frame(jr, jr, topic, "phx_error", map({{term("reason"), term("channel_crash")}})));
+      const term jr(gone.join_ref);
+      out_.push_text(frame(jr, jr, gone.topic, "phx_error", map({{term("reason"), term("channel_crash")}})));
     }
   }
 
  private:
-  void join(const std::string& topic, std::string join_ref, const term& ref, const term& params) {
+  joined* current_of(std::string_view topic) {
+    for (joined& j : channels_) {
+      if (j.current && j.topic == topic) return &j;
+    }
+    return nullptr;
+  }
+
+  void join(std::string topic, std::string join_ref, const term& ref, const term& params) {
     const channel_route* route = nullptr;
     for (const channel_route& r : routes_->routes) {
       if (r.matches(topic)) {
@@ -354,53 +518,56 @@ class socket_session {
     }
     // The client sends the join's ref as its join_ref; a join without one answers with its ref.
     if (join_ref.empty() && ref.is_binary()) join_ref = std::string(ref.as_binary());
-    join_request rq{route, topic, params.is_map() ? params : map({}), join_ref, assigns_, out_, self_};
+    channels_.reserve(channels_.size() + 1);  // before the spawn: a channel started is a channel listed
     const pid ch = spawn(spawn_options{.link = true, .trap_exit = true},
-                         [keep = routes_, rq = std::move(rq)](process& p) mutable -> proc {
-                           return run_channel(p, std::move(keep), std::move(rq));
-                         });
-    topics_[topic] = joined{join_ref, ch};
-    by_pid_[ch] = {topic, join_ref};
+                         [st = channel_start{routes_, route, params.is_map() ? params : map({}), self_,
+                                             socket_core{topic, join_ref, assigns_, out_, pid()}}](
+                             process& p) mutable -> proc { return run_channel(p, st); });
+    channels_.push_back(joined{std::move(topic), std::move(join_ref), ch, true});
   }
 
   std::shared_ptr<socket_routes> routes_;
   ws_outbox out_;
   term assigns_;
   pid self_;
-  std::unordered_map<std::string, joined> topics_;
-  std::unordered_map<pid, std::pair<std::string, std::string>> by_pid_;  // channel -> topic, join_ref
+  std::vector<joined> channels_;
+  std::string id_;                         // the socket's id (socket_handler::id), if it has one
+  std::optional<subscription> named_;      // to id_: its "disconnect" broadcasts
 };
 
-const std::vector<std::string>& disconnect_only() {
-  static const std::vector<std::string> events{"disconnect"};
-  return events;
+// What the connect callback returned (ws::accepted()), taken out of the connection.
+term take_assigns(ws& w) {
+  term assigns = map({});
+  if (auto* a = std::any_cast<term>(&w.accepted())) assigns = std::move(*a);
+  w.accepted().reset();
+  return assigns;
+}
+
+// Takes what the socket's channels and its id's broadcasts sent it: channel exits, and
+// "disconnect". Only those: the connection's own doorbells are mail too, and taking one here
+// would leave the outbox unflushed (ws_outbox). True if the socket must close. A coroutine of its
+// own, so that its waits take room only while it runs (mail is rare), not in run_socket's frame
+// for the connection's whole life.
+task<bool> take_mail(process& self, socket_session& session) {
+  while (std::optional<exit_signal> x = co_await self.receive_for<exit_signal>(std::chrono::milliseconds(0))) {
+    session.on_exit(*x);
+  }
+  bool disconnect = false;
+  while (std::optional<channel_out> o = co_await self.receive_for<channel_out>(std::chrono::milliseconds(0))) {
+    disconnect |= o->event == "disconnect";
+  }
+  co_return disconnect;
 }
 
 proc run_socket(ws& w, std::shared_ptr<socket_routes> routes) {
   process& self = this_process();
   self.trap_exit(true);
-  term assigns = map({});
-  if (auto* a = std::any_cast<term>(&w.accepted())) assigns = *a;
-  // A socket with an id hears broadcasts to it; "disconnect" comes to this process.
-  std::optional<subscription> named;
-  if (routes->id) {
-    if (std::optional<std::string> id = routes->id(assigns)) named.emplace(*id, self.self(), w.outbox(), &disconnect_only());
-  }
-  socket_session session(std::move(routes), w.outbox(), std::move(assigns), self.self());
+  socket_session session(std::move(routes), w.outbox(), take_assigns(w), self.self());
   for (;;) {
     std::optional<ws_message> m = co_await w.receive_or_mail();
     if (!m) break;
     if (m->mailbox) {
-      // Only what channels and the id's broadcasts send: the connection's own doorbells are mail
-      // too, and taking one here would leave the outbox unflushed (ws_outbox).
-      while (std::optional<exit_signal> x = co_await self.receive_for<exit_signal>(std::chrono::milliseconds(0))) {
-        session.on_exit(*x);
-      }
-      bool disconnect = false;
-      while (std::optional<channel_out> o = co_await self.receive_for<channel_out>(std::chrono::milliseconds(0))) {
-        disconnect |= o->event == "disconnect";
-      }
-      if (disconnect) break;
+      if (co_await take_mail(self, session)) break;
       continue;
     }
     session.on_frame(*m);
@@ -427,10 +594,6 @@ proc run_detached_socket(process& self, std::shared_ptr<socket_routes> routes, t
     ~seal_at_end() { detached_outbox::seal(box); }  // pushes after the end are refused, not kept
   } sealer{out};
   if (opts.owner) monitor(opts.owner);
-  std::optional<subscription> named;
-  if (routes->id) {
-    if (std::optional<std::string> id = routes->id(assigns)) named.emplace(*id, self.self(), out, &disconnect_only());
-  }
   socket_session session(std::move(routes), out, std::move(assigns), self.self());
 
   std::optional<socket_poll> waiting;  // the poll held until a frame comes or its hold ends
@@ -606,8 +769,8 @@ socket_handler::socket_handler(std::string path) : routes_(std::make_shared<deta
 }
 
 void socket_handler::add_route(std::string pattern, std::function<std::unique_ptr<detail::channel_base>()> make,
-                               std::vector<std::string> intercepts) {
-  routes_->routes.push_back(detail::channel_route{std::move(pattern), std::move(make), std::move(intercepts)});
+                               const std::vector<std::string>* intercepts) {
+  routes_->routes.push_back(detail::channel_route{std::move(pattern), std::move(make), intercepts});
 }
 
 socket_handler& socket_handler::connect(connect_fn f) {

@@ -201,10 +201,25 @@ class channel_model final : public channel_base {
   C c_;
 };
 
+// C's intercepted events (C::intercepts, if it has any): one list per channel type, for the life
+// of the program, because a broadcast may still read a subscriber's list a moment after its
+// channel ended and its endpoint was destroyed (channel.cpp, "Broadcasts").
+template <class C>
+const std::vector<std::string>& intercepts_of() {
+  static const std::vector<std::string> events = [] {
+    std::vector<std::string> v;
+    if constexpr (requires { C::intercepts; }) {
+      for (const auto& e : C::intercepts) v.emplace_back(e);
+    }
+    return v;
+  }();
+  return events;
+}
+
 struct channel_route {
   std::string pattern;  // "room:*" (a prefix) or an exact topic
   std::function<std::unique_ptr<channel_base>()> make;
-  std::vector<std::string> intercepts;  // C::intercepts
+  const std::vector<std::string>* intercepts;  // intercepts_of<C>()
   bool matches(std::string_view topic) const noexcept;
 };
 
@@ -235,12 +250,8 @@ class socket_handler {
   template <class C>
   socket_handler& channel(std::string pattern) {
     static_assert(std::is_default_constructible_v<C>, "a channel type is constructed for every join");
-    std::vector<std::string> intercepts;
-    if constexpr (requires { C::intercepts; }) {
-      for (const auto& e : C::intercepts) intercepts.emplace_back(e);
-    }
     add_route(std::move(pattern), [] { return std::unique_ptr<detail::channel_base>(new detail::channel_model<C>()); },
-              std::move(intercepts));
+              &detail::intercepts_of<C>());
     return *this;
   }
   // Sets the connect callback; without one every connection is accepted with empty assigns.
@@ -262,7 +273,7 @@ class socket_handler {
 
  private:
   void add_route(std::string pattern, std::function<std::unique_ptr<detail::channel_base>()> make,
-                 std::vector<std::string> intercepts);
+                 const std::vector<std::string>* intercepts);
   std::shared_ptr<detail::socket_routes> routes_;
 };
 
