@@ -1,5 +1,5 @@
 // libFuzzer target: the LongPoll transport's POST body reader (athanor::web::detail::longpoll_frames,
-// src/web/longpoll.cpp) and its base64 decoder, on arbitrary bytes. The first input byte picks the
+// src/web/longpoll.cpp) and the base64 decoder (web::base64_decode), on arbitrary bytes. The first input byte picks the
 // Content-Type (ndjson or not). Invariants checked (abort on failure): a non-ndjson body is one
 // text frame holding it; an ndjson body is refused or gives at most kMaxLongPollBatch frames,
 // text ones being lines that start with '['; base64 that decodes gives 3 bytes per 4 characters.
@@ -26,7 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   std::string_view b64 = body;
   while (!b64.empty() && b64.back() == '=') b64.remove_suffix(1);
-  if (auto bytes = detail::decode_base64(body)) {
+  if (auto bytes = base64_decode(body)) {
     if (bytes->size() != b64.size() * 3 / 4) std::abort();
   }
   return 0;

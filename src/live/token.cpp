@@ -17,6 +17,7 @@
 
 #include "athanor/term/json.h"
 #include "athanor/term/term.h"
+#include "athanor/web/http.h"
 
 namespace athanor::live {
 
@@ -55,31 +56,6 @@ std::string base64url_encode(std::string_view bytes) {
   return out;
 }
 
-std::optional<std::string> base64url_decode(std::string_view text) {
-  while (!text.empty() && text.back() == '=') text.remove_suffix(1);
-  if (text.size() % 4 == 1) return std::nullopt;
-  std::string out;
-  out.reserve(text.size() * 3 / 4);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (char c : text) {
-    int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '-' || c == '+') v = 62;
-    else if (c == '_' || c == '/') v = 63;
-    else return std::nullopt;
-    acc = (acc << 6) | std::uint32_t(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += char((acc >> bits) & 0xFF);
-    }
-  }
-  return out;
-}
-
 std::string sign_token(std::string_view secret, std::string_view salt, std::string_view data) {
   if (secret.size() < kMinSecret) throw token_error("live token: the secret key base must be at least 32 bytes");
   const term body = map({{term("d"), term(data)}, {term("s"), term(salt)}, {term("t"), term(std::int64_t(std::time(nullptr)))}});
@@ -98,11 +74,11 @@ std::optional<std::string> verify_token(std::string_view secret, std::string_vie
   const std::size_t dot = token.find('.');
   if (dot == std::string_view::npos) return std::nullopt;
   const std::string_view head = token.substr(0, dot);
-  const std::optional<std::string> mac = base64url_decode(token.substr(dot + 1));
+  const std::optional<std::string> mac = web::base64_decode(token.substr(dot + 1));
   const std::string expected = hmac_sha256(derived_key(secret, salt), head);
   if (!mac || mac->size() != expected.size() || CRYPTO_memcmp(mac->data(), expected.data(), expected.size()) != 0)
     return std::nullopt;
-  const std::optional<std::string> text = base64url_decode(head);
+  const std::optional<std::string> text = web::base64_decode(head);
   if (!text) return std::nullopt;
   try {
     const term body = json::decode(*text);

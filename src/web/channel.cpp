@@ -672,35 +672,10 @@ term query_params(std::string_view query) {
   return map(entries);
 }
 
-std::optional<std::string> decode_base64(std::string_view text) {
-  while (!text.empty() && text.back() == '=') text.remove_suffix(1);
-  if (text.size() % 4 == 1) return std::nullopt;
-  std::string bytes;
-  bytes.reserve(text.size() * 3 / 4);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (char c : text) {
-    int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '+' || c == '-') v = 62;
-    else if (c == '/' || c == '_') v = 63;
-    else return std::nullopt;
-    acc = (acc << 6) | std::uint32_t(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      bytes.push_back(char((acc >> bits) & 0xFF));
-    }
-  }
-  return bytes;
-}
-
 std::optional<std::string> auth_token(const ws_request& request) {
   constexpr std::string_view kPrefix = "base64url.bearer.phx.";
   for (std::string_view p : request.subprotocols) {
-    if (p.substr(0, kPrefix.size()) == kPrefix) return decode_base64(p.substr(kPrefix.size()));
+    if (p.substr(0, kPrefix.size()) == kPrefix) return base64_decode(p.substr(kPrefix.size()));
   }
   std::string_view header = request.header("x-phoenix-authtoken");
   if (!header.empty()) return std::string(header);

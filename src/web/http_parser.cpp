@@ -389,6 +389,31 @@ chunked_decoder::status chunked_decoder::feed(std::string_view in, std::size_t& 
 
 // ---- percent-encoding and forms ------------------------------------------------------------------
 
+std::optional<std::string> base64_decode(std::string_view text) {
+  while (!text.empty() && text.back() == '=') text.remove_suffix(1);
+  if (text.size() % 4 == 1) return std::nullopt;
+  std::string bytes;
+  bytes.reserve(text.size() * 3 / 4);
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (char c : text) {
+    int v;
+    if (c >= 'A' && c <= 'Z') v = c - 'A';
+    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9') v = c - '0' + 52;
+    else if (c == '+' || c == '-') v = 62;
+    else if (c == '/' || c == '_') v = 63;
+    else return std::nullopt;
+    acc = (acc << 6) | std::uint32_t(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      bytes.push_back(char((acc >> bits) & 0xFF));
+    }
+  }
+  return bytes;
+}
+
 std::optional<std::string> percent_decode(std::string_view s, bool plus_as_space) {
   std::string out;
   out.reserve(s.size());

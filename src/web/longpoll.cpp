@@ -221,7 +221,7 @@ std::optional<std::vector<ws_message>> longpoll_frames(std::string_view content_
     if (frames.size() == kMaxLongPollBatch) return std::nullopt;
     if (line.front() == '[') {
       frames.push_back(ws_message::text(std::string(line)));
-    } else if (std::optional<std::string> bytes = decode_base64(line)) {
+    } else if (std::optional<std::string> bytes = base64_decode(line)) {
       frames.push_back(ws_message::binary(std::move(*bytes)));
     } else {
       return std::nullopt;

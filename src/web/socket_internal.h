@@ -69,9 +69,6 @@ term query_params(std::string_view query);
 // The auth token a client sends: the `base64url.bearer.phx.<token>` subprotocol (WebSocket) or
 // the x-phoenix-authtoken header (LongPoll). nullopt if absent or not base64.
 std::optional<std::string> auth_token(const ws_request& request);
-// Standard or URL-safe base64, padded or not. nullopt if `text` is not base64. (Hand-written:
-// OpenSSL's EVP_DecodeBlock takes neither unpadded nor URL-safe input.)
-std::optional<std::string> decode_base64(std::string_view text);
 // Runs the socket's connect callback for a request. nullopt: refused (403); else the assigns.
 std::optional<term> connect_socket(const socket_routes& routes, const term& params, const ws_request& request);
 // A LongPoll POST's frames: ndjson (Content-Type application/x-ndjson), a line per frame, a line

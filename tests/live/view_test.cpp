@@ -43,10 +43,10 @@ TEST(LiveToken, VerifiesWhatItSignedAndRefusesTamperingOtherSaltsAndAge) {
 TEST(LiveToken, Base64UrlRoundTripsEveryByte) {
   std::string all;
   for (int i = 0; i < 256; ++i) all += char(i);
-  for (std::size_t n = 0; n < 5; ++n) EXPECT_EQ(base64url_decode(base64url_encode(all.substr(n))), all.substr(n));
+  for (std::size_t n = 0; n < 5; ++n) EXPECT_EQ(web::base64_decode(base64url_encode(all.substr(n))), all.substr(n));
   EXPECT_EQ(base64url_encode("\xfb\xff"), "-_8");
-  EXPECT_EQ(base64url_decode("a"), std::nullopt);
-  EXPECT_EQ(base64url_decode("a*bc"), std::nullopt);
+  EXPECT_EQ(web::base64_decode("a"), std::nullopt);
+  EXPECT_EQ(web::base64_decode("a*bc"), std::nullopt);
 }
 
 TEST(LiveToken, TheSecretKeyBaseComesFromTheEnvironmentElseAFileMadeOnce) {

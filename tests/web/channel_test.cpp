@@ -468,15 +468,15 @@ TEST_F(ChannelTest, LongPollSessionsFollowPhoenixsWireProtocol) {
   EXPECT_NE(unknown["token"], "0000");
 }
 
-TEST(ChannelTransport, Base64DecodesStandardAndUrlSafeWithOrWithoutPadding) {
-  EXPECT_EQ(detail::decode_base64("YWJj"), "abc");
-  EXPECT_EQ(detail::decode_base64("YWJjIQ=="), "abc!");
-  EXPECT_EQ(detail::decode_base64("YWJjIQ"), "abc!");
-  EXPECT_EQ(detail::decode_base64("-_-_"), std::string("\xfb\xff\xbf", 3));
-  EXPECT_EQ(detail::decode_base64("+/+/"), std::string("\xfb\xff\xbf", 3));
-  EXPECT_EQ(detail::decode_base64(""), "");
-  EXPECT_EQ(detail::decode_base64("YWJjI"), std::nullopt);  // 4n+1 characters: no byte boundary
-  EXPECT_EQ(detail::decode_base64("YW Jj"), std::nullopt);
+TEST(Base64Decode, TakesStandardAndUrlSafeWithOrWithoutPadding) {
+  EXPECT_EQ(base64_decode("YWJj"), "abc");
+  EXPECT_EQ(base64_decode("YWJjIQ=="), "abc!");
+  EXPECT_EQ(base64_decode("YWJjIQ"), "abc!");
+  EXPECT_EQ(base64_decode("-_-_"), std::string("\xfb\xff\xbf", 3));
+  EXPECT_EQ(base64_decode("+/+/"), std::string("\xfb\xff\xbf", 3));
+  EXPECT_EQ(base64_decode(""), "");
+  EXPECT_EQ(base64_decode("YWJjI"), std::nullopt);  // 4n+1 characters: no byte boundary
+  EXPECT_EQ(base64_decode("YW Jj"), std::nullopt);
 }
 
 TEST(ChannelRoute, PatternsMatchByPrefixOrExactly) {

@@ -45,8 +45,7 @@ std::optional<std::string> verify_token(std::string_view secret, std::string_vie
 // checked by recomputing them, such as a page's CSRF token. Throws token_error for a short secret.
 std::string tag(std::string_view secret, std::string_view salt, std::string_view data);
 
-// base64url without padding, and back (either alphabet, padding optional; nullopt if not base64).
+// base64url without padding (web::base64_decode, http.h, reads it back).
 std::string base64url_encode(std::string_view bytes);
-std::optional<std::string> base64url_decode(std::string_view text);
 
 }  // namespace athanor::live

@@ -116,6 +116,12 @@ class chunked_decoder {
 // escape ("%4", "%zz").
 std::optional<std::string> percent_decode(std::string_view s, bool plus_as_space = false);
 
+// Decodes base64 in either alphabet (standard "+/" or URL-safe "-_"), padded or not: what web
+// clients send (phoenix.js's auth token, LongPoll's binary lines, signed tokens). Returns nullopt
+// for any other character or a length no byte boundary fits. (Hand-written: OpenSSL's
+// EVP_DecodeBlock takes neither unpadded nor URL-safe input.)
+std::optional<std::string> base64_decode(std::string_view text);
+
 // Parses "a=1&b=two&c" (application/x-www-form-urlencoded, also query strings) into pairs in order,
 // decoding escapes and '+'. A malformed escape keeps the raw text; a key without '=' gets "".
 param_list parse_query(std::string_view s);
