@@ -10,8 +10,6 @@
 // {"user": "<name>", "body": "..."}; Presence is keyed by user name with metas carrying
 // `online_at`; a topic no channel matches is refused with `unmatched topic`. When ready it prints
 // its URL ("http://HOST:PORT/") and, with --sname, its node name, each on a line of its own.
-#include <signal.h>
-
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -22,7 +20,7 @@
 #include "athanor/dist/node.h"
 #include "athanor/web/pubsub.h"
 #include "athanor/web/web.h"
-#include "command_line.h"
+#include "web_node.h"
 
 extern const char athanor_chat_phoenix_js[];
 
@@ -145,8 +143,6 @@ void print_usage() {
       "  --help          this text\n");
 }
 
-int usage_error(const std::string& message) { return tools::usage_error("athanor-chat", message); }
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -154,82 +150,11 @@ int main(int argc, char** argv) {
     print_usage();
     return 0;
   }
-  std::uint16_t port = 4000;
-  std::string host = "127.0.0.1", sname, cookie, join;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a != "--port" && a != "--host" && a != "--sname" && a != "--cookie" && a != "--join") {
-      return usage_error("unknown option '" + a + "'");
-    }
-    if (i + 1 >= argc) return usage_error(a + " needs a value");
-    const std::string v = argv[++i];
-    if (a == "--port") {
-      auto n = tools::parse_integer(v, 0, 65535);
-      if (!n) return usage_error("--port must be 0..65535");
-      port = std::uint16_t(*n);
-    } else if (a == "--host") {
-      host = v;
-    } else if (a == "--sname") {
-      sname = v;
-    } else if (a == "--cookie") {
-      cookie = v;
-    } else {
-      join = v;
-    }
-  }
-  if (sname.empty() && (!cookie.empty() || !join.empty())) return usage_error("--cookie and --join need --sname");
-
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-
-  runtime rt;
-  dist::node node;
-  if (!sname.empty()) {
-    try {
-      dist::node_config cfg;
-      cfg.name = sname;
-      if (!cookie.empty()) cfg.cookie = cookie;
-      node = dist::start(cfg);
-      web::pubsub::start_cluster();
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "athanor-chat: %s\n", e.what());
-      return 1;
-    }
-    if (!join.empty()) {
-      const atom peer(join.find('@') == std::string::npos ? join + "@" + std::string(node.full_name().host()) : join);
-      // Keeps trying for a minute: the node to join may still be starting.
-      spawn([peer](process& self) -> proc {
-        for (int attempt = 0; attempt < 60; ++attempt) {
-          if (co_await dist::connect_node(peer)) co_return;
-          co_await self.sleep(std::chrono::seconds(1));
-        }
-        std::fprintf(stderr, "athanor-chat: cannot connect to %s\n", std::string(peer.name()).c_str());
-      });
-    }
-  }
-
-  web::endpoint ep;
-  ep.socket("/socket").channel<chat_room>("room:*");
-  web::router r;
-  r.get("/", [](web::conn& c) { return c.html(200, kPage); });
-  r.get("/assets/phoenix.js", [](web::conn& c) { return c.send(200, athanor_chat_phoenix_js, "text/javascript; charset=utf-8"); });
-  ep.mount(r);
-  web::server srv;
-  try {
-    srv = web::listen({.port = port, .host = host}, std::move(r));
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "athanor-chat: %s\n", e.what());
-    return 1;
-  }
-  std::printf("http://%s:%u/\n", host == "0.0.0.0" ? "localhost" : host.c_str(), unsigned(srv.port()));
-  if (!sname.empty()) std::printf("%s\n", node.full_name().full().c_str());
-  std::fflush(stdout);
-  int sig = 0;
-  sigwait(&sigs, &sig);
-  srv.stop(std::chrono::seconds(2));
-  if (!sname.empty()) node.stop();
-  return 0;
+  return tools::run_web_node("athanor-chat", argc, argv, [](web::router& r) {
+    web::endpoint ep;
+    ep.socket("/socket").channel<chat_room>("room:*");
+    r.get("/", [](web::conn& c) { return c.html(200, kPage); });
+    r.get("/assets/phoenix.js", [](web::conn& c) { return c.send(200, athanor_chat_phoenix_js, "text/javascript; charset=utf-8"); });
+    ep.mount(r);
+  });
 }

@@ -8,8 +8,6 @@
 // Each page keeps its own count. /form is a sign-up form validated as the user types; /chat a
 // chat on athanor-chat's room:<name> topics (its messages cross between the two). When ready it prints its URL ("http://HOST:PORT/") and, with
 // --sname, its node name, each on a line of its own.
-#include <signal.h>
-
 #include <chrono>
 #include <cstdio>
 #include <deque>
@@ -22,7 +20,7 @@
 #include "athanor/live/view.h"
 #include "athanor/web/pubsub.h"
 #include "athanor/web/web.h"
-#include "command_line.h"
+#include "web_node.h"
 
 extern const char athanor_live_phoenix_js[];
 extern const char athanor_live_view_js[];
@@ -191,8 +189,6 @@ void print_usage() {
       "  --help          this text\n");
 }
 
-int usage_error(const std::string& message) { return tools::usage_error("athanor-live", message); }
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -200,91 +196,16 @@ int main(int argc, char** argv) {
     print_usage();
     return 0;
   }
-  std::uint16_t port = 4000;
-  std::string host = "127.0.0.1", sname, cookie, join;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a != "--port" && a != "--host" && a != "--sname" && a != "--cookie" && a != "--join") {
-      return usage_error("unknown option '" + a + "'");
-    }
-    if (i + 1 >= argc) return usage_error(a + " needs a value");
-    const std::string v = argv[++i];
-    if (a == "--port") {
-      auto n = tools::parse_integer(v, 0, 65535);
-      if (!n) return usage_error("--port must be 0..65535");
-      port = std::uint16_t(*n);
-    } else if (a == "--host") {
-      host = v;
-    } else if (a == "--sname") {
-      sname = v;
-    } else if (a == "--cookie") {
-      cookie = v;
-    } else {
-      join = v;
-    }
-  }
-  if (sname.empty() && (!cookie.empty() || !join.empty())) return usage_error("--cookie and --join need --sname");
-
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-
-  runtime rt;
-  dist::node node;
-  if (!sname.empty()) {
-    try {
-      dist::node_config cfg;
-      cfg.name = sname;
-      if (!cookie.empty()) cfg.cookie = cookie;
-      node = dist::start(cfg);
-      web::pubsub::start_cluster();
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "athanor-live: %s\n", e.what());
-      return 1;
-    }
-    if (!join.empty()) {
-      const atom peer(join.find('@') == std::string::npos ? join + "@" + std::string(node.full_name().host()) : join);
-      spawn([peer](process& self) -> proc {  // keeps trying for a minute: the peer may be starting
-        for (int attempt = 0; attempt < 60; ++attempt) {
-          if (co_await dist::connect_node(peer)) co_return;
-          co_await self.sleep(std::chrono::seconds(1));
-        }
-        std::fprintf(stderr, "athanor-live: cannot connect to %s\n", std::string(peer.name()).c_str());
-      });
-    }
-  }
-
-  std::unique_ptr<live::live_router> lv;
-  try {
+  std::unique_ptr<live::live_router> lv;  // made once the node runs: its secret may be a file to create
+  return tools::run_web_node("athanor-live", argc, argv, [&lv](web::router& r) {
     lv = std::make_unique<live::live_router>();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "athanor-live: %s\n", e.what());
-    return 1;
-  }
-  lv->live<counter>("/counter");
-  lv->live<signup>("/form");
-  lv->live<chat>("/chat");
-  web::router r;
-  r.get("/", [](web::conn& c) { return c.html(200, kIndex); });
-  r.get("/assets/phoenix.js", [](web::conn& c) { return c.send(200, athanor_live_phoenix_js, "text/javascript; charset=utf-8"); });
-  r.get("/assets/phoenix_live_view.js",
-        [](web::conn& c) { return c.send(200, athanor_live_view_js, "text/javascript; charset=utf-8"); });
-  lv->mount(r);
-  web::server srv;
-  try {
-    srv = web::listen({.port = port, .host = host}, std::move(r));
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "athanor-live: %s\n", e.what());
-    return 1;
-  }
-  std::printf("http://%s:%u/\n", host == "0.0.0.0" ? "localhost" : host.c_str(), unsigned(srv.port()));
-  if (!sname.empty()) std::printf("%s\n", node.full_name().full().c_str());
-  std::fflush(stdout);
-  int sig = 0;
-  sigwait(&sigs, &sig);
-  srv.stop(std::chrono::seconds(2));
-  if (!sname.empty()) node.stop();
-  return 0;
+    lv->live<counter>("/counter");
+    lv->live<signup>("/form");
+    lv->live<chat>("/chat");
+    r.get("/", [](web::conn& c) { return c.html(200, kIndex); });
+    r.get("/assets/phoenix.js", [](web::conn& c) { return c.send(200, athanor_live_phoenix_js, "text/javascript; charset=utf-8"); });
+    r.get("/assets/phoenix_live_view.js",
+          [](web::conn& c) { return c.send(200, athanor_live_view_js, "text/javascript; charset=utf-8"); });
+    lv->mount(r);
+  });
 }
