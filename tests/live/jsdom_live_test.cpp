@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "../support/child_process.h"
+#include "live_js.h"
 
 namespace athanor::live::testing {
 namespace {
@@ -28,28 +29,9 @@ using namespace std::chrono_literals;
 constexpr int kDriverTimeoutMs = 20000;
 constexpr auto kTestDeadline = 30s;
 
-std::string js_dir() { return (std::filesystem::path(__FILE__).parent_path() / "js").string(); }
 
 bool have_tool(const std::string& tool) { return std::system(("command -v " + tool + " >/dev/null 2>&1").c_str()) == 0; }
 
-// tests/live/js/node_modules holds every package of package.json (jsdom, phoenix and ws for this
-// test, playwright-core for chromium_live_test.cpp, phoenix_live_view for rendered_test.cpp), else
-// runs `npm ci` there. ctest runs test processes in parallel and `npm ci` first deletes
-// node_modules: one at a time under a lock, and only if no other process has installed them
-// meanwhile.
-bool ensure_node_modules() {
-  static int state = -1;
-  if (state >= 0) return state == 1;
-  const std::string dir = js_dir();
-  std::string test;
-  for (const char* package : {"phoenix_live_view", "playwright-core", "jsdom", "phoenix", "ws"}) {
-    test += std::string(test.empty() ? "" : " -a ") + "-f node_modules/" + package + "/package.json";
-  }
-  const std::string cmd = "cd '" + dir + "' && (test " + test + " || flock .npm-ci.lock sh -c 'test " + test +
-                          " || npm ci --no-audit --no-fund --loglevel=error') >/dev/null 2>&1";
-  state = std::system(cmd.c_str()) == 0 ? 1 : 0;
-  return state == 1;
-}
 
 class JsdomLiveTest : public ::testing::Test {
  protected:

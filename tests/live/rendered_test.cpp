@@ -15,11 +15,15 @@
 #include <random>
 #include <string>
 
+#include "live_js.h"
 #include "athanor/live/rendered.h"
 #include "athanor/term/json.h"
 
 namespace athanor::live {
 namespace {
+
+using testing::ensure_node_modules;
+using testing::js_dir;
 
 nlohmann::json wire(const term& t) { return nlohmann::json::parse(json::encode(t)); }
 
@@ -162,19 +166,11 @@ struct random_pages {
   }
 };
 
-std::string js_dir() { return (std::filesystem::path(__FILE__).parent_path() / "js").string(); }
 
-bool have_node_modules() {
-  const std::string dir = js_dir();
-  if (std::filesystem::exists(dir + "/node_modules/phoenix_live_view/package.json")) return true;
-  const std::string cmd = "cd '" + dir + "' && flock .npm-ci.lock sh -c 'test -f node_modules/phoenix_live_view/package.json "
-                          "|| npm ci --no-audit --no-fund --loglevel=error' >/dev/null 2>&1";
-  return std::system(cmd.c_str()) == 0;
-}
 
 TEST(RenderedDiff, TheOfficialClientBuildsTheSameHtmlFromEveryDiff) {
   if (std::system("node --version >/dev/null 2>&1") != 0) GTEST_SKIP() << "node is not installed";
-  if (!have_node_modules()) GTEST_SKIP() << "npm ci failed in tests/live/js (offline without node_modules?)";
+  if (!ensure_node_modules()) GTEST_SKIP() << "npm ci failed in tests/live/js (offline without node_modules?)";
   random_pages gen;
   nlohmann::json cases = nlohmann::json::array();
   for (int c = 0; c < 400; ++c) {

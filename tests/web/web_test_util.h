@@ -3,6 +3,8 @@
 // protocol edge cases no real client will produce.
 #pragma once
 
+#include "../support/npm_packages.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -198,26 +200,10 @@ class WebTest : public ::testing::Test {
 };
 
 // The directory of the node test client (tests/web/js), and `npm ci` run there once per test
-// binary (idempotent; skipped when every package of package.json is there, so offline runs work;
-// a node_modules from before a package was added is installed again).
+// binary if a package of package.json is missing (tests/support/npm_packages.h).
 inline std::string js_dir() { return (std::filesystem::path(__FILE__).parent_path() / "js").string(); }
 inline bool ensure_node_modules() {
-  static int state = -1;
-  if (state >= 0) return state == 1;
-  std::filesystem::path dir = js_dir();
-  if (std::filesystem::exists(dir / "node_modules" / "ws" / "package.json") &&
-      std::filesystem::exists(dir / "node_modules" / "phoenix" / "package.json") &&
-      std::filesystem::exists(dir / "node_modules" / "playwright-core" / "package.json")) {
-    return (state = 1) == 1;
-  }
-  // ctest runs test binaries in parallel, and `npm ci` first deletes node_modules: one at a time,
-  // and only if no other process has installed it meanwhile.
-  command_result r = sh("cd '" + dir.string() +
-                        "' && flock .npm-ci.lock sh -c 'test -f node_modules/ws/package.json -a -f node_modules/phoenix/package.json "
-                        "-a -f node_modules/playwright-core/package.json || npm ci --no-audit --no-fund --loglevel=error' 2>&1");
-  state = r.status == 0 ? 1 : 0;
-  if (!state) std::fprintf(stderr, "npm ci failed:\n%s\n", r.out.c_str());
-  return state == 1;
+  return ::athanor::testing_support::ensure_npm_packages(js_dir(), {"ws", "phoenix", "playwright-core"});
 }
 
 }  // namespace athanor::web::testing
